@@ -1,0 +1,168 @@
+"""The ``cellctl`` command line: parse, call one operation, render its Result.
+
+Commands live in one module per area (cells, schema, config, ...); each
+registers itself both at the top level and under ``cell_v2`` so scripts
+written for ``nova-manage cell_v2`` work with only the program name changed.
+Only click is imported at start-up: ``cellctl --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from cellctl import __version__
+from cellctl.errors import CellctlError
+from cellctl.render import FORMATS, error_line, render
+
+if TYPE_CHECKING:
+    from cellctl.db import Databases
+    from cellctl.result import Result
+    from cellctl.settings import Settings
+
+UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
+
+
+class App:
+    """Global options, and the settings and databases resolved from them on first use."""
+
+    def __init__(self, *, config_files: tuple[str, ...], api_database_connection: str | None,
+                 debug: bool, fmt: str | None) -> None:
+        self.config_files = config_files
+        self.api_database_connection = api_database_connection
+        self.debug = debug
+        self.fmt = fmt
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from cellctl.settings import resolve
+
+            self._settings = resolve(
+                config_files=self.config_files,
+                api_database_connection=self.api_database_connection,
+            )
+        return self._settings
+
+
+class Command(click.Command):
+    """Accepts unambiguous prefixes of long options, as nova-manage's argparse does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        owners = {
+            opt: param.name for param in self.get_params(ctx)
+            for opt in param.opts + param.secondary_opts if opt.startswith("--")
+        }
+        return super().parse_args(ctx, [_expand_prefix(arg, owners) for arg in args])
+
+
+def _expand_prefix(arg: str, owners: dict[str, str | None]) -> str:
+    """``--cell`` -> ``--cell_uuid`` when only one option starts so (spellings of one count once)."""
+    if not arg.startswith("--") or arg == "--":
+        return arg
+    flag, eq, value = arg.partition("=")
+    if flag in owners:
+        return arg
+    matches = [name for name in owners if name.startswith(flag)]
+    if matches and len({owners[name] for name in matches}) == 1:
+        return matches[0] + eq + value
+    return arg
+
+
+class Group(click.Group):
+    command_class = Command
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cellctl")
+@click.option("--config-file", "config_files", multiple=True, metavar="PATH",
+              help="INI file (nova.conf works as is); repeatable, later files win.")
+@click.option("--api-database-connection", metavar="URL",
+              help="SQLAlchemy URL of the API database.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format for data (default: table).")
+@click.pass_context
+def main(ctx: click.Context, config_files: tuple[str, ...], api_database_connection: str | None,
+         debug: bool, fmt: str | None) -> None:
+    """Manage the cells v2 control plane: cells, host and instance mappings, services."""
+    ctx.obj = App(config_files=config_files, api_database_connection=api_database_connection,
+                  debug=debug, fmt=fmt)
+
+
+@main.group(cls=Group, name="cell_v2")
+def cell_v2() -> None:
+    """The same commands, as `nova-manage cell_v2 <command>` spells them."""
+
+
+def register(command: click.Command) -> click.Command:
+    """Make ``command`` answer both as ``cellctl X`` and ``cellctl cell_v2 X``."""
+    main.add_command(command)
+    cell_v2.add_command(command)
+    return command
+
+
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format`` after the command name; it overrides the global one."""
+    return click.option("--format", "fmt", type=click.Choice(FORMATS),
+                        help="Output format (default: the global --format, else table).")(func)
+
+
+def run(
+    operation: Callable[[Databases], Result],
+    *,
+    failure_code: int = 1,
+    fmt: str | None = None,
+    show_secrets: bool = False,
+) -> NoReturn:
+    """Run one operation and exit with its code.
+
+    ``failure_code`` is what this command exits with when it cannot produce a
+    result at all (bad settings, a database it cannot use): the code the
+    contract gives that command for failure or bad input.
+    """
+    ctx = click.get_current_context()
+    app = ctx.find_object(App)
+    assert app is not None
+    fmt = fmt or app.fmt or "table"
+    dbs: Databases | None = None
+    try:
+        from cellctl.db import Databases
+
+        dbs = Databases(app.settings)
+        result = operation(dbs)
+    except CellctlError as exc:
+        _report(app, exc, str(exc), fmt)
+        ctx.exit(exc.code if exc.code is not None else failure_code)
+    except KeyboardInterrupt:
+        error_line("Interrupted", fmt)
+        ctx.exit(130)
+    except Exception as exc:  # the promise: no traceback without --debug
+        _report(app, exc, f"An unexpected error occurred: {type(exc).__name__}: {exc}", fmt)
+        ctx.exit(UNEXPECTED_ERROR)
+    finally:
+        if dbs is not None:
+            dbs.dispose()
+    render(result, fmt, show_secrets=show_secrets)
+    ctx.exit(result.code)
+
+
+def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
+    from cellctl.urls import mask_urls_in_text
+
+    if app.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt)
+
+
+def _load_commands() -> None:
+    # Imported for their side effect of registering commands on `main`.
+    from cellctl.cli import cells, config, schema  # noqa: F401
+
+
+_load_commands()

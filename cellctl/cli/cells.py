@@ -1,0 +1,94 @@
+"""Cell mapping commands: map_cell0, create_cell, list_cells, update_cell, delete_cell."""
+
+from __future__ import annotations
+
+import click
+
+from cellctl.cli import Command, format_option, register, run
+
+_CELL_UUID = ("--cell_uuid", "--cell-uuid")
+_DB_URL = ("--database_connection", "--database-connection")
+
+
+@register
+@click.command("map_cell0", cls=Command)
+@click.option(*_DB_URL, "database_connection", metavar="URL",
+              help="cell0's database (default: [database] connection with _cell0 added).")
+@format_option
+def map_cell0(database_connection: str | None, fmt: str | None) -> None:
+    """Map cell0, where instances that were never scheduled live."""
+    from cellctl.ops import cells
+
+    run(lambda dbs: cells.map_cell0(dbs, database_connection), fmt=fmt)
+
+
+@register
+@click.command("create_cell", cls=Command)
+@click.option("--name", help="A name for the cell.")
+@click.option("--transport-url", metavar="URL", help="The cell's message queue.")
+@click.option(*_DB_URL, "database_connection", metavar="URL", help="The cell's database.")
+@click.option("--verbose", is_flag=True, help="Print the new cell's UUID.")
+@click.option("--disabled", is_flag=True, help="Create the cell disabled for scheduling.")
+@format_option
+def create_cell(name: str | None, transport_url: str | None, database_connection: str | None,
+                verbose: bool, disabled: bool, fmt: str | None) -> None:
+    """Map a new cell. Exit 0 created, 1 URL missing or invalid, 2 URL used by another cell."""
+    from cellctl.ops import cells
+
+    run(lambda dbs: cells.create_cell(
+        dbs, name=name, transport_url=transport_url, database_connection=database_connection,
+        disabled=disabled, verbose=verbose,
+    ), fmt=fmt)
+
+
+@register
+@click.command("list_cells", cls=Command)
+@click.option("--verbose", is_flag=True, help="Show passwords in URLs.")
+@format_option
+def list_cells(verbose: bool, fmt: str | None) -> None:
+    """List cells sorted by name; passwords are masked unless --verbose."""
+    from cellctl.ops import cells
+
+    run(cells.list_cells, fmt=fmt, show_secrets=verbose)
+
+
+@register
+@click.command("update_cell", cls=Command)
+@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.option("--name", help="New name.")
+@click.option("--transport-url", metavar="URL", help="New message queue URL.")
+@click.option(*_DB_URL, "database_connection", metavar="URL", help="New database URL.")
+@click.option("--disable", is_flag=True, help="Stop scheduling to this cell.")
+@click.option("--enable", is_flag=True, help="Resume scheduling to this cell.")
+@format_option
+def update_cell(cell_uuid: str, name: str | None, transport_url: str | None,
+                database_connection: str | None, disable: bool, enable: bool,
+                fmt: str | None) -> None:
+    """Change a cell; only what is named changes.
+
+    Exit 0 ok, 1 not found, 2 invalid URL or not saved, 3 URL used by another
+    cell, 4 both --disable and --enable, 5 enable/disable of cell0.
+    """
+    from cellctl.ops import cells
+
+    run(lambda dbs: cells.update_cell(
+        dbs, cell_uuid, name=name, transport_url=transport_url,
+        database_connection=database_connection, disable=disable, enable=enable,
+    ), failure_code=2, fmt=fmt)
+
+
+@register
+@click.command("delete_cell", cls=Command)
+@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.option("--force", is_flag=True,
+              help="Also delete the cell's host mappings and deleted instances' mappings.")
+@format_option
+def delete_cell(cell_uuid: str, force: bool, fmt: str | None) -> None:
+    """Delete a cell.
+
+    Exit 0 deleted, 1 not found, 2 has hosts (no --force), 3 has living
+    instances, 4 has instance mappings of deleted instances (no --force).
+    """
+    from cellctl.ops import cells
+
+    run(lambda dbs: cells.delete_cell(dbs, cell_uuid, force=force), failure_code=255, fmt=fmt)

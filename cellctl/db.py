@@ -1,0 +1,252 @@
+"""Engines for the API database and the cell databases, and their errors.
+
+Every engine turns driver errors into one-line DatabaseError messages that
+name the database with its password masked, so no command ever shows a
+traceback or a secret for a database that is down, locked or misconfigured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cellctl.errors import ConfigError, DatabaseError, InvalidURL, SchemaMissing
+from cellctl.settings import Settings
+from cellctl.urls import expand_template, mask, mask_text
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine, ExceptionContext
+
+CONNECT_TIMEOUT = 10  # seconds; a database that does not answer is reported, not waited on
+SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another writer's lock
+
+_MISSING_TABLE_MARKERS = ("no such table", "doesn't exist", "does not exist", "undefinedtable")
+
+
+def normalize_url(url: str) -> str:
+    """Pick an installed driver when the URL names none (``postgresql://``, ``mysql://``)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidURL(f"Invalid database connection URL: {mask(url)}") from None
+    if parsed.drivername == "postgresql" and not _installed("psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "mysql" and not _installed("MySQLdb"):
+        parsed = parsed.set(drivername="mysql+pymysql")
+    else:
+        return url
+    return parsed.render_as_string(hide_password=False)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def create_engine(url: str, *, label: str = "database", must_exist: bool = True) -> Engine:
+    """An engine for ``url`` whose errors are one-line DatabaseErrors naming ``label``.
+
+    With ``must_exist`` a SQLite file that is not there is an error rather than
+    silently created empty.
+    """
+    import sqlalchemy
+    from sqlalchemy import event
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    real_url = normalize_url(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(real_url)
+        backend = parsed.get_backend_name()
+        connect_args: dict[str, object] = {}
+        if backend == "sqlite":
+            _check_sqlite_path(parsed.database, url, label, must_exist)
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+        elif backend in ("mysql", "mariadb", "postgresql"):
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        engine = sqlalchemy.create_engine(real_url, connect_args=connect_args)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise InvalidURL(f"Cannot use {label} {mask(url)}: {_first_line(exc)}") from None
+
+    if backend == "sqlite":
+        _make_sqlite_transactional(engine)
+
+    @event.listens_for(engine, "handle_error")
+    def _one_line(context: ExceptionContext) -> None:
+        # MySQL's has_table() probes with DESCRIBE and expects to catch the
+        # error itself; it marks the statement so, but SQLAlchemy only honours
+        # the mark at connection level, so honour it here.
+        execution = context.execution_context
+        if execution is not None and execution.execution_options.get("skip_user_error_events"):
+            return
+        raise translate_error(context.original_exception, url, label) from None
+
+    return engine
+
+
+def _check_sqlite_path(path: str | None, url: str, label: str, must_exist: bool) -> None:
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    file = Path(path)
+    if not file.parent.is_dir():
+        raise DatabaseError(
+            f"Cannot open {label} {mask(url)}: directory {file.parent} does not exist", url=url
+        )
+    if must_exist and not file.exists():
+        raise SchemaMissing(f"The {label} {mask(url)} does not exist", url=url)
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, decide where transactions start.
+
+    pysqlite delays BEGIN until the first write, so a read-then-write
+    transaction is not isolated; the documented recipe emits BEGIN itself.
+    A write transaction asks for ``BEGIN IMMEDIATE`` to take the write lock
+    up front (see ``write_transaction``).
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("cellctl_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Connection]:
+    """A transaction for check-then-write work, serialised with other writers.
+
+    ``lock`` names an advisory lock held until the transaction ends, so two
+    cellctl processes doing the same check-then-insert never interleave:
+    MySQL ``GET_LOCK``, PostgreSQL ``pg_advisory_xact_lock``, and on SQLite the
+    database write lock that ``BEGIN IMMEDIATE`` takes.
+    """
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn = conn.execution_options(cellctl_write=True)
+        name = engine.dialect.name
+        got_lock = False
+        try:
+            if lock and name in ("mysql", "mariadb"):
+                got = conn.execute(
+                    text("SELECT GET_LOCK(:name, :timeout)"),
+                    {"name": f"cellctl.{lock}", "timeout": SQLITE_BUSY_TIMEOUT},
+                ).scalar()
+                conn.commit()
+                if got != 1:
+                    raise DatabaseError(f"Timed out waiting for the {lock} lock held by another run")
+                got_lock = True
+            with conn.begin():
+                if lock and name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": zlib.crc32(f"cellctl.{lock}".encode())},
+                    )
+                yield conn
+        finally:
+            if got_lock:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": f"cellctl.{lock}"})
+                conn.commit()
+
+
+def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:
+    """One masked line for a driver error."""
+    detail = mask_text(_first_line(exc), [url])
+    if any(marker in detail.lower() for marker in _MISSING_TABLE_MARKERS) and (
+        "table" in detail.lower() or "relation" in detail.lower()
+    ):
+        return SchemaMissing(
+            f"The {label} {mask(url)} has no cellctl or Nova schema ({detail})", url=url
+        )
+    return DatabaseError(f"Cannot use {label} {mask(url)}: {detail}", url=url)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    # PyMySQL renders (code, "message"): keep the message readable.
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+class Databases:
+    """The databases a command may touch, opened on first use and cached.
+
+    Cell URLs from ``cell_mappings`` may be Nova templates; they are expanded
+    against this host's own settings, as every Nova service does.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engines: dict[str, Engine] = {}
+
+    @property
+    def api_url(self) -> str:
+        url = self.settings.api_database_connection.value
+        if not url:
+            raise ConfigError(
+                "No API database configured: use --api-database-connection, "
+                "CELLCTL_API_DATABASE_CONNECTION or [api_database] connection"
+            )
+        return url
+
+    @property
+    def api(self) -> Engine:
+        return self._engine(self.api_url, "API database", kind="api")
+
+    @property
+    def local_cell(self) -> Engine:
+        """The cell database of ``[database] connection`` (this host's own cell)."""
+        setting = self.settings.database_connection
+        if not setting.value:
+            raise ConfigError(
+                "No cell database configured: use --database_connection, "
+                "CELLCTL_DATABASE_CONNECTION or [database] connection"
+            )
+        return self._engine(setting.value, "cell database", kind="cell")
+
+    def cell(self, stored_url: str | None, label: str = "cell database") -> Engine:
+        url = self.expand_database_url(stored_url)
+        if not url:
+            raise DatabaseError(f"The {label} has no database connection URL")
+        return self._engine(url, label, kind="cell")
+
+    def expand_database_url(self, stored_url: str | None) -> str | None:
+        return expand_template(stored_url, self.settings.database_connection.value)
+
+    def expand_transport_url(self, stored_url: str | None) -> str | None:
+        return expand_template(stored_url, self.settings.transport_url.value)
+
+    def engine_for_sync(self, url: str, label: str) -> Engine:
+        """An engine that may create its SQLite file (for ``sync``)."""
+        return self._engine(url, label, kind=None, must_exist=False)
+
+    def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True) -> Engine:
+        engine = self._engines.get(url)
+        if engine is None:
+            embedded = url in self.settings.embedded_urls()
+            engine = create_engine(url, label=label, must_exist=must_exist and not embedded)
+            if embedded and kind is not None:
+                from cellctl import migrate
+
+                # cellctl's own SQLite defaults are created and kept at head on use.
+                migrate.ensure_current(engine, kind)
+            self._engines[url] = engine
+        return engine
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()

@@ -1,0 +1,338 @@
+"""Cell mappings: map_cell0, create_cell, list_cells, update_cell, delete_cell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from cellctl.db import Databases, write_transaction
+from cellctl.errors import InvalidURL
+from cellctl.ops.common import (
+    CELL0_NAME,
+    CELL0_TRANSPORT_URL,
+    CELL0_UUID,
+    cell_not_found,
+    find_cell,
+    is_cell0,
+    lookup_cell_uuid,
+    new_uuid,
+    url_or_fallback,
+    utcnow,
+)
+from cellctl.result import Column, Result, Table
+from cellctl.urls import derive_cell0_url, validate_database_url, validate_transport_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+# Held while checking that a cell's URLs are unique and writing them, so two
+# concurrent create_cell/update_cell runs cannot both pass the check.
+CELL_LOCK = "cell_mappings"
+
+CELL_COLUMNS = [
+    Column("name", "Name"),
+    Column("uuid", "UUID"),
+    Column("transport_url", "Transport URL", secret_url=True),
+    Column("database_connection", "Database Connection", secret_url=True),
+    Column("disabled", "Disabled"),
+]
+
+
+def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
+    """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
+    from sqlalchemy.exc import IntegrityError
+
+    from cellctl.tables.api import cell_mappings
+
+    result = Result(data={"uuid": CELL0_UUID})
+    try:
+        url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
+        validate_database_url(url)
+    except InvalidURL as exc:
+        return result.error(str(exc), 1)
+    try:
+        with dbs.api.begin() as conn:
+            if find_cell(conn, CELL0_UUID) is not None:
+                result.data = {"uuid": CELL0_UUID, "created": False}
+                return result.info("Cell0 is already setup")
+            conn.execute(
+                cell_mappings.insert().values(
+                    uuid=CELL0_UUID,
+                    name=CELL0_NAME,
+                    transport_url=CELL0_TRANSPORT_URL,
+                    database_connection=url,
+                    disabled=False,
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        # A concurrent run mapped it between our check and our insert.
+        result.data = {"uuid": CELL0_UUID, "created": False}
+        return result.info("Cell0 is already setup")
+    result.data = {"uuid": CELL0_UUID, "created": True}
+    return result
+
+
+def create_cell(
+    dbs: Databases,
+    *,
+    name: str | None = None,
+    transport_url: str | None = None,
+    database_connection: str | None = None,
+    disabled: bool = False,
+    verbose: bool = False,
+) -> Result:
+    from cellctl.tables.api import cell_mappings
+
+    result = Result()
+    transport = url_or_fallback(
+        transport_url, dbs.settings.transport_url, "--transport-url", result
+    )
+    if not transport:
+        return result.error(
+            "Must specify --transport-url if [DEFAULT]/transport_url is not set in the "
+            "configuration file.", 1,
+        )
+    database = url_or_fallback(
+        database_connection, dbs.settings.database_connection, "--database_connection", result
+    )
+    if not database:
+        return result.error(
+            "Must specify --database_connection if [database]/connection is not set in the "
+            "configuration file.", 1,
+        )
+    invalid = _invalid_urls(dbs, transport, database)
+    if invalid:
+        return result.error(invalid, 1)
+
+    cell_uuid = new_uuid()
+    with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
+        other = _cell_using(conn, dbs, transport, database, exclude=None)
+        if other is not None:
+            return result.error(_duplicate_message(other), 2)
+        conn.execute(
+            cell_mappings.insert().values(
+                uuid=cell_uuid,
+                name=name,
+                transport_url=transport,
+                database_connection=database,
+                disabled=disabled,
+                created_at=utcnow(),
+            )
+        )
+    if verbose:
+        result.info(cell_uuid)
+    result.data = {"uuid": cell_uuid, "name": name, "disabled": disabled}
+    return result
+
+
+def list_cells(dbs: Databases) -> Result:
+    """All cells by name (unnamed first), then creation order; URLs template-expanded."""
+    from sqlalchemy import select
+
+    from cellctl.tables.api import cell_mappings as cm
+
+    with dbs.api.connect() as conn:
+        rows = conn.execute(
+            select(cm.c.id, cm.c.name, cm.c.uuid, cm.c.transport_url,
+                   cm.c.database_connection, cm.c.disabled)
+        ).all()
+    rows.sort(key=lambda r: (r.name or "", r.id))
+    return Result(table=Table(CELL_COLUMNS, [
+        {
+            "name": r.name,
+            "uuid": r.uuid,
+            "transport_url": dbs.expand_transport_url(r.transport_url),
+            "database_connection": dbs.expand_database_url(r.database_connection),
+            "disabled": bool(r.disabled),
+        }
+        for r in rows
+    ]))
+
+
+def update_cell(
+    dbs: Databases,
+    cell_uuid: str,
+    *,
+    name: str | None = None,
+    transport_url: str | None = None,
+    database_connection: str | None = None,
+    disable: bool = False,
+    enable: bool = False,
+) -> Result:
+    """Change only what is named; nothing is written unless every check passes."""
+    from cellctl.tables.api import cell_mappings as cm
+
+    result = Result()
+    uuid = lookup_cell_uuid(result, cell_uuid, 1)
+    if uuid is None:
+        return result
+    if transport_url is not None or database_connection is not None:
+        invalid = _invalid_urls(dbs, transport_url, database_connection)
+        if invalid:
+            return result.error(invalid, 2)
+    with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
+        cell = find_cell(conn, uuid)
+        if cell is None:
+            return cell_not_found(result, uuid, 1)
+        if transport_url is not None or database_connection is not None:
+            other = _cell_using(conn, dbs, transport_url, database_connection, exclude=cell.id)
+            if other is not None:
+                return result.error(_duplicate_message(other), 3)
+        if disable and enable:
+            return result.error("Cell cannot be disabled and enabled at the same time.", 4)
+        if (disable or enable) and is_cell0(uuid):
+            return result.error("Cell0 cannot be disabled.", 5)
+
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if transport_url is not None:
+            changes["transport_url"] = transport_url
+        if database_connection is not None:
+            changes["database_connection"] = database_connection
+        if disable or enable:
+            if bool(cell.disabled) == disable:
+                state = "disabled" if disable else "enabled"
+                result.info(f"Cell {uuid} is already {state}")
+            else:
+                changes["disabled"] = disable
+        if changes:
+            # A failed save raises DatabaseError; update_cell's failure code is 2.
+            conn.execute(
+                cm.update().where(cm.c.id == cell.id).values(updated_at=utcnow(), **changes)
+            )
+        result.data = {"uuid": uuid, "changed": sorted(changes)}
+    return result
+
+
+def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Result:
+    """Delete a cell mapping; refuse while hosts (without --force) or live instances remain.
+
+    With --force the cell's host and instance mappings go too, and its compute
+    nodes are marked unmapped first, so a later discover_hosts finds them again.
+    """
+    from sqlalchemy import delete, exists, select
+
+    from cellctl.tables.api import cell_mappings as cm
+    from cellctl.tables.api import host_mappings as hm
+    from cellctl.tables.api import instance_mappings as im
+
+    result = Result()
+    uuid = lookup_cell_uuid(result, cell_uuid, 1)
+    if uuid is None:
+        return result
+    with dbs.api.connect() as conn:
+        cell = find_cell(conn, uuid)
+        if cell is None:
+            return cell_not_found(result, uuid, 1)
+        has_hosts = conn.execute(select(exists().where(hm.c.cell_id == cell.id))).scalar()
+        has_instance_mappings = conn.execute(
+            select(exists().where(im.c.cell_id == cell.id))
+        ).scalar()
+    if has_hosts and not force:
+        return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.", 2)
+    if has_instance_mappings:
+        if _has_living_instances(dbs, cell):
+            return result.error(
+                f"There are existing instances mapped to cell with uuid {uuid}.", 3
+            )
+        if not force:
+            result.error(
+                f"There are instance mappings to cell with uuid {uuid}, but all instances "
+                "have been deleted in the cell.", 4,
+            )
+            return result.error(
+                "So execute 'nova-manage db archive_deleted_rows' to delete the instance "
+                "mappings.", 4,
+            )
+    if has_hosts:
+        _unmap_compute_nodes(dbs, cell)
+    with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
+        # Re-checked under the lock: a host mapped since the first look blocks
+        # a delete without --force instead of failing on the foreign key.
+        if not force and conn.execute(select(exists().where(hm.c.cell_id == cell.id))).scalar():
+            return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.", 2)
+        removed_instances = conn.execute(delete(im).where(im.c.cell_id == cell.id)).rowcount
+        removed_hosts = conn.execute(delete(hm).where(hm.c.cell_id == cell.id)).rowcount
+        conn.execute(delete(cm).where(cm.c.id == cell.id))
+    result.data = {
+        "uuid": uuid,
+        "deleted": True,
+        "host_mappings_deleted": removed_hosts,
+        "instance_mappings_deleted": removed_instances,
+    }
+    return result
+
+
+def _has_living_instances(dbs: Databases, cell: Any) -> bool:
+    from sqlalchemy import exists, select
+
+    from cellctl.tables.cell import instances
+
+    with dbs.cell(cell.database_connection, f"database of cell {cell.uuid}").connect() as conn:
+        return bool(conn.execute(select(exists().where(instances.c.deleted == 0))).scalar())
+
+
+def _unmap_compute_nodes(dbs: Databases, cell: Any) -> None:
+    from cellctl.tables.cell import compute_nodes as cn
+
+    engine = dbs.cell(cell.database_connection, f"database of cell {cell.uuid}")
+    with engine.begin() as conn:
+        conn.execute(
+            cn.update()
+            .where(cn.c.deleted == 0, cn.c.mapped != 0)
+            .values(mapped=0, updated_at=utcnow())
+        )
+
+
+def _invalid_urls(dbs: Databases, transport: str | None, database: str | None) -> str | None:
+    """The error line for the first invalid URL, or None. Templates are checked expanded."""
+    try:
+        if transport is not None:
+            validate_transport_url(dbs.expand_transport_url(transport) or "")
+    except InvalidURL as exc:
+        return f"Invalid transport URL: {exc}"
+    try:
+        if database is not None:
+            validate_database_url(dbs.expand_database_url(database) or "")
+    except InvalidURL as exc:
+        return str(exc)
+    return None
+
+
+def _cell_using(
+    conn: Connection,
+    dbs: Databases,
+    transport: str | None,
+    database: str | None,
+    *,
+    exclude: int | None,
+) -> str | None:
+    """UUID of another cell with the same transport URL or database (as Nova compares them)."""
+    from sqlalchemy import select
+
+    from cellctl.tables.api import cell_mappings as cm
+
+    wanted_transport = dbs.expand_transport_url(transport)
+    wanted_database = dbs.expand_database_url(database)
+    rows: Iterable[Any] = conn.execute(
+        select(cm.c.id, cm.c.uuid, cm.c.transport_url, cm.c.database_connection).order_by(cm.c.id)
+    )
+    for row in rows:
+        if row.id == exclude:
+            continue
+        if (wanted_transport is not None
+                and dbs.expand_transport_url(row.transport_url) == wanted_transport) or (
+            wanted_database is not None
+                and dbs.expand_database_url(row.database_connection) == wanted_database
+        ):
+            return str(row.uuid)
+    return None
+
+
+def _duplicate_message(other_uuid: str) -> str:
+    return (
+        "The specified transport_url and/or database_connection combination already exists "
+        f"for another cell with uuid {other_uuid}."
+    )

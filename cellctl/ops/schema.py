@@ -1,0 +1,116 @@
+"""api_db sync/version and db sync/version: the schemas of every database cellctl uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cellctl import migrate
+from cellctl.db import Databases
+from cellctl.errors import CellctlError
+from cellctl.ops.common import CELL0_UUID
+from cellctl.result import Result
+from cellctl.urls import mask
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    url: str
+
+
+def api_db_sync(dbs: Databases, version: str | None = None) -> Result:
+    return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
+
+
+def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False) -> Result:
+    """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell."""
+    result = Result()
+    targets: list[Target] = []
+    local = dbs.settings.database_connection.value
+    if local:
+        targets.append(Target("cell database ([database] connection)", local))
+    targets.extend(_mapped_cells(dbs, result, all_cells))
+    if not targets:
+        return result.error(
+            "No cell database to sync: set [database] connection or map cell0 first", 1
+        )
+    synced = _sync_all(dbs, "cell", _unique(targets), version)
+    synced.messages[:0] = result.messages
+    return synced
+
+
+def api_db_version(dbs: Databases) -> Result:
+    return _version(migrate.schema_state(dbs.api, "api"), "API database")
+
+
+def db_version(dbs: Databases) -> Result:
+    return _version(migrate.schema_state(dbs.local_cell, "cell"), "cell database")
+
+
+def _version(state: migrate.SchemaState, label: str) -> Result:
+    result = Result(data={"database": label, **state.as_dict()})
+    suffix = " (managed by Nova)" if state.owner == "nova" else ""
+    return result.info(f"{state.revision}{suffix}")
+
+
+def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Target]:
+    from sqlalchemy import select
+
+    from cellctl.tables.api import cell_mappings as cm
+
+    try:
+        with dbs.api.connect() as conn:
+            query = select(cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)
+            if not all_cells:
+                query = query.where(cm.c.uuid == CELL0_UUID)
+            rows = conn.execute(query).all()
+    except CellctlError as exc:
+        result.warn(f"Cannot read cell mappings, syncing [database] only: {exc}")
+        return []
+    if not any(r.uuid == CELL0_UUID for r in rows):
+        result.warn("cell0 mapping not found - not syncing cell0.")
+    return [
+        Target(
+            "cell0 database" if r.uuid == CELL0_UUID else f"database of cell {r.name or r.uuid}",
+            dbs.expand_database_url(r.database_connection) or "",
+        )
+        for r in rows
+    ]
+
+
+def _unique(targets: list[Target]) -> list[Target]:
+    seen: set[str] = set()
+    return [t for t in targets if not (t.url in seen or seen.add(t.url))]  # type: ignore[func-returns-value]
+
+
+def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
+              version: str | None) -> Result:
+    result = Result()
+    revision = version or "head"
+    if revision.isdigit():
+        return result.error(
+            "You requested an sqlalchemy-migrate database version; this is no longer supported", 1
+        )
+    rows = []
+    for target in targets:
+        try:
+            engine = dbs.engine_for_sync(target.url, target.label)
+            outcome = migrate.sync(engine, kind, revision)
+        except CellctlError as exc:
+            result.error(f"Unable to sync the {target.label}: {exc}", 1)
+            continue
+        result.info(_describe(target, outcome))
+        rows.append({"database": target.label, "url": mask(target.url),
+                     **outcome.after.as_dict()})
+    result.data = {"databases": rows}
+    return result
+
+
+def _describe(target: Target, outcome: migrate.SyncOutcome) -> str:
+    where = f"{target.label} {mask(target.url)}"
+    after = outcome.after
+    if after.owner == "nova":
+        return (f"{where}: schema is managed by Nova (revision {after.revision}); "
+                "nothing changed")
+    if outcome.changed:
+        return f"{where}: upgraded from {outcome.before.revision} to {after.revision}"
+    return f"{where}: already at {after.revision}"

@@ -1,0 +1,118 @@
+"""Write Results for people (tables like nova-manage's) and for scripts (JSON, CSV).
+
+The one place that decides what reaches stdout and stderr, and the one place
+that masks passwords in output.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import sys
+from typing import IO, Any
+
+from cellctl.result import Column, Message, Result, Table
+from cellctl.urls import mask
+
+FORMATS = ("table", "json", "csv")
+
+
+def render(result: Result, fmt: str, *, show_secrets: bool = False,
+           out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    table = _masked(result.table, show_secrets) if result.table is not None else None
+    for message in result.messages:
+        _message(message, fmt, out, err)
+    if result.unreachable_cells and fmt == "json":
+        _json_line(err, {"level": "warning", "message": "Some cells could not be reached",
+                         "unreachable_cells": result.unreachable_cells})
+    if fmt == "json":
+        _json(result, table, out)
+    elif fmt == "csv":
+        _csv(result, table, out)
+    elif table is not None:
+        out.write(_pretty(table) + "\n")
+
+
+def error_line(text: str, fmt: str, err: IO[str] | None = None) -> None:
+    """An error that ended a command before it produced a Result."""
+    _message(Message("error", text), fmt, sys.stdout, err or sys.stderr)
+
+
+def _message(message: Message, fmt: str, out: IO[str], err: IO[str]) -> None:
+    if fmt == "json":
+        _json_line(err, {"level": message.level, "message": message.text})
+    elif message.level == "info" and fmt == "table":
+        out.write(message.text + "\n")
+    else:
+        prefix = {"info": "", "warning": "WARNING: ", "error": "ERROR: "}[message.level]
+        err.write(prefix + message.text + "\n")
+
+
+def _json_line(stream: IO[str], obj: dict[str, Any]) -> None:
+    stream.write(json.dumps(obj, default=_json_default) + "\n")
+
+
+def _json(result: Result, table: Table | None, out: IO[str]) -> None:
+    if table is not None:
+        payload: Any = table.rows
+    elif result.data is not None:
+        payload = {**result.data, "exit_code": result.code}
+        if result.unreachable_cells:
+            payload["unreachable_cells"] = result.unreachable_cells
+    else:
+        return
+    out.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _csv(result: Result, table: Table | None, out: IO[str]) -> None:
+    if table is not None:
+        keys = [c.key for c in table.columns]
+        rows = table.rows
+    elif result.data is not None:
+        keys = list(result.data)
+        rows = [result.data]
+    else:
+        return
+    writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row.get(k)) for k in keys})
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+def _masked(table: Table, show_secrets: bool) -> Table:
+    secret = [c.key for c in table.columns if c.secret_url]
+    if show_secrets or not secret:
+        return table
+    rows = [{**row, **{k: mask(row.get(k)) for k in secret}} for row in table.rows]
+    return Table(table.columns, rows)
+
+
+def _pretty(table: Table) -> str:
+    from tabulate import tabulate
+
+    cells = [[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
+    return tabulate(cells, headers=[c.header for c in table.columns], tablefmt="pretty",
+                    disable_numparse=True)
+
+
+def _cell(value: Any, column: Column) -> str:
+    if value is None:
+        return column.none_as
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(" ", "seconds")
+    return str(value)

@@ -1,0 +1,59 @@
+"""What an operation returns: an exit code, messages, and a table or a data object.
+
+Operations never print. The CLI hands a Result to ``cellctl.render``, which
+writes it as a table, JSON or CSV, and exits with ``code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Level = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # snake_case: the JSON/CSV key
+    header: str  # as nova-manage titles the column
+    none_as: str = ""  # how a NULL shows in a table (nova-manage varies by command)
+    secret_url: bool = False  # masked unless the user asked to see secrets
+
+
+@dataclass
+class Table:
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Message:
+    level: Level
+    text: str
+
+
+@dataclass
+class Result:
+    code: int = 0
+    messages: list[Message] = field(default_factory=list)
+    table: Table | None = None
+    data: dict[str, Any] | None = None
+    # Cells whose database could not be read: the result is incomplete.
+    unreachable_cells: list[str] = field(default_factory=list)
+
+    def info(self, text: str) -> Result:
+        self.messages.append(Message("info", text))
+        return self
+
+    def warn(self, text: str) -> Result:
+        self.messages.append(Message("warning", text))
+        return self
+
+    def error(self, text: str, code: int) -> Result:
+        self.messages.append(Message("error", text))
+        self.code = code
+        return self
+
+    def unreachable(self, cell_uuid: str, reason: str) -> Result:
+        self.unreachable_cells.append(cell_uuid)
+        return self.warn(reason)

@@ -1,0 +1,7 @@
+"""Alembic environment for the cell schema; the shared logic is in cellctl.migrate."""
+
+from alembic import context
+
+from cellctl.migrate import run_environment
+
+run_environment(context, "cell")

@@ -1,0 +1,208 @@
+"""Fixtures: real databases on SQLite, MariaDB and PostgreSQL, and the CLI.
+
+Every test gets its own freshly created, uniquely named databases, dropped
+afterwards, so runs never see each other. A server that cannot be reached
+skips its tests locally but fails them when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from cellctl.cli import main
+
+MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+POSTGRES_SERVER = os.environ.get(
+    "CELLCTL_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+RABBITMQ_URL = os.environ.get("CELLCTL_TEST_RABBITMQ", "rabbit://guest:guest@127.0.0.1:5672/")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+BACKENDS = ["sqlite", "mysql", "postgresql"]
+
+
+def unavailable(what: str, why: object) -> None:
+    """Skip locally; fail loudly in CI, where every server must be up."""
+    message = f"{what} is not reachable: {why}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+_server_checked: dict[str, str | None] = {}
+
+
+def require_server(backend: str) -> None:
+    if backend == "sqlite":
+        return
+    if backend not in _server_checked:
+        url = MYSQL_SERVER if backend == "mysql" else POSTGRES_SERVER + "/postgres"
+        try:
+            engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+            with engine.connect():
+                pass
+            engine.dispose()
+            _server_checked[backend] = None
+        except Exception as exc:
+            _server_checked[backend] = str(exc).splitlines()[0]
+    if _server_checked[backend] is not None:
+        unavailable(backend, _server_checked[backend])
+
+
+@dataclass
+class DatabaseFactory:
+    """Creates uniquely named empty databases on one backend and drops them at the end."""
+
+    backend: str
+    tmp_path: Path
+    created: list[str] = field(default_factory=list)
+
+    def new(self, label: str = "db", *, with_cell0: bool = False) -> str:
+        """A new empty database's URL; ``with_cell0`` also creates its ``_cell0`` twin,
+        the database map_cell0 derives from it."""
+        name = f"cellctl_t_{label}_{uuid.uuid4().hex[:10]}"
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_path / (name + '.sqlite')}"
+        for db in [name, f"{name}_cell0"] if with_cell0 else [name]:
+            self._admin(f"CREATE DATABASE {db}")
+            self.created.append(db)
+        server = MYSQL_SERVER if self.backend == "mysql" else POSTGRES_SERVER
+        return f"{server}/{name}"
+
+    def _admin(self, statement: str) -> None:
+        if self.backend == "mysql":
+            engine = sa.create_engine(MYSQL_SERVER)
+        else:
+            engine = sa.create_engine(POSTGRES_SERVER + "/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(statement)
+            conn.commit()
+        engine.dispose()
+
+    def drop_all(self) -> None:
+        if self.backend == "sqlite":
+            return
+        for name in self.created:
+            force = " WITH (FORCE)" if self.backend == "postgresql" else ""
+            self._admin(f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    require_server(request.param)
+    return request.param
+
+
+@pytest.fixture(params=["sqlite", "mysql"], ids=["sqlite", "mysql"])
+def backend_no_pg(request: pytest.FixtureRequest) -> str:
+    """SQLite and MariaDB only, for tests where PostgreSQL adds time but no coverage."""
+    require_server(request.param)
+    return request.param
+
+
+def _factory(backend: str, tmp_path: Path) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(backend, tmp_path)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def dbfactory(backend: str, tmp_path: Path) -> Iterator[DatabaseFactory]:
+    yield from _factory(backend, tmp_path)
+
+
+@pytest.fixture
+def sqlite_factory(tmp_path: Path) -> Iterator[DatabaseFactory]:
+    yield from _factory("sqlite", tmp_path)
+
+
+@pytest.fixture
+def mysql_factory(tmp_path: Path) -> Iterator[DatabaseFactory]:
+    require_server("mysql")
+    yield from _factory("mysql", tmp_path)
+
+
+@dataclass
+class Cloud:
+    """An API database and a cell database ([database]) plus a CLI bound to them."""
+
+    factory: DatabaseFactory
+    tmp_path: Path
+    api_url: str
+    cell_url: str
+    transport_url: str = "memory:///"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "CELLCTL_STATE_DIR": str(self.tmp_path / "state"),
+            "CELLCTL_API_DATABASE_CONNECTION": self.api_url,
+            "CELLCTL_DATABASE_CONNECTION": self.cell_url,
+            "CELLCTL_TRANSPORT_URL": self.transport_url,
+            **self.extra_env,
+        }
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner(env={**self.env, **(env or {})})
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        return result
+
+    def ok(self, *args: str) -> Result:
+        result = self.run(*args)
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        return result
+
+    def rows(self, url: str, table: str, order_by: str = "id") -> list[dict[str, Any]]:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return [dict(r._mapping) for r in
+                        conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order_by}"))]
+        finally:
+            engine.dispose()
+
+    def api_rows(self, table: str, order_by: str = "id") -> list[dict[str, Any]]:
+        return self.rows(self.api_url, table, order_by)
+
+    def execute(self, url: str, statement: str, params: Any = None) -> None:
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(statement), params or {})
+        finally:
+            engine.dispose()
+
+    def synced(self) -> Cloud:
+        """Create both schemas."""
+        self.ok("api_db", "sync")
+        self.ok("db", "sync")
+        return self
+
+
+@pytest.fixture
+def cloud(dbfactory: DatabaseFactory, tmp_path: Path) -> Cloud:
+    return Cloud(dbfactory, tmp_path, dbfactory.new("api"), dbfactory.new("cell1", with_cell0=True))
+
+
+@pytest.fixture
+def sqlite_cloud(sqlite_factory: DatabaseFactory, tmp_path: Path) -> Cloud:
+    return Cloud(sqlite_factory, tmp_path, sqlite_factory.new("api"),
+                 sqlite_factory.new("cell1", with_cell0=True))
+
+
+@pytest.fixture
+def make_cloud(tmp_path: Path) -> Callable[[DatabaseFactory], Cloud]:
+    def make(factory: DatabaseFactory) -> Cloud:
+        return Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
+
+    return make
