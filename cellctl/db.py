@@ -144,7 +144,9 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
                 ).scalar()
                 conn.commit()
                 if got != 1:
-                    raise DatabaseError(f"Timed out waiting for the {lock} lock held by another run")
+                    raise DatabaseError(
+                        f"Timed out waiting for the {lock} lock held by another run"
+                    )
                 got_lock = True
             with conn.begin():
                 if lock and name == "postgresql":

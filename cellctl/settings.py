@@ -28,7 +28,8 @@ NOT_SET = "not set"
 class Setting:
     name: str
     value: str | None
-    source: str  # e.g. "--transport-url", "CELLCTL_TRANSPORT_URL", "nova.conf [DEFAULT] transport_url"
+    # e.g. "--transport-url", "CELLCTL_TRANSPORT_URL", "nova.conf [DEFAULT] transport_url"
+    source: str
 
     @property
     def is_set(self) -> bool:

@@ -85,10 +85,7 @@ def split_url(url: str) -> SplitURL:
     # A password may hold "/" or "?", so the netloc ends at the first "/" or
     # "?" after the last "@". (An "@" in the query makes the netloc too long,
     # which over-masks but never leaks.) "scheme:///..." has an empty netloc.
-    if rest.startswith("/"):
-        end = 0
-    else:
-        end = _first_of(rest, "/?", after=max(rest.rfind("@"), 0))
+    end = 0 if rest.startswith("/") else _first_of(rest, "/?", after=max(rest.rfind("@"), 0))
     netloc, tail = rest[:end], rest[end:]
     path, qmark, query = tail.partition("?")
     return SplitURL(scheme, _split_hosts(netloc), path, query if qmark else None)

@@ -21,6 +21,7 @@ from cellctl.render import FORMATS, error_line, render
 
 if TYPE_CHECKING:
     from cellctl.db import Databases
+    from cellctl.progress import Progress
     from cellctl.result import Result
     from cellctl.settings import Settings
 
@@ -62,7 +63,10 @@ class Command(click.Command):
 
 
 def _expand_prefix(arg: str, owners: dict[str, str | None]) -> str:
-    """``--cell`` -> ``--cell_uuid`` when only one option starts so (spellings of one count once)."""
+    """``--cell`` -> ``--cell_uuid`` when only one option starts so.
+
+    Two spellings of one option (``--cell_uuid``, ``--cell-uuid``) count once.
+    """
     if not arg.startswith("--") or arg == "--":
         return arg
     flag, eq, value = arg.partition("=")
@@ -111,6 +115,40 @@ def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--format`` after the command name; it overrides the global one."""
     return click.option("--format", "fmt", type=click.Choice(FORMATS),
                         help="Output format (default: the global --format, else table).")(func)
+
+
+class _TerminalProgress:
+    """A click progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, label: str, total: int | None) -> None:
+        self.finish()
+        self._bar = click.progressbar(length=total, label=label, file=sys.stderr,
+                                      show_pos=True, show_eta=total is not None)
+        self._bar.__enter__()
+
+    def advance(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def progress_for(fmt: str | None = None) -> Progress:
+    """A bar when a person watches stderr; nothing extra when piped or in JSON/CSV mode."""
+    from cellctl.progress import NO_PROGRESS
+
+    ctx = click.get_current_context()
+    app = ctx.find_object(App)
+    fmt = fmt or (app.fmt if app else None) or "table"
+    if fmt == "table" and sys.stderr.isatty():
+        return _TerminalProgress()
+    return NO_PROGRESS
 
 
 def run(

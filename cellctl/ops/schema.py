@@ -11,6 +11,7 @@ from cellctl.ops.common import CELL0_UUID
 from cellctl.result import Result
 from cellctl.urls import mask
 
+
 @dataclass(frozen=True)
 class Target:
     label: str
