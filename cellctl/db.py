@@ -12,13 +12,14 @@ import importlib.util
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cellctl.errors import ConfigError, DatabaseError, InvalidURL, SchemaMissing
 from cellctl.settings import Settings
 from cellctl.urls import expand_template, mask, mask_text
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 CONNECT_TIMEOUT = 10  # seconds; a database that does not answer is reported, not waited on
@@ -159,6 +160,39 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
             if got_lock:
                 conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": f"cellctl.{lock}"})
                 conn.commit()
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` in one statement, skipping any that hit a unique key; return how many
+    were inserted.
+
+    This is what makes bulk mapping safe to re-run and to run concurrently: a
+    row another run (or an earlier, killed run) already inserted is skipped by
+    the database itself, with no check-then-insert window.
+    """
+    if not rows:
+        return 0
+    name = conn.dialect.name
+    if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        statement: Any = mysql_insert(table).prefix_with("IGNORE")
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        # psycopg reports no rowcount here; count the rows RETURNING gives back.
+        returning = pg_insert(table).on_conflict_do_nothing().values(rows).returning(
+            table.primary_key.columns.values()[0]
+        )
+        return len(conn.execute(returning).all())
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing()
+    else:
+        raise DatabaseError(f"Unsupported database dialect {name!r}")
+    # One multi-row VALUES statement, not executemany: a round trip per batch.
+    return int(conn.execute(statement.values(rows)).rowcount or 0)
 
 
 def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:
