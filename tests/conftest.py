@@ -206,3 +206,7 @@ def make_cloud(tmp_path: Path) -> Callable[[DatabaseFactory], Cloud]:
         return Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
 
     return make
+
+
+# --- side by side with the real nova-manage (fixtures in tests/nova_support.py) ---
+from nova_support import nova_schema, nova_venv_path, side_by_side  # noqa: E402, F401

@@ -1,0 +1,625 @@
+"""Side by side with the real nova-manage: the harness behind tests/test_nova_*.py.
+
+- ``nova_manage_path``: nova 34.0.0 from PyPI in a throwaway virtualenv, cached
+  under ``~/.cache/cellctl-tests`` and built once (under a file lock, so two
+  xdist workers never build it at once; rebuilt when broken).
+- ``nova_schema``: once per test run, ``nova-manage api_db sync`` and
+  ``nova-manage db sync`` build Nova's API and cell schemas on MariaDB; their
+  exact DDL (``SHOW CREATE TABLE``, foreign keys included) and Alembic version
+  rows are kept so that each case gets fresh Nova-built databases in well
+  under a second instead of re-running Nova's migrations.
+- ``side_by_side``: two identical copies of one cloud (API, cell1 = ``[database]``,
+  its ``_cell0``, optionally more cells), each with its own ``nova.conf``.
+  ``step()`` runs nova-manage on one copy and cellctl on the other with the
+  same arguments, and compares exit codes and the resulting rows of the API
+  and cell databases, ignoring ids, generated UUIDs and timestamps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from cellctl.cli import main
+
+NOVA_VERSION = "34.0.0"
+NOVA_REQUIREMENTS = [f"nova=={NOVA_VERSION}", "PyMySQL"]
+PY = f"py{sys.version_info.major}.{sys.version_info.minor}"
+CELL0_UUID = "00000000-0000-0000-0000-000000000000"
+TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
+NOVA_MANAGE_TIMEOUT = 300  # seconds; a hung nova-manage must fail the test, not the run
+# Deterministic UUIDs for seeded rows, identical in both copies.
+_SEED_NAMESPACE = uuid.UUID("6f1c8f4e-2f1e-4b7a-9a63-8c3c9f0e7d11")
+# Databases of one copy are named ctn_<case>_<side>_<role>.
+_DB_NAME = re.compile(r"ctn_[0-9a-f]{8}_[nc]_")
+
+
+def seed_uuid(name: str) -> str:
+    return str(uuid.uuid5(_SEED_NAMESPACE, name))
+
+
+# --- the nova virtualenv ----------------------------------------------------
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cellctl-tests"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _venv_works(venv: Path) -> bool:
+    """Installed completely (marker written last) and nova + PyMySQL import."""
+    if not (venv / ".cellctl-complete").exists() or not (venv / "bin" / "nova-manage").exists():
+        return False
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import importlib.metadata as m, pymysql, nova.cmd.manage; print(m.version('nova'))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    return check.returncode == 0 and check.stdout.strip() == NOVA_VERSION
+
+
+def build_nova_venv(venv: Path) -> None:
+    """Create ``venv`` with nova from PyPI; raise RuntimeError saying why it failed."""
+    shutil.rmtree(venv, ignore_errors=True)
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "pip"), "install", "-q", *NOVA_REQUIREMENTS],
+    ]
+    for command in steps:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")
+    (venv / ".cellctl-complete").write_text(NOVA_VERSION + "\n")
+    if not _venv_works(venv):
+        raise RuntimeError("nova installed but `import nova.cmd.manage` fails")
+
+
+def nova_venv() -> Path:
+    """The cached nova virtualenv, built (or rebuilt if broken) on first use.
+
+    ``CELLCTL_TEST_NOVA_VENV`` points at an existing one instead.
+    """
+    given = os.environ.get("CELLCTL_TEST_NOVA_VENV")
+    if given:
+        venv = Path(given)
+        if not (venv / "bin" / "nova-manage").exists():
+            raise RuntimeError(f"CELLCTL_TEST_NOVA_VENV={given} has no bin/nova-manage")
+        return venv
+    venv = _cache_root() / f"nova-{NOVA_VERSION}-{PY}"
+    with file_lock(venv.with_name(venv.name + ".lock")):
+        if not _venv_works(venv):
+            build_nova_venv(venv)
+    return venv
+
+
+# --- Nova's schemas, built by nova-manage once per run ----------------------
+
+
+@dataclass
+class NovaSchema:
+    """Nova's DDL per database kind ("api", "main"), and the rows of alembic_version."""
+
+    ddl: dict[str, list[str]]
+    versions: dict[str, list[str]]
+
+
+def _mysql_server() -> str:
+    # Imported here, not at the top: conftest imports this module's fixtures.
+    from conftest import MYSQL_SERVER
+
+    return MYSQL_SERVER
+
+
+def _server_engine(database: str = "") -> sa.Engine:
+    return sa.create_engine(f"{_mysql_server()}/{database}")
+
+
+def mysql_url(database: str) -> str:
+    return f"{_mysql_server()}/{database}?charset=utf8"
+
+
+def _admin(*statements: str) -> None:
+    engine = _server_engine()
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def write_nova_conf(path: Path, *, api: str | None, database: str | None,
+                    transport_url: str | None) -> Path:
+    lines = ["[DEFAULT]"]
+    if transport_url is not None:
+        lines.append(f"transport_url = {transport_url}")
+    lines.append("[api_database]")
+    if api is not None:
+        lines.append(f"connection = {api}")
+    lines.append("[database]")
+    if database is not None:
+        lines.append(f"connection = {database}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_nova_manage(venv: Path, conf: Path, *args: str) -> Outcome:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLCTL_")}
+    done = subprocess.run(
+        [str(venv / "bin" / "nova-manage"), "--config-file", str(conf), *args],
+        capture_output=True, text=True, timeout=NOVA_MANAGE_TIMEOUT, env=env,
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def build_nova_schema(venv: Path, workdir: Path) -> NovaSchema:
+    """Let nova-manage create both schemas on MariaDB and record them."""
+    token = uuid.uuid4().hex[:8]
+    api_db, main_db = f"ctn_tpl_{token}_api", f"ctn_tpl_{token}_main"
+    _admin(f"CREATE DATABASE {api_db}", f"CREATE DATABASE {main_db}")
+    try:
+        conf = write_nova_conf(workdir / f"template-{token}.conf", api=mysql_url(api_db),
+                               database=mysql_url(main_db), transport_url=TRANSPORT_URL)
+        # The two syncs touch different databases: run them at the same time.
+        procs = [
+            subprocess.Popen(
+                [str(venv / "bin" / "nova-manage"), "--config-file", str(conf), *command],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            for command in (["api_db", "sync"], ["db", "sync", "--local_cell"])
+        ]
+        for proc in procs:
+            output, _ = proc.communicate(timeout=NOVA_MANAGE_TIMEOUT)
+            if proc.returncode != 0:
+                raise RuntimeError(f"nova-manage sync failed: {output.strip()[-500:]}")
+        return NovaSchema(
+            ddl={"api": _table_ddl(api_db), "main": _table_ddl(main_db)},
+            versions={"api": _versions(api_db), "main": _versions(main_db)},
+        )
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {api_db}", f"DROP DATABASE IF EXISTS {main_db}")
+
+
+def _table_ddl(database: str) -> list[str]:
+    engine = _server_engine(database)
+    try:
+        return table_ddl(engine)
+    finally:
+        engine.dispose()
+
+
+def table_ddl(engine: sa.Engine) -> list[str]:
+    """``CREATE TABLE`` of every table, by name: the whole schema, foreign keys included."""
+    with engine.connect() as conn:
+        tables = conn.exec_driver_sql("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")
+        names = sorted(row[0] for row in tables)
+        return [conn.exec_driver_sql(f"SHOW CREATE TABLE `{name}`").one()[1] for name in names]
+
+
+def _versions(database: str) -> list[str]:
+    engine = _server_engine(database)
+    try:
+        with engine.connect() as conn:
+            return list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    finally:
+        engine.dispose()
+
+
+def create_nova_database(name: str, kind: str, schema: NovaSchema) -> None:
+    """A new database holding exactly the schema Nova built for ``kind``."""
+    engine = _server_engine()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+            conn.exec_driver_sql(f"USE {name}")
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            for statement in schema.ddl[kind]:
+                conn.exec_driver_sql(statement)
+            for version in schema.versions[kind]:
+                conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": version})
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def shared_nova_schema(tmp_path_factory: pytest.TempPathFactory, venv: Path) -> NovaSchema:
+    """Built by the first xdist worker that needs it; the others read its file."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    saved = root / f"nova-{NOVA_VERSION}-schema.json"
+    with file_lock(root / "nova-schema.lock"):
+        if saved.exists():
+            data = json.loads(saved.read_text())
+            return NovaSchema(ddl=data["ddl"], versions=data["versions"])
+        schema = build_nova_schema(venv, root)
+        saved.write_text(json.dumps({"ddl": schema.ddl, "versions": schema.versions}))
+        return schema
+
+
+@pytest.fixture(scope="session")
+def nova_venv_path() -> Path:
+    from conftest import unavailable
+
+    try:
+        return nova_venv()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        unavailable(f"nova-manage (nova {NOVA_VERSION} from PyPI)", exc)
+        raise  # unreachable: unavailable() skips or fails
+
+
+@pytest.fixture(scope="session")
+def nova_schema(tmp_path_factory: pytest.TempPathFactory, nova_venv_path: Path) -> NovaSchema:
+    from conftest import require_server
+
+    require_server("mysql")
+    return shared_nova_schema(tmp_path_factory, nova_venv_path)
+
+
+# --- one cloud, twice -------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.strip()]
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr[-3000:]}"
+
+
+@dataclass(frozen=True)
+class DbUrl:
+    """An argument that is the URL of the database ``role`` in whichever copy runs it."""
+
+    role: str
+
+
+Arg = str | DbUrl
+
+
+@dataclass
+class Side:
+    """One copy of the cloud: "n" is nova-manage's, "c" is cellctl's."""
+
+    name: str
+    prefix: str
+    conf: Path
+    databases: dict[str, str] = field(default_factory=dict)  # role -> database name
+    engines: dict[str, sa.Engine] = field(default_factory=dict)
+
+    def url(self, role: str) -> str:
+        return mysql_url(self.databases[role])
+
+    def argv(self, args: Sequence[Arg]) -> list[str]:
+        return [self.url(a.role) if isinstance(a, DbUrl) else a for a in args]
+
+    def engine(self, role: str) -> sa.Engine:
+        if role not in self.engines:
+            self.engines[role] = _server_engine(self.databases[role])
+        return self.engines[role]
+
+    def execute(self, role: str, statement: str, params: Any = None) -> None:
+        with self.engine(role).begin() as conn:
+            conn.execute(sa.text(statement), params or {})
+
+    def rows(self, role: str, table: str) -> list[dict[str, Any]]:
+        with self.engine(role).connect() as conn:
+            result = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
+            return [dict(r._mapping) for r in result]
+
+    def dispose(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+        self.engines.clear()
+
+
+API_TABLES = ("cell_mappings", "host_mappings", "instance_mappings")
+CELL_TABLES = ("services", "compute_nodes", "instances")
+_IGNORED_COLUMNS = {"id", "created_at", "updated_at", "deleted_at", "last_seen_up"}
+
+
+class SideBySide:
+    """The same cloud twice; every step runs nova-manage on one, cellctl on the other."""
+
+    def __init__(self, venv: Path, schema: NovaSchema, tmp_path: Path) -> None:
+        self.venv = venv
+        self.schema = schema
+        self.tmp_path = tmp_path
+        case = uuid.uuid4().hex[:8]
+        self.sides = {
+            name: Side(name, f"ctn_{case}_{name}_", tmp_path / name / "nova.conf")
+            for name in ("n", "c")
+        }
+        self.seeded_cells: set[str] = {CELL0_UUID}
+
+    def create(self) -> None:
+        """The API database, cell1 (``[database]``) and its cell0 twin, and nova.conf."""
+        self.add_databases({"api": "api", "cell1": "main", "cell1_cell0": "main"})
+        self.write_conf()
+
+    @property
+    def nova(self) -> Side:
+        return self.sides["n"]
+
+    @property
+    def ours(self) -> Side:
+        return self.sides["c"]
+
+    # -- setting up both copies the same way
+
+    def add_database(self, role: str) -> None:
+        self.add_databases({role: "main"})
+
+    def add_databases(self, kinds: dict[str, str]) -> None:
+        """Create databases (role -> "api" or "main") in both copies, in parallel:
+        MariaDB spends its time syncing files per table, not on the CPU."""
+        jobs = []
+        for side in self.sides.values():
+            for role, kind in kinds.items():
+                side.databases[role] = side.prefix + role  # first, so drop() finds it
+                jobs.append((side.databases[role], kind))
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for done in [pool.submit(create_nova_database, name, kind, self.schema)
+                         for name, kind in jobs]:
+                done.result()
+
+    def write_conf(self, *, transport_url: str | None = TRANSPORT_URL,
+                   database: bool = True) -> None:
+        for side in self.sides.values():
+            write_nova_conf(side.conf, api=side.url("api"),
+                            database=side.url("cell1") if database else None,
+                            transport_url=transport_url)
+
+    def execute(self, role: str, statement: str, params: Any = None) -> None:
+        for side in self.sides.values():
+            side.execute(role, statement, params)
+
+    def add_cell(self, name: str | None, role: str | None, *, cell_uuid: str | None = None,
+                 transport_url: str | None = None, disabled: bool = False) -> str:
+        """Map a cell by hand in both API databases (``role`` None: cell0 on its database)."""
+        cell_uuid = cell_uuid or seed_uuid(f"cell:{name}")
+        self.seeded_cells.add(cell_uuid)
+        for side in self.sides.values():
+            side.execute("api", (
+                "INSERT INTO cell_mappings (created_at, uuid, name, transport_url, "
+                "database_connection, disabled) VALUES (NOW(), :uuid, :name, :mq, :db, :disabled)"
+            ), {"uuid": cell_uuid, "name": name, "disabled": disabled,
+                "mq": transport_url or ("none:///" if cell_uuid == CELL0_UUID
+                                        else f"rabbit://guest:guest@mq-{name}:5672/"),
+                "db": side.url(role or "cell1_cell0")})
+        return cell_uuid
+
+    def map_host(self, host: str, cell_uuid: str) -> None:
+        self.execute("api", (
+            "INSERT INTO host_mappings (created_at, cell_id, host) "
+            "SELECT NOW(), id, :host FROM cell_mappings WHERE uuid = :cell"
+        ), {"host": host, "cell": cell_uuid})
+
+    def map_instance(self, instance_uuid: str, cell_uuid: str | None, project: str = "p1",
+                     user: str = "u1") -> None:
+        self.execute("api", (
+            "INSERT INTO instance_mappings (created_at, instance_uuid, cell_id, project_id, "
+            "user_id, queued_for_delete) VALUES (NOW(), :instance, "
+            "(SELECT id FROM cell_mappings WHERE uuid = :cell), :project, :user, 0)"
+        ), {"instance": instance_uuid, "cell": cell_uuid, "project": project, "user": user})
+
+    def add_compute_nodes(self, role: str, nodes: Sequence[dict[str, Any]]) -> None:
+        """Rows of compute_nodes: each needs ``host``; ``mapped``/``deleted`` default 0."""
+        rows = [{
+            "id": n.get("id", i + 1), "host": n["host"],
+            "hypervisor_hostname": n.get("hypervisor_hostname", n["host"]),
+            "uuid": n.get("uuid", seed_uuid(f"node:{role}:{n['host']}:{i}")),
+            "mapped": n.get("mapped", 0), "deleted": n.get("deleted", 0),
+            "service_id": n.get("service_id"),
+        } for i, n in enumerate(nodes)]
+        self.execute(role, (
+            "INSERT INTO compute_nodes (created_at, id, service_id, host, hypervisor_hostname, "
+            "uuid, vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used, "
+            "hypervisor_type, hypervisor_version, cpu_info, stats, mapped, deleted, "
+            "cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio) VALUES "
+            "('2025-01-01 00:00:00', :id, :service_id, :host, :hypervisor_hostname, :uuid, "
+            "8, 16384, 100, 0, 512, 0, 'QEMU', 8002000, '{}', '{}', :mapped, :deleted, "
+            # Set, as nova-compute sets them: nova's objects write their defaults
+            # over NULL ratios whenever they save a node.
+            "16.0, 1.5, 1.0)"
+        ), rows)
+
+    def add_services(self, role: str, services: Sequence[dict[str, Any]]) -> None:
+        """Rows of services: each needs ``host``; ``binary`` defaults to nova-compute."""
+        rows = [{
+            "id": s.get("id", i + 1), "host": s["host"],
+            "binary": s.get("binary", "nova-compute"),
+            "topic": s.get("topic", "compute"), "deleted": s.get("deleted", 0),
+            "disabled": s.get("disabled", 0),
+            "uuid": s.get("uuid", seed_uuid(f"service:{role}:{s['host']}:{i}")),
+        } for i, s in enumerate(services)]
+        self.execute(role, (
+            "INSERT INTO services (created_at, id, host, `binary`, topic, report_count, "
+            "disabled, deleted, forced_down, version, uuid, last_seen_up) VALUES "
+            "('2025-01-01 00:00:00', :id, :host, :binary, :topic, 0, :disabled, :deleted, 0, "
+            "66, :uuid, '2025-01-01 00:00:00')"
+        ), rows)
+
+    def add_instances(self, role: str, instances: Sequence[dict[str, Any]]) -> list[str]:
+        """Rows of instances, oldest first unless ``created_at`` says otherwise; their UUIDs."""
+        rows = [{
+            "id": inst.get("id", i + 1),
+            "uuid": inst.get("uuid", seed_uuid(f"instance:{role}:{i}")),
+            "project_id": inst.get("project_id", "p1"), "user_id": inst.get("user_id", "u1"),
+            "host": inst.get("host"), "node": inst.get("host"),
+            "deleted": inst.get("deleted", 0), "hidden": inst.get("hidden", 0),
+            "vm_state": inst.get("vm_state", "active"),
+            "created_at": inst.get("created_at", f"2025-01-01 00:{i // 60:02d}:{i % 60:02d}"),
+        } for i, inst in enumerate(instances)]
+        for row in rows:
+            if row["deleted"]:
+                row["deleted"] = row["id"]  # Nova's soft delete: deleted = id
+        self.execute(role, (
+            "INSERT INTO instances (created_at, id, uuid, project_id, user_id, host, node, "
+            "vm_state, power_state, memory_mb, vcpus, root_gb, ephemeral_gb, launch_index, "
+            "locked, cleaned, hidden, deleted, display_name, instance_type_id) VALUES "
+            "(:created_at, :id, :uuid, :project_id, :user_id, :host, :node, :vm_state, 1, "
+            "512, 1, 1, 0, 0, 0, 0, :hidden, :deleted, 'vm', 1)"
+        ), rows)
+        return [row["uuid"] for row in rows]
+
+    # -- running both tools
+
+    def nova_manage(self, *args: Arg) -> Outcome:
+        return run_nova_manage(self.venv, self.nova.conf, *self.nova.argv(args))
+
+    def cellctl(self, *args: Arg) -> Outcome:
+        env: dict[str, str | None] = {
+            name: None for name in os.environ if name.startswith("CELLCTL_")
+        }
+        env["CELLCTL_STATE_DIR"] = str(self.tmp_path / "cellctl-state")
+        result = CliRunner(env=env).invoke(
+            main, ["--config-file", str(self.ours.conf), *self.ours.argv(args)],
+            catch_exceptions=False,
+        )
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    def step(self, *args: Arg, code: int | None = None, nova_code: int | None = None,
+             cellctl_code: int | None = None, same_state: bool = True) -> tuple[Outcome, Outcome]:
+        """Run ``args`` with both tools; check the exit codes and compare the databases.
+
+        ``code`` is what both must exit with; a documented difference gives
+        ``nova_code`` and ``cellctl_code`` instead.
+        """
+        nova, ours = self.nova_manage(*args), self.cellctl(*args)
+        expected_nova = code if nova_code is None else nova_code
+        expected_ours = code if cellctl_code is None else cellctl_code
+        assert (nova.code, ours.code) == (expected_nova, expected_ours), (
+            f"{' '.join(self.ours.argv(args))}\n=== nova-manage: {nova}\n=== cellctl: {ours}"
+        )
+        if same_state:
+            self.assert_same_state(" ".join(self.ours.argv(args)))
+        return nova, ours
+
+    # -- comparing the copies
+
+    def state(self, side: Side) -> dict[str, list[tuple[Any, ...]]]:
+        """Every compared table of ``side``, normalised, as sorted rows."""
+        cells = side.rows("api", "cell_mappings")
+        labels = self._cell_labels(cells)
+        dump: dict[str, list[tuple[Any, ...]]] = {}
+        for table in API_TABLES:
+            rows = cells if table == "cell_mappings" else side.rows("api", table)
+            dump[f"api.{table}"] = _normalised(rows, labels)
+        for role in sorted(side.databases):
+            if role == "api":
+                continue
+            for table in CELL_TABLES:
+                dump[f"{role}.{table}"] = _normalised(side.rows(role, table), labels)
+        return dump
+
+    def _cell_labels(self, cells: list[dict[str, Any]]) -> dict[str, Any]:
+        """cell_mappings.id -> a label that is the same in both copies."""
+        labels: dict[str, Any] = {}
+        generated = 0
+        for cell in cells:  # in id order: both tools create cells in the same order
+            if cell["uuid"] in self.seeded_cells:
+                label = cell["uuid"]
+            else:
+                generated += 1
+                label = f"<generated cell {generated}>"
+            labels[cell["id"]] = label
+            labels[cell["uuid"]] = label
+        return labels
+
+    def table(self, side: Side, outcome: Outcome) -> list[list[str]]:
+        """A printed table with database names and generated cell UUIDs normalised."""
+        labels = self._cell_labels(side.rows("api", "cell_mappings"))
+        return [[str(labels.get(cell, _DB_NAME.sub("ctn_<case>_", cell))) for cell in row]
+                for row in parse_table(outcome.stdout)]
+
+    def assert_same_table(self, nova: Outcome, ours: Outcome) -> None:
+        assert self.table(self.ours, ours) == self.table(self.nova, nova), (
+            f"\n{nova.stdout}\n{ours.stdout}")
+
+    def assert_same_state(self, what: str = "") -> None:
+        nova, ours = self.state(self.nova), self.state(self.ours)
+        differing = {t: {"nova-manage": nova[t], "cellctl": ours[t]}
+                     for t in nova if nova[t] != ours[t]}
+        assert not differing, f"after {what!r} the databases differ: {differing}"
+
+    def drop(self) -> None:
+        for side in self.sides.values():
+            side.dispose()
+        names = [name for side in self.sides.values() for name in side.databases.values()]
+        if names:
+            with ThreadPoolExecutor(len(names)) as pool:
+                list(pool.map(lambda name: _admin(f"DROP DATABASE IF EXISTS {name}"), names))
+
+
+def _normalised(rows: list[dict[str, Any]], labels: dict[str, Any]) -> list[tuple[Any, ...]]:
+    out = []
+    for row in rows:
+        values = []
+        for key, value in sorted(row.items()):
+            if key in _IGNORED_COLUMNS:
+                continue
+            if key == "cell_id":
+                value = labels.get(value, value)
+            elif key == "uuid" and value in labels:
+                value = labels[value]
+            elif key == "deleted":
+                value = bool(value)  # soft delete stores the row's own id
+            elif isinstance(value, str):
+                value = _DB_NAME.sub("ctn_<case>_", value)
+            values.append((key, value))
+        out.append(tuple(values))
+    return sorted(out, key=repr)
+
+
+def parse_table(text: str) -> list[list[str]]:
+    """The cells of a PrettyTable/tabulate ``+---+`` table, header row first."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|")]
+
+
+@pytest.fixture
+def side_by_side(nova_venv_path: Path, nova_schema: NovaSchema,
+                 tmp_path: Path) -> Iterator[SideBySide]:
+    pair = SideBySide(nova_venv_path, nova_schema, tmp_path)
+    try:
+        pair.create()
+        yield pair
+    finally:
+        pair.drop()
