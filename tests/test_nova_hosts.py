@@ -143,3 +143,12 @@ def test_map_cell_and_hosts_without_hosts(side_by_side):
                            "rabbit://u:p@mq:5672/", code=0)
     assert nova.lines == ["No hosts found to map to cell, exiting."]
     assert "No hosts found to map to cell" in ours.stdout + ours.stderr
+    # Documented difference: without any transport URL nova-manage maps the hosts to a
+    # new cell with oslo.messaging's default rabbit://; cellctl refuses.
+    pair.add_compute_nodes("cell1", [{"host": "h0"}])
+    pair.write_conf(transport_url=None)
+    _, ours = pair.step("cell_v2", "map_cell_and_hosts", nova_code=0, cellctl_code=1,
+                        same_state=False)
+    assert [c["transport_url"] for c in pair.nova.rows("api", "cell_mappings")] == ["rabbit://"]
+    assert [len(side.rows("api", "host_mappings")) for side in (pair.nova, pair.ours)] == [1, 0]
+    assert "--transport-url" in ours.stderr
