@@ -29,14 +29,6 @@ class Unmapped:
     missing: int = 0
     examples: list[str] = field(default_factory=list)
 
-    def add(self, batch: list[str], mapped: set[str]) -> None:
-        self.checked += len(batch)
-        for key in batch:
-            if key not in mapped:
-                self.missing += 1
-                if len(self.examples) < EXAMPLES:
-                    self.examples.append(key)
-
 
 def unmapped_hosts(cell: Engine, api: Engine) -> Unmapped:
     """Distinct hosts of live compute nodes without a host_mappings row."""
@@ -103,12 +95,23 @@ def _batches(engine: Engine, query: Select, key: Column[Any]) -> Iterator[list[R
 
 
 def _check(batches: Iterator[list[str]], api: Engine, column: Column[str]) -> Unmapped:
-    """Look each batch up in the API database with one IN query."""
-    from sqlalchemy import select
+    """Count each batch's mapped keys in the API database with one IN query.
+
+    Keys are unique in a batch and in the mapping table, so the count is
+    exact, and the database compares the keys as its unique key does (MySQL
+    ignores case). The keys themselves are fetched only for the first examples.
+    """
+    from sqlalchemy import func, select
 
     result = Unmapped()
+    count = select(func.count()).select_from(column.table)
     for batch in batches:
         with api.connect() as conn:
-            mapped = set(conn.execute(select(column).where(column.in_(batch))).scalars())
-        result.add(batch, mapped)
+            missing = len(batch) - conn.execute(count.where(column.in_(batch))).scalar_one()
+            if missing and len(result.examples) < EXAMPLES:
+                mapped = set(conn.execute(select(column).where(column.in_(batch))).scalars())
+                unmapped = [key for key in batch if key not in mapped]
+                result.examples += unmapped[:EXAMPLES - len(result.examples)]
+        result.checked += len(batch)
+        result.missing += missing
     return result
