@@ -39,11 +39,7 @@ def add_compute_nodes(url: str, hosts: Iterable[str], *, deleted: bool = False) 
         })
     _insert(url, compute_nodes, rows)
     if deleted:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(compute_nodes.update().where(compute_nodes.c.host.in_(hosts))
-                         .values(deleted=compute_nodes.c.id))
-        engine.dispose()
+        _soft_delete(url, compute_nodes, compute_nodes.c.host.in_(hosts))
 
 
 def add_instances(url: str, count: int, *, deleted: bool = False,
@@ -53,12 +49,18 @@ def add_instances(url: str, count: int, *, deleted: bool = False,
         {"created_at": NOW, "uuid": u, "project_id": "p", "user_id": "u", "hidden": hidden,
          "deleted": 0} for u in uuids])
     if deleted:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(instances.update().where(instances.c.uuid.in_(uuids))
-                         .values(deleted=instances.c.id))
-        engine.dispose()
+        _soft_delete(url, instances, instances.c.uuid.in_(uuids))
     return uuids
+
+
+def _soft_delete(url: str, table: sa.Table, where: sa.ColumnElement) -> None:
+    """As Nova deletes: ``deleted = id``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.update().where(where).values(deleted=table.c.id))
+    finally:
+        engine.dispose()
 
 
 def cell_id(api_url: str, cell_uuid: str) -> int:

@@ -334,6 +334,58 @@ def test_cell_whose_server_was_killed(cloud, throwaway_mariadb):
     assert_no_secret(result, PASSWORD)
 
 
+class KillServerOnFirstBatch:
+    """A progress reporter that crashes the server once status has read one batch of a cell:
+    the only way to stop a server at a known point in the middle of a run."""
+
+    def __init__(self, server, cell_name):
+        self.server, self.cell_name, self.watching, self.killed = server, cell_name, False, False
+
+    def start(self, label, total):
+        self.watching = f"'{self.cell_name}'" in label
+
+    def advance(self, count):
+        if self.watching and not self.killed:
+            self.server.kill()
+            self.killed = True
+
+    def finish(self):
+        pass
+
+
+def test_cell_server_killed_while_status_reads_it(sqlite_cloud, throwaway_mariadb, monkeypatch):
+    import cellctl.cli.status
+
+    cell1 = setup_cells(sqlite_cloud)
+    populate_healthy(sqlite_cloud, cell1)
+    remote_url = throwaway_mariadb.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
+    remote = create_cell(sqlite_cloud, "remote", remote_url, "memory:///remote")
+    sync_cell_database(sqlite_cloud, remote_url)
+    add_instances(remote_url, 2500)  # three batches: the server dies after the first
+    killer = KillServerOnFirstBatch(throwaway_mariadb, "remote")
+    monkeypatch.setattr(cellctl.cli.status, "progress_for", lambda fmt=None: killer)
+
+    result, payload = status_json(sqlite_cloud)
+
+    assert killer.killed
+    assert result.exit_code == 2
+    assert payload["unreachable_cells"] == [remote]
+    assert rows(payload)[2:] == [
+        ("Cell databases", "failure",
+         f"1 of 3 cell databases unreachable: cell 'remote' ({remote}). Check the cell's "
+         "database_connection ('cellctl list_cells') and its server, then retry."),
+        ("API database schema", "success", "at head (api_0001)"),
+        ("Cell database schemas", "success",
+         "2 cell databases at head (1 unreachable, not checked)"),
+        ("Host mappings", "success", "all 2 compute hosts are mapped"),
+        ("Instance mappings", "success", "all 3 instances are mapped"),
+    ]
+    warning = json.loads(result.stderr.splitlines()[0])
+    assert warning["message"].startswith(f"Cannot use database of cell 'remote' ({remote}) "
+                                         "mysql+pymysql://root:****@")
+    assert_no_secret(result, PASSWORD)
+
+
 def test_frozen_cell_server_costs_only_the_timeout(sqlite_cloud, throwaway_mariadb):
     """A stopped (SIGSTOP) server accepts connections and never answers."""
     setup_cells(sqlite_cloud)

@@ -212,32 +212,32 @@ def _sync_hint(state: migrate.SchemaState, command: str) -> str:
 
 
 def _hosts_check(scans: list[CellScan]) -> Check:
-    counted = [(s.cell, s.hosts) for s in scans if s.hosts is not None]
-    total = sum(u.checked for _, u in counted)
-    missing = [(cell, u) for cell, u in counted if u.missing]
-    if missing:
-        return Check("Host mappings", "warning",
-                     f"{_missing_text(missing, 'compute host', 'host mapping')}. Run command "
-                     "'cellctl discover_hosts' and then retry.")
-    if not total:
-        return Check("Host mappings", "success",
-                     "No host mappings or compute nodes were found. Remember to run command "
-                     "'cellctl discover_hosts' when new compute hosts are deployed.")
-    return Check("Host mappings", "success", f"all {_count(total, 'compute host')} are mapped")
+    return _mapping_check(
+        "Host mappings", [(s.cell, s.hosts) for s in scans if s.hosts is not None],
+        "compute host", "host mapping",
+        fix="Run command 'cellctl discover_hosts' and then retry.",
+        when_none="No host mappings or compute nodes were found. Remember to run command "
+                  "'cellctl discover_hosts' when new compute hosts are deployed.")
 
 
 def _instances_check(scans: list[CellScan]) -> Check:
-    counted = [(s.cell, s.instances) for s in scans if s.instances is not None]
-    total = sum(u.checked for _, u in counted)
+    return _mapping_check(
+        "Instance mappings", [(s.cell, s.instances) for s in scans if s.instances is not None],
+        "instance", "instance mapping",
+        fix="Run command 'cellctl map_instances --cell_uuid <cell uuid>' for each of these "
+            "cells and then retry.",
+        when_none="no instances found")
+
+
+def _mapping_check(name: str, counted: list[tuple[MappedCell, Unmapped]], thing: str,
+                   mapping: str, *, fix: str, when_none: str) -> Check:
     missing = [(cell, u) for cell, u in counted if u.missing]
     if missing:
-        return Check("Instance mappings", "warning",
-                     f"{_missing_text(missing, 'instance', 'instance mapping')}. Run command "
-                     "'cellctl map_instances --cell_uuid <cell uuid>' for each of these cells "
-                     "and then retry.")
+        return Check(name, "warning", f"{_missing_text(missing, thing, mapping)}. {fix}")
+    total = sum(u.checked for _, u in counted)
     if not total:
-        return Check("Instance mappings", "success", "no instances found")
-    return Check("Instance mappings", "success", f"all {_count(total, 'instance')} are mapped")
+        return Check(name, "success", when_none)
+    return Check(name, "success", f"all {_count(total, thing)} are mapped")
 
 
 def _missing_text(missing: list[tuple[MappedCell, Unmapped]], thing: str, mapping: str) -> str:
