@@ -404,7 +404,7 @@ def test_frozen_cell_server_costs_only_the_timeout(sqlite_cloud, throwaway_maria
         assert elapsed < 4, elapsed
         assert payload["unreachable_cells"] == [remote]
         assert rows(payload)[2][1] == "failure"
-        assert (f"Cannot use the database of cell 'frozen' ({remote}) "
+        assert (f"Cannot use database of cell 'frozen' ({remote}) "
                 f"mysql+pymysql://root:****@127.0.0.1:{throwaway_mariadb.port}/{name}: "
                 "no answer within 1 s") in result.stderr
         assert_no_secret(result, PASSWORD)

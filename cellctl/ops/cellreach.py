@@ -112,9 +112,9 @@ def probe_cells(dbs: Databases, cells: list[MappedCell], timeout: float, *,
     probes = []
     for index, (cell, target, url, _) in enumerate(planned):
         probe = outcomes.get(index)
-        if probe is not None and probe.timed_out:
-            probe = Probe(False, error=f"Cannot use the {target} of {cell.label} {url}: "
-                          f"{probe.error}", timed_out=True)
+        if probe is not None and probe.timed_out:  # worded as the probes word their errors
+            what = f"use database of {cell.label}" if target == "database" else "connect to queue"
+            probe = Probe(False, error=f"Cannot {what} {url}: {probe.error}", timed_out=True)
         probes.append(CellProbe(cell, target, url, probe))
     return probes
 
