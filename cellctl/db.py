@@ -285,7 +285,7 @@ class Databases:
                 connect_timeout: float | None = None) -> Engine:
         engine = self._engines.get(url)
         if engine is None:
-            embedded = url in self.settings.embedded_urls()
+            embedded = url in self.settings.embedded_urls
             engine = create_engine(url, label=label, must_exist=must_exist and not embedded,
                                    connect_timeout=connect_timeout)
             if embedded and kind is not None:
