@@ -237,6 +237,9 @@ class Databases:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engines: dict[str, Engine] = {}
+        # Cell databases that did not answer a probe: for the rest of the command
+        # they fail at once instead of making every use wait for a timeout again.
+        self._unreachable: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -269,7 +272,15 @@ class Databases:
         url = self.expand_database_url(stored_url)
         if not url:
             raise DatabaseError(f"The {label} has no database connection URL")
+        if url in self._unreachable:
+            raise DatabaseError(self._unreachable[url], url=url)
         return self._engine(url, label, kind="cell", connect_timeout=connect_timeout)
+
+    def mark_unreachable(self, stored_url: str | None, reason: str) -> None:
+        """Remember that a cell database did not answer; ``cell()`` then raises ``reason``."""
+        url = self.expand_database_url(stored_url)
+        if url:
+            self._unreachable[url] = reason
 
     def expand_database_url(self, stored_url: str | None) -> str | None:
         return expand_template(stored_url, self.settings.database_connection.value)

@@ -16,15 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.errors import DatabaseError, SchemaMissing
-from cellctl.ops.cellreach import (
-    CellProbe,
-    MappedCell,
-    cell_engine,
-    mapped_cells,
-    mark_unreachable,
-    mark_unreachable_databases,
-    probe_cells,
-)
+from cellctl.ops.cellreach import CellProbe, failed_databases, mark_unreachable, probe_cells
+from cellctl.ops.spanning import CellRef, cell_engine, select_cells
 from cellctl.ops.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.reach import DEFAULT_TIMEOUT
@@ -54,7 +47,7 @@ class Check:
 class CellScan:
     """What could be read from one reachable cell's database."""
 
-    cell: MappedCell
+    cell: CellRef
     schema: migrate.SchemaState
     hosts: Unmapped | None = None  # None for cell0, which has no hosts
     instances: Unmapped | None = None
@@ -80,9 +73,13 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
                        [])
     if api_schema.owner == "none":
         return _finish(result, [_api_schema_check(api_schema)], [])
-    cells = mapped_cells(dbs)
+    with dbs.api.connect() as conn:
+        cells = select_cells(conn, result, None, not_found_code=2) or []
     probes = probe_cells(dbs, cells, timeout, queues=check_connectivity)
-    mark_unreachable_databases(result, probes)
+    dead = failed_databases(probes)
+    for cell in cells:
+        if cell.uuid in dead:
+            mark_unreachable(result, cell, dead[cell.uuid])
     scans = _scan(dbs, result, [c for c in cells if c.uuid not in result.unreachable_cells],
                   timeout, progress)
     checks = [
@@ -99,7 +96,7 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
     return _finish(result, checks, probes if check_connectivity else [])
 
 
-def _scan(dbs: Databases, result: Result, cells: list[MappedCell], timeout: float,
+def _scan(dbs: Databases, result: Result, cells: list[CellRef], timeout: float,
           progress: Progress) -> list[CellScan]:
     scans = []
     for cell in cells:
@@ -113,7 +110,7 @@ def _scan(dbs: Databases, result: Result, cells: list[MappedCell], timeout: floa
     return scans
 
 
-def _read_cell(dbs: Databases, engine: Engine, cell: MappedCell,
+def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
                progress: Progress) -> CellScan:
     scan = CellScan(cell, migrate.schema_state(engine, "cell"))
     if scan.schema.owner == "none":
@@ -145,7 +142,7 @@ def _finish(result: Result, checks: list[Check], probes: list[CellProbe]) -> Res
 # --- the checks -------------------------------------------------------------
 
 
-def _cell0_check(cells: list[MappedCell]) -> Check:
+def _cell0_check(cells: list[CellRef]) -> Check:
     if any(c.is_cell0 for c in cells):
         return Check("Cell0 mapping", "success", "cell0 is mapped")
     return Check("Cell0 mapping", "failure",
@@ -153,7 +150,7 @@ def _cell0_check(cells: list[MappedCell]) -> Check:
                  "'cellctl simple_cell_setup') and then retry.")
 
 
-def _cells_check(cells: list[MappedCell]) -> Check:
+def _cells_check(cells: list[CellRef]) -> Check:
     regular = [c for c in cells if not c.is_cell0]
     if not regular:
         return Check("Cell mappings", "failure",
@@ -164,7 +161,7 @@ def _cells_check(cells: list[MappedCell]) -> Check:
     return Check("Cell mappings", "success", f"{_count(len(regular), 'cell')} besides cell0{note}")
 
 
-def _reachable_check(cells: list[MappedCell], unreachable: list[str]) -> Check:
+def _reachable_check(cells: list[CellRef], unreachable: list[str]) -> Check:
     if not cells:
         return Check("Cell databases", "success", "no cell is mapped")
     if not unreachable:
@@ -229,7 +226,7 @@ def _instances_check(scans: list[CellScan]) -> Check:
         when_none="no instances found")
 
 
-def _mapping_check(name: str, counted: list[tuple[MappedCell, Unmapped]], thing: str,
+def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: str,
                    mapping: str, *, fix: str, when_none: str) -> Check:
     missing = [(cell, u) for cell, u in counted if u.missing]
     if missing:
@@ -240,7 +237,7 @@ def _mapping_check(name: str, counted: list[tuple[MappedCell, Unmapped]], thing:
     return Check(name, "success", f"all {_count(total, thing)} are mapped")
 
 
-def _missing_text(missing: list[tuple[MappedCell, Unmapped]], thing: str, mapping: str) -> str:
+def _missing_text(missing: list[tuple[CellRef, Unmapped]], thing: str, mapping: str) -> str:
     total = sum(u.missing for _, u in missing)
     per_cell = "; ".join(f"{u.missing} in {cell.label}, e.g. {', '.join(u.examples)}"
                          for cell, u in missing)
