@@ -100,13 +100,18 @@ def test_cell_on_closed_port(two_cells, command):
     check_outcome(two_cells, command, done, remote, secret)
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_cell_whose_server_was_killed(two_cells, throwaway_mariadb, command):
-    url = throwaway_mariadb.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
-    synced = two_cells.run("db", "sync", env={"CELLCTL_DATABASE_CONNECTION": url})
+def remote_cell_on(server, cloud):
+    """Cell 'remote' in a new database on ``server``, synced, with host 'far' there."""
+    url = server.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
+    synced = cloud.run("db", "sync", env={"CELLCTL_DATABASE_CONNECTION": url})
     assert synced.exit_code == 0, synced.stderr
     add_hosts(url, ["far"])
-    remote = add_remote_cell(two_cells, url)
+    return add_remote_cell(cloud, url)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cell_whose_server_was_killed(two_cells, throwaway_mariadb, command):
+    remote = remote_cell_on(throwaway_mariadb, two_cells)
     throwaway_mariadb.kill()
 
     done, _ = run_process(two_cells, *COMMANDS[command])
@@ -118,11 +123,7 @@ def test_cell_whose_server_was_killed(two_cells, throwaway_mariadb, command):
 def test_cell_whose_server_was_stopped_costs_a_bounded_wait(two_cells, throwaway_mariadb,
                                                             command):
     """A stopped (SIGSTOP) server: the kernel accepts connections, nobody answers."""
-    url = throwaway_mariadb.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
-    synced = two_cells.run("db", "sync", env={"CELLCTL_DATABASE_CONNECTION": url})
-    assert synced.exit_code == 0, synced.stderr
-    add_hosts(url, ["far"])
-    remote = add_remote_cell(two_cells, url)
+    remote = remote_cell_on(throwaway_mariadb, two_cells)
     throwaway_mariadb.freeze()
 
     done, elapsed = run_process(two_cells, *COMMANDS[command])

@@ -32,13 +32,11 @@ class Unmapped:
 
 def unmapped_hosts(cell: Engine, api: Engine) -> Unmapped:
     """Distinct hosts of live compute nodes without a host_mappings row."""
-    from sqlalchemy import select
-
+    from cellctl.ops.hosts import live_nodes
     from cellctl.tables.api import host_mappings as hm
     from cellctl.tables.cell import compute_nodes as cn
 
-    live_hosts = (select(cn.c.host).where(cn.c.deleted == 0, cn.c.host.is_not(None))
-                  .group_by(cn.c.host))
+    live_hosts = live_nodes().with_only_columns(cn.c.host).group_by(cn.c.host)
     hosts = ([row.host for row in rows] for rows in _batches(cell, live_hosts, cn.c.host))
     return _check(hosts, api, hm.c.host)
 
