@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Literal
 from cellctl.errors import CellctlError
 from cellctl.ops.spanning import CellRef, cell_engine
 from cellctl.reach import DEFAULT_TIMEOUT, Probe, probe_database, probe_queue, run_bounded
-from cellctl.result import Result
 from cellctl.urls import kombu_urls, mask, validate_transport_url
 
 if TYPE_CHECKING:
@@ -49,12 +48,6 @@ def failed_databases(probes: list[CellProbe]) -> dict[str, str]:
     """Cell UUID -> why, for the database probes that failed."""
     return {p.cell.uuid: p.probe.error or "unreachable" for p in probes
             if p.target == "database" and p.probe is not None and not p.probe.ok}
-
-
-def mark_unreachable(result: Result, cell: CellRef, reason: str) -> None:
-    """Record the cell once, with a warning that names it."""
-    if cell.uuid not in result.unreachable_cells:
-        result.unreachable(cell.uuid, reason)
 
 
 def probe_cells(dbs: Databases, cells: list[CellRef], timeout: float, *,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.errors import DatabaseError, SchemaMissing
-from cellctl.ops.cellreach import CellProbe, failed_databases, mark_unreachable, probe_cells
+from cellctl.ops.cellreach import CellProbe, failed_databases, probe_cells
 from cellctl.ops.spanning import CellRef, cell_engine, select_cells
 from cellctl.ops.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
@@ -79,7 +79,7 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
     dead = failed_databases(probes)
     for cell in cells:
         if cell.uuid in dead:
-            mark_unreachable(result, cell, dead[cell.uuid])
+            result.unreachable(cell.uuid, dead[cell.uuid])
     scans = _scan(dbs, result, [c for c in cells if c.uuid not in result.unreachable_cells],
                   timeout, progress)
     checks = [
@@ -106,7 +106,7 @@ def _scan(dbs: Databases, result: Result, cells: list[CellRef], timeout: float,
             if exc.url == dbs.api_url:  # the API database failing ends the command
                 raise
             # The cell answered the probe but failed since (e.g. its server stopped).
-            mark_unreachable(result, cell, str(exc))
+            result.unreachable(cell.uuid, str(exc))
     return scans
 
 
@@ -178,7 +178,8 @@ def _api_schema_check(state: migrate.SchemaState) -> Check:
     if state.is_current:
         return Check("API database schema", "success", f"at head ({state.revision})")
     return Check("API database schema", "failure",
-                 f"API database: {_schema_problem(state)}. {_sync_hint(state, 'api_db sync')}")
+                 f"API database: {_schema_problem(state)}. "
+                 f"{_sync_hint(state, 'api_db sync', 'api_db sync')}")
 
 
 def _cell_schemas_check(scans: list[CellScan], skipped: int) -> Check:
@@ -191,7 +192,7 @@ def _cell_schemas_check(scans: list[CellScan], skipped: int) -> Check:
                      f"{_count(len(scans), 'cell database')} at head{not_checked}")
     problems = "; ".join(s.schema_problem or "" for s in behind)
     return Check("Cell database schemas", "failure",
-                 f"{problems}. {_sync_hint(behind[0].schema, 'db sync --all-cells')}")
+                 f"{problems}. {_sync_hint(behind[0].schema, 'db sync --all-cells', 'db sync')}")
 
 
 def _schema_problem(state: migrate.SchemaState) -> str:
@@ -202,10 +203,11 @@ def _schema_problem(state: migrate.SchemaState) -> str:
     return f"{owner} at {state.revision or 'no revision'}, head is {head}"
 
 
-def _sync_hint(state: migrate.SchemaState, command: str) -> str:
+def _sync_hint(state: migrate.SchemaState, cellctl: str, nova_manage: str) -> str:
+    """The command that upgrades the schema: Nova's own tool for a database Nova owns."""
     if state.owner == "nova":
-        return f"Run command 'nova-manage {command.split(' --')[0]}' and then retry."
-    return f"Run command 'cellctl {command}' and then retry."
+        return f"Run command 'nova-manage {nova_manage}' and then retry."
+    return f"Run command 'cellctl {cellctl}' and then retry."
 
 
 def _hosts_check(scans: list[CellScan]) -> Check:
