@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases
+from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.hosts import (
     HostMappingCollision,
     compute_services,
@@ -67,6 +68,8 @@ def discover_hosts(
     if cell_uuid is None:
         say(f"Found {len(cells)} cell mappings.")
 
+    # A dead cell then fails at once in the loop below.
+    probe_databases(dbs, [cell for cell in cells if not cell.is_cell0])
     runs: list[_CellRun] = []
     for cell in cells:
         if cell.is_cell0:
