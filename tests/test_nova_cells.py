@@ -78,7 +78,6 @@ def test_create_and_list_cells(side_by_side):
     pair.step("cell_v2", "create_cell", "--name", "templated", "--transport-url",
               "{scheme}://{username}:{password}@other-{hostname}:{port}/",
               "--database_connection", "mysql+pymysql://nova:pw@db3/nova3", code=0)
-    pair.step("cell_v2", "create_cell", "--transport-url", "not-a-url", code=1)
 
     nova, ours = pair.step("cell_v2", "list_cells", "--verbose", code=0)
     pair.assert_same_table(nova, ours)
@@ -90,6 +89,14 @@ def test_create_and_list_cells(side_by_side):
     assert "none:/" in [row[2] for row in pair.table(pair.nova, nova)]
     assert pair.table(pair.ours, ours) == nova_table
     assert "secret" not in ours.stdout
+
+    # Documented difference: nova-manage stores a transport no driver knows.
+    pair.step("cell_v2", "create_cell", "--name", "typo", "--transport-url", "rabit://mq:5672/",
+              "--database_connection", "mysql+pymysql://nova:pw@db4/nova4",
+              nova_code=0, cellctl_code=1, same_state=False)
+    stored = [[c["transport_url"] for c in side.rows("api", "cell_mappings")]
+              for side in (pair.nova, pair.ours)]
+    assert "rabit://mq:5672/" in stored[0] and "rabit://mq:5672/" not in stored[1]
     # the templated cell's URL is shown expanded against [DEFAULT] transport_url
     assert "rabbit://guest:****@other-127.0.0.1:5672/" in ours.stdout
 
@@ -106,35 +113,22 @@ def test_create_cell_without_transport_url(side_by_side):
     assert "Must specify --transport-url" in ours.stderr
 
 
-def test_create_cell_unknown_transport_is_refused(side_by_side):
-    """Documented difference: nova-manage stores a transport no driver knows."""
-    pair = side_by_side
-    pair.step("cell_v2", "create_cell", "--name", "typo", "--transport-url", "rabit://mq:5672/",
-              nova_code=0, cellctl_code=1, same_state=False)
-    assert [c["transport_url"] for c in pair.nova.rows("api", "cell_mappings")] == [
-        "rabit://mq:5672/"]
-    assert pair.ours.rows("api", "cell_mappings") == []
-
-
 def test_update_cell(side_by_side):
     pair = side_by_side
     pair.add_database("cell2")
     pair.add_cell("cell0", None, cell_uuid=CELL0_UUID)
     cell1 = pair.add_cell("cell1", "cell1")
     cell2 = pair.add_cell("cell2", "cell2")
-    mq1, mq2 = "rabbit://guest:guest@mq-cell1:5672/", "rabbit://guest:guest@mq-cell2:5672/"
+    mq2 = "rabbit://guest:guest@mq-cell2:5672/"
     # nova-manage always writes some transport URL over the cell's (nova.conf's, else
     # oslo.messaging's default rabbit://; see the test below): each step names the
     # cell's own, so what is compared is the rest. No [database] here: the cells keep theirs.
     pair.write_conf(database=False)
 
     pair.step("cell_v2", "update_cell", "--cell_uuid", cell1, "--name", "renamed",
-              "--transport-url", mq1, code=0)
-    pair.step("cell_v2", "update_cell", "--cell_uuid", cell1, "--transport-url",
-              "rabbit://u:p@mq9:5672/", "--database_connection",
+              "--transport-url", "rabbit://u:p@mq9:5672/", "--database_connection",
               "mysql+pymysql://nova:pw@db9/nova", code=0)
-    pair.step("cell_v2", "update_cell", "--cell_uuid", cell2, "--transport-url",
-              "rabbit://u:p@mq9:5672/", code=3)
+    # cell1's database URL alone is taken
     pair.step("cell_v2", "update_cell", "--cell_uuid", cell2, "--database_connection",
               "mysql+pymysql://nova:pw@db9/nova", "--transport-url", mq2, code=3)
     pair.step("cell_v2", "update_cell", "--cell_uuid", cell2, "--disable",
@@ -188,7 +182,6 @@ def test_delete_cell(side_by_side):
     deleted_only = pair.add_cell("deleted", "cell3")
     (gone,) = pair.add_instances("cell3", [{"host": "compute3", "deleted": True}])
     pair.map_instance(gone, deleted_only)
-    empty = pair.add_cell("empty", "cell1_cell0", transport_url="rabbit://e@mq-e:5672/")
 
     pair.step("cell_v2", "delete_cell", "--cell_uuid", seed_uuid("nowhere"), code=1)
     pair.step("cell_v2", "delete_cell", "--cell_uuid", with_host, code=2)
@@ -197,7 +190,6 @@ def test_delete_cell(side_by_side):
     pair.step("cell_v2", "delete_cell", "--cell_uuid", deleted_only, code=4)
     pair.step("cell_v2", "delete_cell", "--cell_uuid", deleted_only, "--force", code=0)
     pair.step("cell_v2", "delete_cell", "--cell_uuid", with_host, "--force", code=0)
-    pair.step("cell_v2", "delete_cell", "--cell_uuid", empty, code=0)
     # what is left: the cell with a living instance, and compute1 unmapped again
     assert [c["name"] for c in pair.ours.rows("api", "cell_mappings")] == ["living"]
     assert [n["mapped"] for n in pair.ours.rows("cell1", "compute_nodes")] == [0]
