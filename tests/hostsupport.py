@@ -22,6 +22,8 @@ from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
 
 CELL0 = "00000000-0000-0000-0000-000000000000"
+# A well-formed UUID no cell has (fixed: pytest-xdist needs the same test ids in every worker).
+UNKNOWN_CELL = "6f1d3c1e-5b1a-4c55-9a53-0f3e9d6c2b11"
 # A cell database nobody answers on; the password must never show.
 DEAD_CELL_URL = "mysql+pymysql://nova:secretpw@127.0.0.1:1/nova"
 

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from hostsupport import (
     DEAD_CELL_URL,
+    UNKNOWN_CELL,
     add_hosts,
     add_node,
     cellctl_process,
@@ -86,7 +87,7 @@ def test_discover_one_cell_then_all(cloud):
     assert mappings(cloud) == {"a1": cell1, "a2": cell1, "b1": cell2}
 
 
-@pytest.mark.parametrize("value", ["not-a-uuid", "3f0b5e3c-7c1e-4a55-9d51-2b8e6f1d4a90"])
+@pytest.mark.parametrize("value", ["not-a-uuid", UNKNOWN_CELL])
 def test_discover_unknown_or_malformed_cell_is_1(cloud, value):
     setup_cells(cloud)
     add_hosts(cloud.cell_url, ["h1"])

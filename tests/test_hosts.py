@@ -9,6 +9,7 @@ import uuid
 import pytest
 from hostsupport import (
     DEAD_CELL_URL,
+    UNKNOWN_CELL,
     add_hosts,
     add_node,
     map_host,
@@ -182,7 +183,7 @@ def test_list_hosts_sorted_and_by_cell(two_cells):
     ]
 
 
-@pytest.mark.parametrize("value", ["3f0b5e3c-7c1e-4a55-9d51-2b8e6f1d4a90", "garbage"])
+@pytest.mark.parametrize("value", [UNKNOWN_CELL, "garbage"])
 def test_list_hosts_unknown_cell_is_1(two_cells, value):
     result = two_cells.run("list_hosts", "--cell_uuid", value)
     assert result.exit_code == 1

@@ -9,7 +9,15 @@ import time
 import uuid
 
 import pytest
-from hostsupport import CELL0, DEAD_CELL_URL, add_hosts, cellctl_process, new_cloud, setup_cells
+from hostsupport import (
+    CELL0,
+    DEAD_CELL_URL,
+    UNKNOWN_CELL,
+    add_hosts,
+    cellctl_process,
+    new_cloud,
+    setup_cells,
+)
 
 from cellctl.ops.common import utcnow
 
@@ -222,7 +230,7 @@ def test_service_list_all_cells_cell0_and_a_dead_cell(cloud):
             "unreachable_cells": [cell3]} in [json.loads(x) for x in dead.stderr.splitlines()]
 
 
-@pytest.mark.parametrize("value", ["nope", "3f0b5e3c-7c1e-4a55-9d51-2b8e6f1d4a90"])
+@pytest.mark.parametrize("value", ["nope", UNKNOWN_CELL])
 def test_service_list_unknown_cell_is_1(cell, value):
     result = cell.run("service", "list", "--cell_uuid", value)
     assert result.exit_code == 1
