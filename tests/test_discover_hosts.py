@@ -246,3 +246,17 @@ def test_discover_shows_progress_on_a_terminal_only(sqlite_factory, make_cloud):
     assert b"Discovering hosts in cell 'cell1'" in shown
     assert b"1500/1500" in shown
     assert len(mappings(cloud)) == 1500
+
+
+def test_discover_compares_hosts_as_the_database_does(cloud):
+    """MariaDB's collation makes Host-A and host-a one host: mapped, not a collision."""
+    (cell1,) = setup_cells(cloud)
+    map_host(cloud, "host-a", cell1)
+    add_hosts(cloud.cell_url, ["Host-A"])
+    result = cloud.run("discover_hosts")
+    assert result.exit_code == 0, result.stderr
+    if cloud.factory.backend == "mysql":
+        assert mappings(cloud) == {"host-a": cell1}
+    else:
+        assert mappings(cloud) == {"host-a": cell1, "Host-A": cell1}
+    assert set(node_flags(cloud.cell_url).values()) == {1}

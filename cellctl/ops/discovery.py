@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cellctl.db import Databases
 from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.hosts import (
+    BatchOutcome,
     HostMappingCollision,
     compute_services,
     count_rows,
@@ -42,8 +43,7 @@ class _CellRun:
     say: Callable[[str], Any]
     by_service: bool
     hosts_mapped: int = 0
-    announced: set[str] = field(default_factory=set)
-    warned: set[str] = field(default_factory=set)
+    warned: set[str] = field(default_factory=set)  # hosts mapped to another cell
 
 
 def discover_hosts(
@@ -135,21 +135,22 @@ def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: P
                         mark_nodes_mapped, cell_db,
                         [row.id for row in batch if row.host in outcome.in_cell])
                 run.hosts_mapped += len(outcome.created)
+                announced: set[str] = set()  # a host is created in one batch only
                 for row in batch:
-                    _report(run, row, outcome.created, outcome.elsewhere, result)
+                    _report(run, row, outcome, announced, result)
                 progress.advance(len(batch))
             in_cell(marking)
         finally:
             progress.finish()
 
 
-def _report(run: _CellRun, row: Row[Any], created: set[str], elsewhere: dict[str, str],
+def _report(run: _CellRun, row: Row[Any], outcome: BatchOutcome, announced: set[str],
             result: Result) -> None:
     """Nova's verbose lines for one node (or service), and the warning for a foreign host."""
     host = row.host
-    first_time = host in created and host not in run.announced
+    first_time = host in outcome.created and host not in announced
     if first_time:
-        run.announced.add(host)
+        announced.add(host)
     if run.by_service:
         if first_time:
             run.say(f"Creating host mapping for service {host}")
@@ -157,7 +158,8 @@ def _report(run: _CellRun, row: Row[Any], created: set[str], elsewhere: dict[str
         run.say(f"Checking host mapping for compute host '{host}': {row.uuid}")
         if first_time:
             run.say(f"Creating host mapping for compute host '{host}': {row.uuid}")
-    if host in elsewhere and host not in run.warned:
+    if host in outcome.elsewhere and host not in run.warned:
         run.warned.add(host)
-        result.warn(f"Host '{host}' of {run.cell.label} is mapped to cell {elsewhere[host]}; "
+        result.warn(f"Host '{host}' of {run.cell.label} is mapped to cell "
+                    f"{outcome.elsewhere[host]}; "
                     "its mapping was left as it is (see delete_host).")
