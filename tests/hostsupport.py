@@ -106,6 +106,12 @@ def map_host(cloud: Cloud, host: str, cell_uuid: str) -> None:
                   "SELECT id, :h FROM cell_mappings WHERE uuid = :c", {"h": host, "c": cell_uuid})
 
 
+def kill_cell(cloud: Cloud, cell_uuid: str) -> None:
+    """Point the cell's mapping at a database nobody answers on (a stopped server)."""
+    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
+                  "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cell_uuid})
+
+
 def mappings(cloud: Cloud) -> dict[str, str]:
     """host -> cell UUID of every host mapping."""
     engine = sa.create_engine(cloud.api_url)

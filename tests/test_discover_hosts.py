@@ -13,11 +13,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from hostsupport import (
-    DEAD_CELL_URL,
     UNKNOWN_CELL,
     add_hosts,
     add_node,
     cellctl_process,
+    kill_cell,
     map_host,
     mappings,
     new_cloud,
@@ -153,15 +153,13 @@ def test_discover_by_service(cloud):
 
 
 def test_discover_carries_on_past_a_dead_cell(cloud):
-    cell1, _cell2 = setup_cells(cloud, extra_cells=1)
-    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
-                  "WHERE name = 'cell2'", {"u": DEAD_CELL_URL})
+    cell1, dead = setup_cells(cloud, extra_cells=1)
+    kill_cell(cloud, dead)
     add_hosts(cloud.cell_url, ["h1", "h2"])
     result = cloud.run("discover_hosts", "--format", "json")
     assert result.exit_code == 1
     assert mappings(cloud) == {"h1": cell1, "h2": cell1}
     lines = [json.loads(line) for line in result.stderr.splitlines()]
-    dead = next(c for c in cloud.api_rows("cell_mappings") if c["name"] == "cell2")["uuid"]
     assert {"level": "warning", "message": "Some cells could not be reached",
             "unreachable_cells": [dead]} in lines
     assert any(dead in line.get("message", "") for line in lines)

@@ -12,6 +12,7 @@ from hostsupport import (
     UNKNOWN_CELL,
     add_hosts,
     add_node,
+    kill_cell,
     map_host,
     mappings,
     new_cloud,
@@ -203,8 +204,7 @@ def test_list_hosts_status_reads_each_cell_and_survives_a_dead_one(two_cells):
     for host in ["up", "down", "off", "forced", "sick-but-off", "no-service"]:
         map_host(cloud, host, cloud.london)
     map_host(cloud, "far", cloud.dallas)
-    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
-                  "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cloud.dallas})
+    kill_cell(cloud, cloud.dallas)
 
     result = cloud.run("list_hosts", "--status")
     assert result.exit_code == 0
@@ -275,8 +275,7 @@ def test_delete_host_without_nodes_and_json(two_cells):
 def test_delete_host_with_dead_cell_database_is_255(two_cells):
     cloud = two_cells
     map_host(cloud, "far", cloud.dallas)
-    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
-                  "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cloud.dallas})
+    kill_cell(cloud, cloud.dallas)
     result = cloud.run("delete_host", "--cell_uuid", cloud.dallas, "--host", "far")
     assert result.exit_code == 255
     assert len(result.stderr.splitlines()) == 1

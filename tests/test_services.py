@@ -15,6 +15,7 @@ from hostsupport import (
     UNKNOWN_CELL,
     add_hosts,
     cellctl_process,
+    kill_cell,
     new_cloud,
     setup_cells,
 )
@@ -208,8 +209,7 @@ def test_service_list_all_cells_cell0_and_a_dead_cell(cloud):
     _cell1, cell2, cell3 = setup_cells(cloud, extra_cells=2, cell0=True)
     add_hosts(cloud.cell_urls[0], ["a"], with_nodes=False)
     add_hosts(cloud.cell_urls[1], ["b"], with_nodes=False)
-    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
-                  "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cell3})
+    kill_cell(cloud, cell3)
     result = cloud.run("service", "list")
     assert result.exit_code == 0
     table = [[c.strip() for c in line.split("|")[1:-1]] for line in result.stdout.splitlines()

@@ -41,6 +41,7 @@ class _CellRun:
 
     cell: CellRef
     say: Callable[[str], Any]
+    verbose: bool
     by_service: bool
     hosts_mapped: int = 0
     warned: set[str] = field(default_factory=set)  # hosts mapped to another cell
@@ -79,7 +80,7 @@ def discover_hosts(
             continue
         say(f"Getting computes from cell '{cell.name}': {cell.uuid}" if cell.name
             else f"Getting computes from cell: {cell.uuid}")
-        run = _CellRun(cell, say, by_service)
+        run = _CellRun(cell, say, verbose, by_service)
         runs.append(run)
         try:
             _discover_in_cell(dbs, run, result, progress)
@@ -135,9 +136,10 @@ def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: P
                         mark_nodes_mapped, cell_db,
                         [row.id for row in batch if row.host in outcome.in_cell])
                 run.hosts_mapped += len(outcome.created)
-                announced: set[str] = set()  # a host is created in one batch only
-                for row in batch:
-                    _report(run, row, outcome, announced, result)
+                if run.verbose or outcome.elsewhere:
+                    announced: set[str] = set()  # a host is created in one batch only
+                    for row in batch:
+                        _report(run, row, outcome, announced, result)
                 progress.advance(len(batch))
             in_cell(marking)
         finally:
