@@ -6,7 +6,12 @@ subprocess, end to end, and prints hosts/s and the child's peak RSS. Also
 times a second run (nothing new: the steady state of a periodic discovery)
 and ``cellctl --help`` start-up. Creates and drops its own databases.
 
+With ``--nova-manage PATH`` it also times the reference tool, nova-manage,
+on the same kind of data on MariaDB (``--nova-hosts``, default 2,000: it
+maps a few dozen hosts per second); Nova's models match cellctl's tables.
+
     .venv/bin/python benchmarks/bench_discover_hosts.py [--hosts 100000] [--backends sqlite,mysql]
+        [--nova-manage /path/to/nova-manage [--nova-hosts 2000]]
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from cellctl.tables.cell import compute_nodes, services
 
 MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 SEED_CHUNK = 10_000
+# Never connected to: Nova only needs a transport driver it can load for the cell.
+TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 
 
 def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -115,9 +122,7 @@ def bench(backend: str, hosts: int, workdir: Path) -> None:
     dbs = Databases(backend, workdir)
     try:
         seeded = seed(dbs, hosts)
-        env = {"CELLCTL_API_DATABASE_CONNECTION": dbs.api_url,
-               "CELLCTL_DATABASE_CONNECTION": dbs.cell_url,
-               "CELLCTL_TRANSPORT_URL": "memory:///", "CELLCTL_STATE_DIR": str(workdir)}
+        env = cellctl_env(dbs, workdir)
         cellctl(env, "create_cell", "--name", "bench")
         seconds, rss, _ = cellctl(env, "discover_hosts")
         check(dbs, hosts)
@@ -125,6 +130,35 @@ def bench(backend: str, hosts: int, workdir: Path) -> None:
         print(f"{backend:8} {hosts:>8} hosts  seeded in {seeded:6.1f} s | discover_hosts "
               f"{seconds:6.2f} s = {hosts / seconds:8.0f} hosts/s, peak RSS {rss:5.0f} MiB | "
               f"second run (nothing new) {again:5.2f} s, peak RSS {again_rss:4.0f} MiB",
+              flush=True)
+    finally:
+        dbs.drop()
+
+
+def cellctl_env(dbs: Databases, workdir: Path) -> dict[str, str]:
+    return {"CELLCTL_API_DATABASE_CONNECTION": dbs.api_url,
+            "CELLCTL_DATABASE_CONNECTION": dbs.cell_url,
+            "CELLCTL_TRANSPORT_URL": TRANSPORT_URL, "CELLCTL_STATE_DIR": str(workdir)}
+
+
+def bench_nova_manage(nova_manage: str, hosts: int, workdir: Path) -> None:
+    dbs = Databases("mysql", workdir)
+    try:
+        seed(dbs, hosts)
+        cellctl(cellctl_env(dbs, workdir), "create_cell", "--name", "bench")
+        conf = workdir / "nova.conf"
+        conf.write_text(f"[api_database]\nconnection = {dbs.api_url}\n"
+                        f"[database]\nconnection = {dbs.cell_url}\n")
+        runs = {}
+        for action in ("list_cells", "discover_hosts"):  # list_cells: start-up alone
+            start = time.perf_counter()
+            subprocess.run([nova_manage, "--config-file", str(conf), "cell_v2", action],
+                           check=True, capture_output=True)
+            runs[action] = time.perf_counter() - start
+        check(dbs, hosts)
+        seconds = runs["discover_hosts"]
+        print(f"{'nova-manage':11} mysql {hosts:>7} hosts | discover_hosts {seconds:6.1f} s = "
+              f"{hosts / seconds:6.0f} hosts/s | start-up (list_cells) {runs['list_cells']:.1f} s",
               flush=True)
     finally:
         dbs.drop()
@@ -140,11 +174,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,mysql")
+    parser.add_argument("--nova-manage", metavar="PATH", help="Also time this nova-manage.")
+    parser.add_argument("--nova-hosts", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
         startup(Path(tmp))
         for backend in args.backends.split(","):
             bench(backend, args.hosts, Path(tmp))
+        if args.nova_manage:
+            bench_nova_manage(args.nova_manage, args.nova_hosts, Path(tmp))
 
 
 if __name__ == "__main__":
