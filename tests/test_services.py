@@ -164,6 +164,27 @@ def test_heartbeat_runs_until_stopped(cell, stop):
     assert services(cell)[0]["report_count"] >= 2
 
 
+def test_heartbeat_keeps_going_when_a_report_fails(cell):
+    """As a Nova service: a report that cannot be written is missed, not fatal."""
+    cell.ok("service", "register", "--host", "cmp1")
+    proc = cellctl_process(cell, "service", "heartbeat", "--host", "cmp1", "--interval", "0.3",
+                           "--count", "8", "--format", "json")
+    deadline = time.monotonic() + 30
+    while services(cell)[0]["report_count"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cell.execute(cell.cell_url, "ALTER TABLE services RENAME TO services_away")
+    time.sleep(0.7)
+    cell.execute(cell.cell_url, "ALTER TABLE services_away RENAME TO services")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+    assert data["missed"] >= 1
+    assert data["reports"] + data["missed"] == 8
+    assert services(cell)[0]["report_count"] == data["reports"]
+    assert "reports could not be written" in err
+    assert "Traceback" not in err
+
+
 # --- list ----------------------------------------------------------------------------
 
 
