@@ -3,8 +3,8 @@
 Cells live in other databases than the API database, so nothing joins across
 them: candidate hosts are read from the cell in keyset batches, each batch is
 looked up in ``host_mappings`` with one IN query, the unmapped ones are
-inserted in one statement, and the cell's compute nodes of every host mapped
-to that cell are marked ``mapped = 1`` with one UPDATE. The API database is
+inserted in one batch, and the batch's compute nodes whose host is mapped to
+that cell are marked ``mapped = 1`` with one UPDATE. The API database is
 written first, so a run killed between the two steps leaves nodes unmarked,
 which the next run marks, never nodes marked whose host is not mapped.
 
