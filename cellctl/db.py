@@ -173,7 +173,7 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows`` in one statement, skipping any that hit a unique key; return how many
+    """Insert ``rows`` in one batch, skipping any that hit a unique key; return how many
     were inserted.
 
     This is what makes bulk mapping safe to re-run and to run concurrently: a
@@ -191,18 +191,22 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[s
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         # psycopg reports no rowcount here; count the rows RETURNING gives back.
-        returning = pg_insert(table).on_conflict_do_nothing().values(rows).returning(
+        returning = pg_insert(table).on_conflict_do_nothing().returning(
             table.primary_key.columns.values()[0]
         )
-        return len(conn.execute(returning).all())
+        return len(conn.execute(returning, rows).all())
     elif name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(table).on_conflict_do_nothing()
     else:
         raise DatabaseError(f"Unsupported database dialect {name!r}")
-    # One multi-row VALUES statement, not executemany: a round trip per batch.
-    return int(conn.execute(statement.values(rows)).rowcount or 0)
+    # executemany, not one statement with the rows inlined: SQLAlchemy compiles a
+    # multi-row VALUES anew for every batch (~0.15 s per 1,000 rows), while the
+    # drivers batch executemany themselves (PyMySQL sends multi-row INSERTs,
+    # sqlite3 reuses one prepared statement, PostgreSQL gets insertmanyvalues).
+    # Both drivers sum rowcount over the batch.
+    return int(conn.execute(statement, rows).rowcount or 0)
 
 
 def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:
