@@ -35,7 +35,9 @@ def test_discover_hosts(side_by_side):
     pair.map_host("c", cell1)
     pair.map_host("f", cell2)
 
-    pair.step("cell_v2", "discover_hosts", "--cell_uuid", cell2, "--strict", code=0)
+    nova, ours = pair.step("cell_v2", "discover_hosts", "--cell_uuid", cell2, "--strict",
+                           "--verbose", code=0)
+    assert len(nova.lines) == 4 and nova.lines == ours.lines  # Nova's wording, line by line
     # Documented difference: nova-manage marks only the node it created the mapping
     # for; cellctl marks every node of a host mapped to this cell (e-2), so none is
     # re-read by every later run. The host mappings are the same.
