@@ -1,7 +1,7 @@
 """Time nova-manage 34 and cellctl on the same data: discover_hosts and map_instances.
 
 Both tools get identical MariaDB databases with Nova's own schema (built by
-nova-manage, as in tests/nova_support.py): one cell with N compute hosts (a
+nova-manage, as in tests/nova_env.py): one cell with N compute hosts (a
 compute node and a nova-compute service each) or N instances. Each tool runs
 as a separate process, start-up included, and the script prints the time,
 rows per second, the process's peak RSS and the ratio, and checks that both
@@ -29,10 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import nova_support as ns  # noqa: E402
+import nova_env as ns  # noqa: E402
+from nova_support import seed_uuid  # noqa: E402
 
 CHUNK = 5000
-CELL_UUID = ns.seed_uuid("bench:cell1")
+CELL_UUID = seed_uuid("bench:cell1")
 
 
 @dataclass
@@ -102,11 +103,11 @@ class Copy:
             engine.dispose()
 
     def drop(self) -> None:
-        ns._admin(*(f"DROP DATABASE IF EXISTS {name}" for name in self.names.values()))
+        ns.server_sql(*(f"DROP DATABASE IF EXISTS {name}" for name in self.names.values()))
 
 
 def seed_hosts(copy: Copy, count: int) -> None:
-    services = [{"id": i + 1, "host": f"compute{i:06d}", "uuid": ns.seed_uuid(f"svc{i}")}
+    services = [{"id": i + 1, "host": f"compute{i:06d}", "uuid": seed_uuid(f"svc{i}")}
                 for i in range(count)]
     copy.execute("cell1", (
         "INSERT INTO services (created_at, id, host, `binary`, topic, report_count, disabled, "
@@ -119,11 +120,11 @@ def seed_hosts(copy: Copy, count: int) -> None:
         "cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio) VALUES (NOW(), :id, "
         ":id, :host, :host, :uuid, 8, 16384, 100, 0, 512, 0, 'QEMU', 8002000, '{}', '{}', 0, 0, "
         "16.0, 1.5, 1.0)"),
-        [{**s, "uuid": ns.seed_uuid(f"node{s['id']}")} for s in services])
+        [{**s, "uuid": seed_uuid(f"node{s['id']}")} for s in services])
 
 
 def seed_instances(copy: Copy, count: int) -> None:
-    rows = [{"id": i + 1, "uuid": ns.seed_uuid(f"inst{i}"), "project_id": f"p{i % 50}",
+    rows = [{"id": i + 1, "uuid": seed_uuid(f"inst{i}"), "project_id": f"p{i % 50}",
              "user_id": f"u{i % 200}", "created_at": f"2025-01-01 00:00:{i % 60:02d}"}
             for i in range(count)]
     copy.execute("cell1", (

@@ -240,5 +240,6 @@ def throwaway_mariadb(_throwaway_mariadb_session: Any) -> Iterator[Any]:
     _throwaway_mariadb_session.thaw()
 
 
-# --- side by side with the real nova-manage (fixtures in tests/nova_support.py) ---
-from nova_support import nova_schema, nova_venv_path, side_by_side  # noqa: E402, F401
+# --- side by side with the real nova-manage (tests/nova_env.py, tests/nova_support.py) ---
+from nova_env import nova_schema, nova_venv_path  # noqa: E402, F401
+from nova_support import side_by_side  # noqa: E402, F401

@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from nova_support import CELL0_UUID, TRANSPORT_URL, DbUrl, seed_uuid, table_ddl
+from nova_env import TRANSPORT_URL, table_ddl
+from nova_support import CELL0_UUID, DbUrl, seed_uuid
 
 pytestmark = [pytest.mark.nova, pytest.mark.mysql]
 
