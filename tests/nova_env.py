@@ -225,6 +225,11 @@ def table_ddl(engine: sa.Engine) -> list[str]:
         return [conn.exec_driver_sql(f"SHOW CREATE TABLE `{name}`").one()[1] for name in names]
 
 
+def schema_shape(engine: sa.Engine) -> list[list[str]]:
+    """Each table's DDL lines, sorted: Nova creates some indexes in a varying order."""
+    return [sorted(line.rstrip(",") for line in ddl.splitlines()) for ddl in table_ddl(engine)]
+
+
 def _versions(database: str) -> list[str]:
     engine = server_engine(database)
     try:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from nova_env import TRANSPORT_URL, table_ddl
+from nova_env import TRANSPORT_URL, schema_shape, table_ddl
 from nova_support import CELL0_UUID, DbUrl, seed_uuid
 
 pytestmark = [pytest.mark.nova, pytest.mark.mysql]
@@ -47,6 +47,22 @@ def test_sync_recognises_nova_schema_and_changes_nothing(side_by_side):
     after = {role: schema_fingerprint(pair.ours, role) for role in pair.ours.databases}
     assert after == before
     assert not any("cellctl_" in create for ddl, _ in after.values() for create in ddl)
+
+
+def test_db_sync_leaves_an_empty_cell0_to_nova(side_by_side):
+    """Documented difference: beside a Nova [database], nova-manage db sync creates Nova's
+    schema in an empty cell0; cellctl cannot, and must not create its own there (Nova's
+    db sync would then fail on cell0 for ever): it says so and exits 1."""
+    pair = side_by_side
+    pair.empty_database("cell1_cell0")
+    pair.add_cell("cell0", None, cell_uuid=CELL0_UUID)
+    _, ours = pair.step("db", "sync", nova_code=0, cellctl_code=1, same_state=False)
+    assert "nova-manage db sync" in ours.stderr
+    assert table_ddl(pair.ours.engine("cell1_cell0")) == []
+    synced = pair.nova_manage("db", "sync", side=pair.ours)
+    assert synced.code == 0, synced
+    assert schema_shape(pair.ours.engine("cell1_cell0")) == schema_shape(
+        pair.nova.engine("cell1_cell0"))
 
 
 def test_map_cell0(side_by_side):

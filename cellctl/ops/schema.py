@@ -34,7 +34,10 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", 1
         )
-    synced = _sync_all(dbs, "cell", _unique(targets), version)
+    # Beside a Nova [database], an empty cell0 is Nova's to create (nova-manage db sync).
+    nova_deployment = bool(local) and migrate.is_nova_deployment(
+        dbs.engine_for_sync(local, "cell database ([database] connection)"))
+    synced = _sync_all(dbs, "cell", _unique(targets), version, nova_deployment=nova_deployment)
     synced.messages[:0] = result.messages
     return synced
 
@@ -84,7 +87,7 @@ def _unique(targets: list[Target]) -> list[Target]:
 
 
 def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
-              version: str | None) -> Result:
+              version: str | None, *, nova_deployment: bool = False) -> Result:
     result = Result()
     revision = version or "head"
     if revision.isdigit():
@@ -95,7 +98,7 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     for target in targets:
         try:
             engine = dbs.engine_for_sync(target.url, target.label)
-            outcome = migrate.sync(engine, kind, revision)
+            outcome = migrate.sync(engine, kind, revision, nova_deployment=nova_deployment)
         except CellctlError as exc:
             result.error(f"Unable to sync the {target.label}: {exc}", 1)
             continue
