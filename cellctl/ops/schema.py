@@ -34,12 +34,22 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", 1
         )
-    # Beside a Nova [database], an empty cell0 is Nova's to create (nova-manage db sync).
-    nova_deployment = bool(local) and migrate.is_nova_deployment(
-        dbs.engine_for_sync(local, "cell database ([database] connection)"))
-    synced = _sync_all(dbs, "cell", _unique(targets), version, nova_deployment=nova_deployment)
+    synced = _sync_all(dbs, "cell", _unique(targets), version,
+                       nova_deployment=beside_nova(dbs))
     synced.messages[:0] = result.messages
     return synced
+
+
+def beside_nova(dbs: Databases) -> bool:
+    """Whether ``[database]`` has Nova's schema: an empty cell0 is then Nova's to create."""
+    local = dbs.settings.database_connection.value
+    if not local:
+        return False
+    try:
+        engine = dbs.engine_for_sync(local, "cell database ([database] connection)")
+    except CellctlError:
+        return False
+    return migrate.is_nova_deployment(engine)
 
 
 def api_db_version(dbs: Databases) -> Result:
