@@ -185,6 +185,14 @@ def test_update_cell_never_copies_config_urls(side_by_side):
     assert (ours["name"], ours["transport_url"], ours["database_connection"]) == (
         "again", *original)
 
+    # An invalid URL: nova-manage prints a line and carries on (exit 0, the URL replaced
+    # by the fallback above); cellctl stops with 2 and changes nothing.
+    nova, ours = pair.step("cell_v2", "update_cell", "--cell_uuid", cell2, "--transport-url",
+                           "not-a-url", nova_code=0, cellctl_code=2, same_state=False)
+    assert "Invalid transport URL" in nova.stdout and "Invalid transport URL" in ours.stderr
+    (ours_row,) = pair.ours.rows("api", "cell_mappings")
+    assert (ours_row["transport_url"], ours_row["database_connection"]) == original
+
 
 def test_delete_cell(side_by_side):
     pair = side_by_side
@@ -210,3 +218,4 @@ def test_delete_cell(side_by_side):
     # what is left: the cell with a living instance, and compute1 unmapped again
     assert [c["name"] for c in pair.ours.rows("api", "cell_mappings")] == ["living"]
     assert [n["mapped"] for n in pair.ours.rows("cell1", "compute_nodes")] == [0]
+
