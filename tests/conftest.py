@@ -206,3 +206,13 @@ def make_cloud(tmp_path: Path) -> Callable[[DatabaseFactory], Cloud]:
         return Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
 
     return make
+
+
+# --- instance mapping tests (map_instances, verify_instance) ---------------
+
+
+@pytest.fixture
+def cloud_no_pg(backend_no_pg: str, tmp_path: Path) -> Iterator[Cloud]:
+    """A Cloud on SQLite and on MariaDB only."""
+    for factory in _factory(backend_no_pg, tmp_path):
+        yield Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))

@@ -76,7 +76,10 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
             rows = conn.execution_options(yield_per=WRITE_BATCH).execute(
                 _instances_query(conn, start, limit)
             )
-            done = _map_rows(dbs.api, rows, cell.id, limit, progress)
+            try:
+                done = _map_rows(dbs.api, rows, cell.id, limit, progress)
+            finally:
+                rows.close()  # drains an unbuffered MySQL result left at the look-ahead row
         finally:
             progress.finish()
 
