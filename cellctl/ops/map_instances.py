@@ -10,13 +10,14 @@ its last commit left off: nothing is skipped and nothing is mapped twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
 from cellctl.ops.common import find_cell, lookup_cell_uuid, utcnow
 from cellctl.ops.instance_marker import move_marker, read_marker
+from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 
@@ -77,7 +78,9 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
                 _instances_query(conn, start, limit)
             )
             try:
-                done = _map_rows(dbs.api, rows, cell.id, limit, progress)
+                # Reading the next rows overlaps committing the last batch.
+                batches = prefetched(rows.partitions(WRITE_BATCH))
+                done = _map_rows(dbs.api, batches, cell.id, limit, progress)
             finally:
                 rows.close()  # drains an unbuffered MySQL result left at the look-ahead row
         finally:
@@ -188,18 +191,24 @@ def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
     return total if limit is None else min(total, limit)
 
 
-def _map_rows(api: Engine, rows: Iterable[Row], cell_id: int, limit: int | None,
-              progress: Progress) -> _Tally:
+def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_id: int,
+              limit: int | None, progress: Progress) -> _Tally:
     done = _Tally()
     batch: list[Row] = []
-    for row in rows:
-        if limit is not None and done.processed + len(batch) == limit:
-            done.more = True  # the look-ahead row: this run stops before it
-            break
-        batch.append(row)
-        if len(batch) == WRITE_BATCH:
-            _commit_batch(api, batch, cell_id, batch[-1].uuid, done, progress)
-            batch = []
+    try:
+        for rows in batches:
+            for row in rows:
+                if limit is not None and done.processed + len(batch) == limit:
+                    done.more = True  # the look-ahead row: this run stops before it
+                    break
+                batch.append(row)
+                if len(batch) == WRITE_BATCH:
+                    _commit_batch(api, batch, cell_id, batch[-1].uuid, done, progress)
+                    batch = []
+            if done.more:
+                break
+    finally:
+        batches.close()  # stops the reading thread before the result is closed
     if batch or not done.more:
         # The last batch removes the marker with it, unless work remains.
         marker = batch[-1].uuid if done.more else None
