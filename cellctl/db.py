@@ -172,6 +172,10 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[s
     if not rows:
         return 0
     name = conn.dialect.name
+    if name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
+        from cellctl.mysql_insert import insert_ignore
+
+        return insert_ignore(conn, table, rows)
     if name in ("mysql", "mariadb"):
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
