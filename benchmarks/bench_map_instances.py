@@ -1,10 +1,10 @@
 """Time ``cellctl map_instances`` on 1,000,000 instances, on SQLite and MariaDB.
 
 For each backend: fresh API and cell databases (created and dropped here),
-the instances seeded with bulk inserts, then the real command run as a
-subprocess end to end (start-up included), printing instances/s and the
-child's peak RSS. For comparison it then measures the database's own limit:
-plain multi-row INSERTs of the same mapping rows into a fresh
+the instances seeded by ``cellctl dev add-instances``, then the real command
+run as a subprocess end to end (start-up included), printing instances/s and
+the child's peak RSS. For comparison it then measures the database's own
+limit: plain multi-row INSERTs of the same mapping rows into a fresh
 ``instance_mappings`` on the same server, in batches of the same size, their
 SQL text rendered beforehand so only the database's work is timed.
 
@@ -15,13 +15,18 @@ with a keyset after the marker, instead of one streaming query.
     .venv/bin/python benchmarks/bench_map_instances.py [--instances 1000000]
         [--backends sqlite,mysql] [--max-count 100000]
 
-MariaDB from CELLCTL_TEST_MYSQL (default root@127.0.0.1:3306). Not run by .ci/run.
+Every step that touches data runs in a child process, so this process stays
+small: Linux reports a child's peak RSS as at least its parent's RSS at the
+moment it was started. MariaDB from CELLCTL_TEST_MYSQL (default
+root@127.0.0.1:3306). Not run by .ci/run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,27 +37,33 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cellctl import migrate
-from cellctl.db import create_engine
-from cellctl.ops.dev import insert_fake_instances
-from cellctl.ops.map_instances import WRITE_BATCH
-from cellctl.tables.api import cell_mappings
-from cellctl.tables.cell import instances
-
 MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 MAPPING_COLUMNS = "instance_uuid, cell_id, project_id, user_id, queued_for_delete, created_at"
 
 
-def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, int, str]:
-    """Run cellctl: (seconds, peak RSS in MiB of that very process, exit code, stderr)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cellctl", *args], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # wait4 gives this child's own rusage; RUSAGE_CHILDREN would mix in others.
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    err = proc.stderr.read() if proc.stderr else ""
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err
+class Child:
+    """One finished child process: seconds, its own peak RSS (MiB), exit code, output."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        # wait4 gives this child's own rusage; RUSAGE_CHILDREN would mix in others.
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        self.seconds = time.perf_counter() - start
+        self.rss_mib = usage.ru_maxrss / 1024
+        self.code = os.waitstatus_to_exitcode(status)
+        self.out = proc.stdout.read() if proc.stdout else ""
+        self.err = proc.stderr.read() if proc.stderr else ""
+
+    def expect(self, *codes: int) -> Child:
+        if self.code not in codes:
+            raise SystemExit(f"exit {self.code}: {self.err.strip()[-2000:]}")
+        return self
+
+
+def cellctl(env: dict[str, str], *args: str) -> Child:
+    return Child([sys.executable, "-m", "cellctl", *args], env)
 
 
 class Server:
@@ -82,56 +93,42 @@ class Server:
         engine.dispose()
 
 
-def synced(url: str, kind: migrate.Kind) -> sa.Engine:
-    engine = create_engine(url, must_exist=False)
-    migrate.sync(engine, kind)
-    return engine
-
-
 def bench_backend(backend: str, count: int, max_count: int | None, workdir: Path) -> None:
     server = Server(backend, workdir)
     try:
         api_url, cell_url = server.new("api"), server.new("cell")
-        api, cell = synced(api_url, "api"), synced(cell_url, "cell")
-        cell_uuid = str(uuid.uuid4())
-        with api.begin() as conn:
-            cell_id = conn.execute(cell_mappings.insert().values(
-                uuid=cell_uuid, name="bench", transport_url="memory:///",
-                database_connection=cell_url, disabled=False)).inserted_primary_key[0]
-
-        start = time.perf_counter()
-        insert_fake_instances(cell, count, host="compute1")
-        seeded = time.perf_counter() - start
-        print(f"{backend}: seeded {count:,} instances in {seeded:.1f} s "
-              f"({count / seeded:,.0f}/s)", flush=True)
-
         env = {"CELLCTL_STATE_DIR": str(workdir / "state"),
                "CELLCTL_API_DATABASE_CONNECTION": api_url,
                "CELLCTL_DATABASE_CONNECTION": cell_url}
-        seconds, rss, code, err = cellctl(env, "map_instances", "--cell_uuid", cell_uuid)
-        if code != 0:
-            raise SystemExit(f"map_instances exited {code}: {err.strip()}")
-        check_mapped(api, count)
-        print(f"{backend}: map_instances  {count:,} instances in {seconds:.1f} s = "
-              f"{count / seconds:,.0f} instances/s, peak RSS {rss:.0f} MiB", flush=True)
+        cellctl(env, "api_db", "sync").expect(0)
+        cellctl(env, "db", "sync").expect(0)
+        created = cellctl(env, "--format", "json", "create_cell", "--name", "bench",
+                          "--transport-url", "memory:///").expect(0)
+        cell_uuid = json.loads(created.out)["uuid"]
 
-        raw_url = server.new("rawapi")
-        raw = synced(raw_url, "api")
-        with raw.begin() as conn:  # the same cell, for the foreign key
-            conn.execute(cell_mappings.insert().values(id=cell_id, uuid=cell_uuid))
-        raw_seconds = raw_insert_seconds(cell, raw, cell_id)
-        raw.dispose()
-        print(f"{backend}: raw INSERT     {count:,} rows in {raw_seconds:.1f} s = "
-              f"{count / raw_seconds:,.0f} rows/s, batches of {WRITE_BATCH:,}; "
-              f"map_instances reaches {raw_seconds / seconds:.0%} of it", flush=True)
+        seeded = cellctl(env, "dev", "add-instances", "--count", str(count),
+                         "--host", "compute1").expect(0)
+        print(f"{backend}: seeded {count:,} instances in {seeded.seconds:.1f} s "
+              f"({count / seeded.seconds:,.0f}/s)", flush=True)
+
+        mapped = cellctl(env, "map_instances", "--cell_uuid", cell_uuid).expect(0)
+        check_mapped(api_url, count)
+        print(f"{backend}: map_instances  {count:,} instances in {mapped.seconds:.1f} s = "
+              f"{count / mapped.seconds:,.0f} instances/s, peak RSS {mapped.rss_mib:.0f} MiB",
+              flush=True)
 
         if max_count:
-            with api.begin() as conn:
-                conn.exec_driver_sql("DELETE FROM instance_mappings")
+            clear_mappings(api_url)
             bounded_runs(env, cell_uuid, count, max_count, backend)
-            check_mapped(api, count)
-        api.dispose()
-        cell.dispose()
+            check_mapped(api_url, count)
+
+        raw_url = server.new("rawapi")
+        cellctl({**env, "CELLCTL_API_DATABASE_CONNECTION": raw_url}, "api_db", "sync").expect(0)
+        raw = Child([sys.executable, __file__, "--raw-insert", cell_url, raw_url], {}).expect(0)
+        raw_seconds = float(raw.out)
+        print(f"{backend}: raw INSERT     {count:,} rows in {raw_seconds:.1f} s = "
+              f"{count / raw_seconds:,.0f} rows/s in batches of {write_batch():,}; "
+              f"map_instances reaches {raw_seconds / mapped.seconds:.0%} of it", flush=True)
     finally:
         server.drop()
 
@@ -141,45 +138,68 @@ def bounded_runs(env: dict[str, str], cell_uuid: str, count: int, max_count: int
     runs, total, peak = 0, 0.0, 0.0
     code = 1
     while code == 1:
-        seconds, rss, code, err = cellctl(env, "map_instances", "--cell_uuid", cell_uuid,
-                                          "--max-count", str(max_count))
-        if code not in (0, 1):
-            raise SystemExit(f"map_instances --max-count exited {code}: {err.strip()}")
-        runs, total, peak = runs + 1, total + seconds, max(peak, rss)
+        run = cellctl(env, "map_instances", "--cell_uuid", cell_uuid,
+                      "--max-count", str(max_count)).expect(0, 1)
+        runs, total, peak, code = runs + 1, total + run.seconds, max(peak, run.rss_mib), run.code
     print(f"{backend}: --max-count {max_count:,}: {runs} runs, {total:.1f} s = "
           f"{count / total:,.0f} instances/s, peak RSS {peak:.0f} MiB", flush=True)
 
 
-def check_mapped(api: sa.Engine, count: int) -> None:
-    with api.connect() as conn:
+def check_mapped(api_url: str, count: int) -> None:
+    engine = sa.create_engine(api_url)
+    with engine.connect() as conn:
         mapped = conn.exec_driver_sql(
             "SELECT COUNT(*) FROM instance_mappings WHERE cell_id IS NOT NULL").scalar()
+    engine.dispose()
     if mapped != count:
         raise SystemExit(f"expected {count} mappings, found {mapped}")
 
 
-def raw_insert_seconds(cell: sa.Engine, raw: sa.Engine, cell_id: int) -> float:
+def clear_mappings(api_url: str) -> None:
+    engine = sa.create_engine(api_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM instance_mappings")
+    engine.dispose()
+
+
+def write_batch() -> int:
+    from cellctl.ops.map_instances import WRITE_BATCH
+
+    return WRITE_BATCH
+
+
+# --- the raw insert measurement, run as a child -------------------------------
+
+
+def raw_insert_seconds(cell_url: str, raw_url: str) -> float:
     """Seconds the database spends on plain multi-row INSERTs of the same mapping rows."""
+    raw = sa.create_engine(raw_url)
+    with raw.begin() as conn:  # a cell for the foreign key
+        cell_id = conn.exec_driver_sql(
+            "INSERT INTO cell_mappings (uuid, name) VALUES ('raw', 'raw')").lastrowid
     elapsed = 0.0
     with raw.connect() as conn:
-        for statement in insert_statements(cell, cell_id):
+        for statement in insert_statements(cell_url, cell_id):
             start = time.perf_counter()
             conn.exec_driver_sql(statement)
             conn.commit()
             elapsed += time.perf_counter() - start
+    raw.dispose()
     return elapsed
 
 
-def insert_statements(cell: sa.Engine, cell_id: int) -> Iterator[str]:
-    """One multi-row INSERT per batch of WRITE_BATCH instances, values written out."""
-    query = sa.select(instances.c.uuid, instances.c.project_id, instances.c.user_id)
+def insert_statements(cell_url: str, cell_id: int) -> Iterator[str]:
+    """One multi-row INSERT per batch, values written out (fake ids need no quoting)."""
+    batch = write_batch()
+    cell = sa.create_engine(cell_url)
     with cell.connect() as conn:
-        rows = conn.execution_options(yield_per=WRITE_BATCH).execute(query)
-        for batch in rows.partitions(WRITE_BATCH):
-            # Fake ids are hex and UUIDs: no quoting needed.
+        rows = conn.execution_options(yield_per=batch).exec_driver_sql(
+            "SELECT uuid, project_id, user_id FROM instances ORDER BY created_at, id")
+        for part in rows.partitions(batch):
             values = ",".join(f"('{r.uuid}', {cell_id}, '{r.project_id}', '{r.user_id}', 0, "
-                              "'2026-01-01 00:00:00')" for r in batch)
+                              "'2026-01-01 00:00:00')" for r in part)
             yield f"INSERT INTO instance_mappings ({MAPPING_COLUMNS}) VALUES {values}"
+    cell.dispose()
 
 
 def main() -> None:
@@ -188,10 +208,17 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,mysql")
     parser.add_argument("--max-count", type=int, default=None,
                         help="also time repeated bounded runs of this size")
+    parser.add_argument("--raw-insert", nargs=2, metavar=("CELL_URL", "API_URL"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw_insert:
+        print(raw_insert_seconds(*args.raw_insert))
+        return
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
         for backend in args.backends.split(","):
             bench_backend(backend, args.instances, args.max_count, Path(tmp))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(this script's own peak RSS, a floor for every child's: {own:.0f} MiB)")
 
 
 if __name__ == "__main__":
