@@ -280,7 +280,7 @@ class Databases:
     def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True) -> Engine:
         engine = self._engines.get(url)
         if engine is None:
-            embedded = url in self.settings.embedded_urls()
+            embedded = url in self.settings.embedded_urls
             engine = create_engine(url, label=label, must_exist=must_exist and not embedded)
             if embedded and kind is not None:
                 from cellctl import migrate

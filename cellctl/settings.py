@@ -10,6 +10,7 @@ silently replaced by a local SQLite file.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -98,6 +99,7 @@ class Settings:
         }
         return replace(self, **changes)
 
+    @functools.cached_property
     def embedded_urls(self) -> frozenset[str]:
         """Database URLs that are cellctl's own defaults, safe to create and migrate."""
         return frozenset(

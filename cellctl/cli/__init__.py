@@ -200,7 +200,7 @@ def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
 
 def _load_commands() -> None:
     # Imported for their side effect of registering commands on `main`.
-    from cellctl.cli import cells, config, dev, instances, schema  # noqa: F401
+    from cellctl.cli import cells, config, dev, hosts, instances, schema, services  # noqa: F401
 
 
 _load_commands()

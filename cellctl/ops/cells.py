@@ -51,7 +51,7 @@ def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
     except InvalidURL as exc:
         return result.error(str(exc), 1)
     try:
-        with dbs.api.begin() as conn:
+        with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
             if find_cell(conn, CELL0_UUID) is not None:
                 result.data = {"uuid": CELL0_UUID, "created": False}
                 return result.info("Cell0 is already setup")

@@ -1,0 +1,87 @@
+"""Host commands: discover_hosts, map_cell_and_hosts, list_hosts, delete_host."""
+
+from __future__ import annotations
+
+import click
+
+from cellctl.cli import Command, format_option, progress_for, register, run
+
+_CELL_UUID = ("--cell_uuid", "--cell-uuid")
+
+
+@register
+@click.command("discover_hosts", cls=Command)
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID",
+              help="Only this cell (default: every cell).")
+@click.option("--verbose", is_flag=True, help="Say what was found and mapped in each cell.")
+@click.option("--strict", is_flag=True, help="Exit 1 when no new host was mapped.")
+@click.option("--by-service", "by_service", is_flag=True,
+              help="Map nova-compute services instead of compute nodes (hosts without nodes).")
+@format_option
+def discover_hosts(cell_uuid: str | None, verbose: bool, strict: bool, by_service: bool,
+                   fmt: str | None) -> None:
+    """Map every compute host that has no host mapping yet.
+
+    Exit 0 ok; 1 with --strict and nothing new, an unknown cell, any error, or a
+    cell whose database could not be read (the others are still mapped);
+    2 collided with a concurrent writer (safe to retry).
+    """
+    from cellctl.ops import discovery
+
+    progress = progress_for(fmt)
+    run(lambda dbs: discovery.discover_hosts(
+        dbs, cell_uuid=cell_uuid, verbose=verbose, strict=strict, by_service=by_service,
+        progress=progress,
+    ), fmt=fmt)
+
+
+@register
+@click.command("map_cell_and_hosts", cls=Command)
+@click.option("--transport-url", metavar="URL", help="The cell's message queue.")
+@click.option("--name", help="A name for the cell, if one is created.")
+@click.option("--verbose", is_flag=True, help="Say which hosts are already mapped; print the "
+                                              "cell's UUID when hosts were mapped.")
+@format_option
+def map_cell_and_hosts(transport_url: str | None, name: str | None, verbose: bool,
+                       fmt: str | None) -> None:
+    """Map [database] as a cell, with its compute hosts.
+
+    Exit 0 ok (also when there is no host), 1 transport URL missing or invalid,
+    255 a database could not be used.
+    """
+    from cellctl.ops import hosts
+
+    progress = progress_for(fmt)
+    run(lambda dbs: hosts.map_cell_and_hosts(
+        dbs, transport_url=transport_url, name=name, verbose=verbose, progress=progress,
+    ), failure_code=255, fmt=fmt)
+
+
+@register
+@click.command("list_hosts", cls=Command)
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's hosts.")
+@click.option("--status", is_flag=True,
+              help="Add each host's compute service state, read from its cell.")
+@format_option
+def list_hosts(cell_uuid: str | None, status: bool, fmt: str | None) -> None:
+    """List host mappings sorted by host. Exit 0, 1 cell not found."""
+    from cellctl.ops import host_admin
+
+    run(lambda dbs: host_admin.list_hosts(dbs, cell_uuid, status=status),
+        failure_code=255, fmt=fmt)
+
+
+@register
+@click.command("delete_host", cls=Command)
+@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.option("--host", required=True, help="The host whose mapping is deleted.")
+@format_option
+def delete_host(cell_uuid: str, host: str, fmt: str | None) -> None:
+    """Delete a host mapping.
+
+    Exit 0 deleted, 1 cell not found, 2 host not found, 3 host in another cell,
+    4 host has instances, 255 a database could not be used.
+    """
+    from cellctl.ops import host_admin
+
+    run(lambda dbs: host_admin.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)

@@ -1,0 +1,107 @@
+"""The service group: ``service register``, ``service heartbeat``, ``service list``."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import click
+
+from cellctl.cli import Group, format_option, register, run
+
+_CELL_UUID = ("--cell_uuid", "--cell-uuid")
+_DB_URL = ("--database_connection", "--database-connection")
+_DB_HELP = "The cell database to write to (default: [database] connection)."
+
+
+@click.group("service", cls=Group)
+def service() -> None:
+    """Compute services join a cell and report that they are alive."""
+
+
+register(service)
+
+
+@service.command("register")
+@click.option("--host", required=True, help="The service's host.")
+@click.option("--binary", default="nova-compute", show_default=True)
+@click.option("--no-compute-node", "no_compute_node", is_flag=True,
+              help="Do not add a compute node for a nova-compute service.")
+@click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@format_option
+def service_register(host: str, binary: str, no_compute_node: bool,
+                     database_connection: str | None, fmt: str | None) -> None:
+    """Add a service (and its compute node) to the cell, as a starting service does.
+
+    Registering again changes nothing. Exit 0 ok, 1 bad input.
+    """
+    from cellctl.ops import services
+
+    run(lambda dbs: services.register_service(
+        dbs, host, binary=binary, compute_node=not no_compute_node,
+        database_connection=database_connection,
+    ), fmt=fmt)
+
+
+@service.command("heartbeat")
+@click.option("--host", required=True, help="The service's host.")
+@click.option("--binary", default="nova-compute", show_default=True)
+@click.option("--interval", default="10", show_default=True, metavar="SECONDS",
+              help="Seconds between reports.")
+@click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
+@click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@format_option
+def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
+                      database_connection: str | None, fmt: str | None) -> None:
+    """Report "I'm OK" every --interval seconds until stopped (SIGINT/SIGTERM: exit 0).
+
+    Exit 0 ok, 1 bad input or no such service.
+    """
+    from cellctl.ops import services
+
+    with _stop_on_signals() as stop:
+        run(lambda dbs: services.heartbeat(
+            dbs, host, binary=binary, interval=interval, count=count, wait=stop.wait,
+            database_connection=database_connection,
+        ), fmt=fmt)
+
+
+@service.command("list")
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's services.")
+@format_option
+def service_list(cell_uuid: str | None, fmt: str | None) -> None:
+    """Every service of every cell, up or down. Exit 0, 1 bad input."""
+    from cellctl.ops import services
+
+    run(lambda dbs: services.list_services(dbs, cell_uuid), fmt=fmt)
+
+
+class _StopRequest:
+    """Set by SIGINT/SIGTERM; the heartbeat finishes its beat and stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as a stop was requested."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        return self.requested
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

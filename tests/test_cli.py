@@ -1,0 +1,132 @@
+"""The command line as a whole: start-up, aliases, and bad input never giving a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from cellctl import __version__
+
+
+def run_process(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "cellctl", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_help_does_not_import_heavy_modules():
+    code = ("import sys\nfrom cellctl.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('sqlalchemy', 'alembic', 'kombu', 'tabulate', 'pymysql')"
+            " if m in sys.modules]\nprint(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version_and_module_entry_point():
+    result = run_process("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_every_cell_v2_command_is_also_top_level():
+    from cellctl.cli import cell_v2, main
+
+    assert set(cell_v2.commands) <= set(main.commands)
+    assert {"map_cell0", "create_cell", "list_cells", "update_cell", "delete_cell"} <= set(
+        cell_v2.commands)
+
+
+def test_missing_required_option_is_usage_error_2(sqlite_cloud):
+    result = sqlite_cloud.run("update_cell", "--name", "x")
+    assert result.exit_code == 2
+    assert "--cell_uuid" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["list_cells"], 1), (["map_cell0"], 1), (["update_cell", "--cell_uuid", str(uuid.uuid4()),
+                                                "--name", "x"], 2),
+     (["delete_cell", "--cell_uuid", str(uuid.uuid4())], 255), (["api_db", "sync"], 1),
+     (["create_cell", "--transport-url", "memory:///", "--database_connection",
+       "sqlite:////tmp/x.sqlite"], 1)],
+)
+def test_unreachable_api_database_is_one_masked_line(sqlite_cloud, args, code):
+    result = sqlite_cloud.run(
+        *args, env={"CELLCTL_API_DATABASE_CONNECTION": "mysql+pymysql://root:secretpw@127.0.0.1:1/api"})
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "secretpw" not in result.stderr
+    assert "mysql+pymysql://root:****@127.0.0.1:1/api" in result.stderr
+
+
+def test_wrong_password_is_one_line(mysql_factory, make_cloud):
+    cloud = make_cloud(mysql_factory)
+    cloud.ok("api_db", "sync")
+    user = f"cellctl_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'rightpw'"))
+    try:
+        database = cloud.api_url.rsplit("/", 1)[1]
+        wrong = f"mysql+pymysql://{user}:wrongpw@127.0.0.1:3306/{database}"
+        result = cloud.run("list_cells", env={"CELLCTL_API_DATABASE_CONNECTION": wrong})
+        assert result.exit_code == 1
+        assert "Access denied" in result.stderr
+        assert "wrongpw" not in result.stderr
+        assert result.stderr.count("\n") == 1
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("path", ["/proc/cellctl-test.sqlite", "/nonexistent-dir/api.sqlite"])
+def test_unwritable_sqlite_path(sqlite_cloud, path):
+    result = sqlite_cloud.run("api_db", "sync",
+                              env={"CELLCTL_API_DATABASE_CONNECTION": f"sqlite:///{path}"})
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_schema_says_what_to_run(sqlite_cloud):
+    result = sqlite_cloud.run("list_cells")
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr or "no cellctl or Nova schema" in result.stderr
+
+
+def test_debug_shows_traceback(sqlite_cloud):
+    result = sqlite_cloud.run(
+        "--debug", "list_cells",
+        env={"CELLCTL_API_DATABASE_CONNECTION": "mysql+pymysql://root:secretpw@127.0.0.1:1/api"})
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("ERROR:")
+
+
+def test_json_errors_go_to_stderr_as_json(sqlite_cloud):
+    sqlite_cloud.ok("api_db", "sync")
+    result = sqlite_cloud.run("--format", "json", "update_cell", "--cell_uuid", "nope")
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)
+    assert error["level"] == "error"
+    assert "not found" in error["message"]
+
+
+def test_embedded_default_works_with_no_settings(tmp_path):
+    env = {"CELLCTL_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    assert run_process("map_cell0", env=env).returncode == 0
+    created = run_process("create_cell", "--name", "cell1", "--verbose", env=env)
+    assert created.returncode == 0, created.stderr
+    listed = run_process("--format", "json", "list_cells", env=env)
+    cells = json.loads(listed.stdout)
+    assert [c["name"] for c in cells] == ["cell0", "cell1"]
+    assert cells[1]["transport_url"] == "memory:///"
+    assert (tmp_path / "state" / "api.sqlite").exists()

@@ -1,0 +1,55 @@
+"""Four real ``cellctl discover_hosts`` processes at once on the same databases."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from hostsupport import add_hosts, add_node, cellctl_process, new_cloud, setup_cells
+
+HOSTS = 3000  # three batches per run, so the runs interleave
+RUNS = 4
+
+
+@pytest.fixture
+def cloud(backend_no_pg, tmp_path):
+    yield from new_cloud(backend_no_pg, tmp_path)
+
+
+def test_concurrent_discover_maps_each_host_once(cloud):
+    cell1, cell2 = setup_cells(cloud, extra_cells=1)
+    hosts = [f"compute-{i:05d}" for i in range(HOSTS)]
+    add_hosts(cloud.cell_urls[0], hosts[: HOSTS // 2])
+    add_hosts(cloud.cell_urls[1], hosts[HOSTS // 2 :])
+    add_node(cloud.cell_urls[0], hosts[0], hypervisor="second-node")
+
+    procs = [cellctl_process(cloud, "discover_hosts", "--verbose") for _ in range(RUNS)]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    codes = [proc.returncode for proc in procs]
+
+    for out, err in outputs:
+        assert "Traceback" not in out + err
+    assert set(codes) <= {0, 2}, outputs
+    engine = sa.create_engine(cloud.api_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT h.host, c.uuid FROM host_mappings h "
+                "JOIN cell_mappings c ON c.id = h.cell_id")).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == HOSTS  # exactly one mapping per host
+    by_host = dict(rows)
+    assert all(by_host[h] == cell1 for h in hosts[: HOSTS // 2])
+    assert all(by_host[h] == cell2 for h in hosts[HOSTS // 2 :])
+    # Every mapping was created by exactly one of the runs.
+    created = sum(out.count("Creating host mapping") for out, _ in outputs)
+    assert created == HOSTS
+    for url in cloud.cell_urls:
+        flags = sa.create_engine(url)
+        try:
+            with flags.connect() as conn:
+                unmapped = conn.execute(sa.text(
+                    "SELECT count(*) FROM compute_nodes WHERE mapped <> 1")).scalar()
+        finally:
+            flags.dispose()
+        assert unmapped == 0

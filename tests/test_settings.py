@@ -1,0 +1,128 @@
+"""Settings precedence (flag > environment > config files > embedded default) and `config`."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from cellctl.cli import main
+from cellctl.errors import ConfigError
+from cellctl.settings import resolve
+
+NOVA_CONF = textwrap.dedent("""\
+    [DEFAULT]
+    transport_url = rabbit://nova:mqsecret@ctl:5672/
+    service_down_time = 90
+    debug = True
+
+    [api_database]
+    connection = mysql+pymysql://nova:apisecret@ctl/nova_api?charset=utf8
+
+    [database]
+    connection = mysql+pymysql://nova:dbsecret@ctl/nova?charset=utf8
+    max_retries = -1
+""")
+
+
+@pytest.fixture
+def nova_conf(tmp_path):
+    path = tmp_path / "nova.conf"
+    path.write_text(NOVA_CONF)
+    return str(path)
+
+
+def test_embedded_defaults_without_config(tmp_path):
+    settings = resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path / "state")})
+    assert settings.api_database_connection.value == f"sqlite:///{tmp_path}/state/api.sqlite"
+    assert settings.database_connection.value == f"sqlite:///{tmp_path}/state/cell1.sqlite"
+    assert settings.transport_url.value == "memory:///"
+    assert settings.service_down_seconds == 60
+    assert all(s.source == "embedded default" for s in settings.all()[:4])
+    assert (tmp_path / "state").is_dir()
+
+
+def test_nova_conf_is_read_as_is(nova_conf, tmp_path):
+    settings = resolve(config_files=[nova_conf], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert settings.api_database_connection.value == \
+        "mysql+pymysql://nova:apisecret@ctl/nova_api?charset=utf8"
+    assert settings.database_connection.value == \
+        "mysql+pymysql://nova:dbsecret@ctl/nova?charset=utf8"
+    assert settings.transport_url.value == "rabbit://nova:mqsecret@ctl:5672/"
+    assert settings.service_down_seconds == 90
+    assert settings.transport_url.source == f"{nova_conf} [DEFAULT] transport_url"
+
+
+def test_precedence_flag_env_file(nova_conf, tmp_path):
+    environ = {"CELLCTL_STATE_DIR": str(tmp_path),
+               "CELLCTL_API_DATABASE_CONNECTION": "sqlite:///env.sqlite",
+               "CELLCTL_TRANSPORT_URL": "memory:///"}
+    settings = resolve(config_files=[nova_conf], environ=environ,
+                       api_database_connection="sqlite:///flag.sqlite")
+    assert settings.api_database_connection.value == "sqlite:///flag.sqlite"
+    assert settings.api_database_connection.source == "--api-database-connection"
+    assert settings.transport_url.value == "memory:///"
+    assert settings.transport_url.source == "CELLCTL_TRANSPORT_URL"
+    assert settings.database_connection.source.endswith("[database] connection")
+
+
+def test_later_config_files_win(nova_conf, tmp_path):
+    override = tmp_path / "override.conf"
+    override.write_text("[database]\nconnection = sqlite:////tmp/override.sqlite\n")
+    settings = resolve(config_files=[nova_conf, str(override)],
+                       environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert settings.database_connection.value == "sqlite:////tmp/override.sqlite"
+    assert settings.transport_url.value == "rabbit://nova:mqsecret@ctl:5672/"
+
+
+def test_config_file_without_a_value_leaves_it_unset(tmp_path):
+    partial = tmp_path / "partial.conf"
+    partial.write_text("[api_database]\nconnection = sqlite:////tmp/api.sqlite\n")
+    settings = resolve(config_files=[str(partial)], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert settings.database_connection.value is None
+    assert settings.transport_url.value is None
+    assert settings.transport_url.source == "not set"
+    assert settings.service_down_seconds == 60
+
+
+def test_empty_environment_variable_unsets(tmp_path):
+    settings = resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path), "CELLCTL_TRANSPORT_URL": ""})
+    assert settings.transport_url.value is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("no section header\n", "Cannot parse config file"),
+     ("[DEFAULT]\nservice_down_time = soon\n", "service_down_time")],
+)
+def test_bad_config_files(tmp_path, content, message):
+    path = tmp_path / "bad.conf"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        resolve(config_files=[str(path)], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+
+
+def test_missing_config_file_is_one_line_exit_1(tmp_path):
+    runner = CliRunner(env={"CELLCTL_STATE_DIR": str(tmp_path)})
+    result = runner.invoke(main, ["--config-file", str(tmp_path / "nope.conf"), "list_cells"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ERROR: Cannot read config file")
+    assert result.stderr.count("\n") == 1
+
+
+def test_config_command_masks_and_names_sources(nova_conf, tmp_path):
+    runner = CliRunner(env={"CELLCTL_STATE_DIR": str(tmp_path)})
+    result = runner.invoke(main, ["--config-file", nova_conf, "config"])
+    assert result.exit_code == 0
+    for secret in ("apisecret", "dbsecret", "mqsecret"):
+        assert secret not in result.output
+    assert "mysql+pymysql://nova:****@ctl/nova_api?charset=utf8" in result.stdout
+    as_json = json.loads(
+        runner.invoke(main, ["--config-file", nova_conf, "config", "--format", "json"]).stdout)
+    by_name = {row["setting"]: row for row in as_json}
+    assert by_name["transport_url"] == {
+        "setting": "transport_url", "value": "rabbit://nova:****@ctl:5672/",
+        "source": f"{nova_conf} [DEFAULT] transport_url"}
+    assert by_name["service_down_time"]["value"] == "90"
