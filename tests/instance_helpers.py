@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from hostsupport import DEAD_CELL_URL
 
 from cellctl.tables.cell import instances
 
@@ -20,6 +21,14 @@ def mapped_cell(cloud) -> str:
     cloud.synced()
     result = cloud.ok("create_cell", "--name", "cell1", "--transport-url", "memory:///",
                       "--database_connection", cloud.cell_url, "--verbose")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def dead_cell(cloud) -> str:
+    """Schemas synced and a cell mapped whose database nobody answers on; its UUID."""
+    cloud.synced()
+    result = cloud.ok("create_cell", "--transport-url", "memory:///", "--verbose",
+                      "--database_connection", DEAD_CELL_URL)
     return result.stdout.strip().splitlines()[-1]
 
 

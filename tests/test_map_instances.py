@@ -8,6 +8,7 @@ import uuid
 import pytest
 from instance_helpers import (
     add_instances,
+    dead_cell,
     mapped_cell,
     mappings,
     markers,
@@ -137,12 +138,7 @@ def test_unknown_or_malformed_cell_is_127(sqlite_cloud, cell):
 
 
 def test_unreachable_cell_database_is_255(sqlite_cloud):
-    sqlite_cloud.synced()
-    cell = sqlite_cloud.ok(
-        "create_cell", "--transport-url", "memory:///", "--verbose",
-        "--database_connection", "mysql+pymysql://root:secretpw@127.0.0.1:1/nova",
-    ).stdout.strip().splitlines()[-1]
-    result = run_map(sqlite_cloud, cell)
+    result = run_map(sqlite_cloud, dead_cell(sqlite_cloud))
     assert result.exit_code == 255
     assert len(result.stderr.strip().splitlines()) == 1
     assert "secretpw" not in result.output
