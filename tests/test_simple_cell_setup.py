@@ -6,6 +6,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from hostsupport import DEAD_CELL_URL
 from instance_helpers import add_instances, mappings
 
 from cellctl import migrate
@@ -141,3 +142,15 @@ def test_configured_transport_is_used_and_json_result(sqlite_cloud):
     assert data["instances_mapped"] == 3
     assert "--transport-url not provided" in result.stderr
     assert cells(cloud)[data["cell_uuid"]]["transport_url"] == cloud.transport_url
+
+
+def test_unreachable_cell_database_is_255(sqlite_cloud):
+    sqlite_cloud.ok("api_db", "sync")
+    result = sqlite_cloud.run("simple_cell_setup",
+                              env={"CELLCTL_DATABASE_CONNECTION": DEAD_CELL_URL})
+    assert result.exit_code == 255
+    assert result.stderr.startswith("ERROR: Cannot use cell database")
+    assert len(result.stderr.splitlines()) == 1
+    assert "secretpw" not in result.output
+    assert "Traceback" not in result.output
+    assert list(cells(sqlite_cloud)) == [CELL0]
