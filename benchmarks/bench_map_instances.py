@@ -6,7 +6,8 @@ run as a subprocess end to end (start-up included), printing instances/s and
 the child's peak RSS. For comparison it then measures the database's own
 limit: plain multi-row INSERTs of the same mapping rows into a fresh
 ``instance_mappings`` on the same server, in batches of the same size, their
-SQL text rendered beforehand so only the database's work is timed.
+SQL text rendered beforehand so only the database's work is timed; once with
+each batch in the order read, once sorted by UUID as map_instances writes it.
 
 ``--max-count N`` also times mapping the same cell by repeated bounded runs
 (``map_instances --max-count N`` until it exits 0): one ordered query per run
@@ -96,15 +97,10 @@ class Server:
 def bench_backend(backend: str, count: int, max_count: int | None, workdir: Path) -> None:
     server = Server(backend, workdir)
     try:
-        api_url, cell_url = server.new("api"), server.new("cell")
-        env = {"CELLCTL_STATE_DIR": str(workdir / "state"),
-               "CELLCTL_API_DATABASE_CONNECTION": api_url,
-               "CELLCTL_DATABASE_CONNECTION": cell_url}
-        cellctl(env, "api_db", "sync").expect(0)
+        cell_url = server.new("cell")
+        env = {"CELLCTL_STATE_DIR": str(workdir / "state"), "CELLCTL_DATABASE_CONNECTION": cell_url}
         cellctl(env, "db", "sync").expect(0)
-        created = cellctl(env, "--format", "json", "create_cell", "--name", "bench",
-                          "--transport-url", "memory:///").expect(0)
-        cell_uuid = json.loads(created.out)["uuid"]
+        env, cell_uuid = fresh_api(server, env)
 
         seeded = cellctl(env, "dev", "add-instances", "--count", str(count),
                          "--host", "compute1").expect(0)
@@ -112,25 +108,38 @@ def bench_backend(backend: str, count: int, max_count: int | None, workdir: Path
               f"({count / seeded.seconds:,.0f}/s)", flush=True)
 
         mapped = cellctl(env, "map_instances", "--cell_uuid", cell_uuid).expect(0)
-        check_mapped(api_url, count)
+        check_mapped(env, count)
         print(f"{backend}: map_instances  {count:,} instances in {mapped.seconds:.1f} s = "
               f"{count / mapped.seconds:,.0f} instances/s, peak RSS {mapped.rss_mib:.0f} MiB",
               flush=True)
 
         if max_count:
-            clear_mappings(api_url)
-            bounded_runs(env, cell_uuid, count, max_count, backend)
-            check_mapped(api_url, count)
+            bounded_env, bounded_cell = fresh_api(server, env)
+            bounded_runs(bounded_env, bounded_cell, count, max_count, backend)
+            check_mapped(bounded_env, count)
 
-        raw_url = server.new("rawapi")
-        cellctl({**env, "CELLCTL_API_DATABASE_CONNECTION": raw_url}, "api_db", "sync").expect(0)
-        raw = Child([sys.executable, __file__, "--raw-insert", cell_url, raw_url], {}).expect(0)
-        raw_seconds = float(raw.out)
-        print(f"{backend}: raw INSERT     {count:,} rows in {raw_seconds:.1f} s = "
-              f"{count / raw_seconds:,.0f} rows/s in batches of {write_batch():,}; "
-              f"map_instances reaches {raw_seconds / mapped.seconds:.0%} of it", flush=True)
+        for order in ("read", "uuid"):
+            raw_url = server.new("rawapi")
+            cellctl({**env, "CELLCTL_API_DATABASE_CONNECTION": raw_url}, "api_db",
+                    "sync").expect(0)
+            raw = Child([sys.executable, __file__, "--raw-insert", cell_url, raw_url, order],
+                        {}).expect(0)
+            raw_seconds = float(raw.out)
+            print(f"{backend}: raw INSERT, {order + ' order':10} {count:,} rows in "
+                  f"{raw_seconds:.1f} s = {count / raw_seconds:,.0f} rows/s in batches of "
+                  f"{write_batch():,}; map_instances reaches "
+                  f"{raw_seconds / mapped.seconds:.0%} of it", flush=True)
     finally:
         server.drop()
+
+
+def fresh_api(server: Server, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """A new API database with the cell mapped: (the environment using it, cell UUID)."""
+    env = {**env, "CELLCTL_API_DATABASE_CONNECTION": server.new("api")}
+    cellctl(env, "api_db", "sync").expect(0)
+    created = cellctl(env, "--format", "json", "create_cell", "--name", "bench",
+                      "--transport-url", "memory:///").expect(0)
+    return env, json.loads(created.out)["uuid"]
 
 
 def bounded_runs(env: dict[str, str], cell_uuid: str, count: int, max_count: int,
@@ -145,21 +154,14 @@ def bounded_runs(env: dict[str, str], cell_uuid: str, count: int, max_count: int
           f"{count / total:,.0f} instances/s, peak RSS {peak:.0f} MiB", flush=True)
 
 
-def check_mapped(api_url: str, count: int) -> None:
-    engine = sa.create_engine(api_url)
+def check_mapped(env: dict[str, str], count: int) -> None:
+    engine = sa.create_engine(env["CELLCTL_API_DATABASE_CONNECTION"])
     with engine.connect() as conn:
         mapped = conn.exec_driver_sql(
             "SELECT COUNT(*) FROM instance_mappings WHERE cell_id IS NOT NULL").scalar()
     engine.dispose()
     if mapped != count:
         raise SystemExit(f"expected {count} mappings, found {mapped}")
-
-
-def clear_mappings(api_url: str) -> None:
-    engine = sa.create_engine(api_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM instance_mappings")
-    engine.dispose()
 
 
 def write_batch() -> int:
@@ -171,15 +173,16 @@ def write_batch() -> int:
 # --- the raw insert measurement, run as a child -------------------------------
 
 
-def raw_insert_seconds(cell_url: str, raw_url: str) -> float:
-    """Seconds the database spends on plain multi-row INSERTs of the same mapping rows."""
+def raw_insert_seconds(cell_url: str, raw_url: str, order: str) -> float:
+    """Seconds the database spends on plain multi-row INSERTs of the same mapping rows,
+    each batch in the order read (Nova's) or sorted by UUID (as map_instances writes)."""
     raw = sa.create_engine(raw_url)
     with raw.begin() as conn:  # a cell for the foreign key
         cell_id = conn.exec_driver_sql(
             "INSERT INTO cell_mappings (uuid, name) VALUES ('raw', 'raw')").lastrowid
     elapsed = 0.0
     with raw.connect() as conn:
-        for statement in insert_statements(cell_url, cell_id):
+        for statement in insert_statements(cell_url, cell_id, by_uuid=order == "uuid"):
             start = time.perf_counter()
             conn.exec_driver_sql(statement)
             conn.commit()
@@ -188,7 +191,7 @@ def raw_insert_seconds(cell_url: str, raw_url: str) -> float:
     return elapsed
 
 
-def insert_statements(cell_url: str, cell_id: int) -> Iterator[str]:
+def insert_statements(cell_url: str, cell_id: int, *, by_uuid: bool) -> Iterator[str]:
     """One multi-row INSERT per batch, values written out (fake ids need no quoting)."""
     batch = write_batch()
     cell = sa.create_engine(cell_url)
@@ -196,8 +199,9 @@ def insert_statements(cell_url: str, cell_id: int) -> Iterator[str]:
         rows = conn.execution_options(yield_per=batch).exec_driver_sql(
             "SELECT uuid, project_id, user_id FROM instances ORDER BY created_at, id")
         for part in rows.partitions(batch):
+            ordered = sorted(part, key=lambda r: r.uuid) if by_uuid else part
             values = ",".join(f"('{r.uuid}', {cell_id}, '{r.project_id}', '{r.user_id}', 0, "
-                              "'2026-01-01 00:00:00')" for r in part)
+                              "'2026-01-01 00:00:00')" for r in ordered)
             yield f"INSERT INTO instance_mappings ({MAPPING_COLUMNS}) VALUES {values}"
     cell.dispose()
 
@@ -208,7 +212,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,mysql")
     parser.add_argument("--max-count", type=int, default=None,
                         help="also time repeated bounded runs of this size")
-    parser.add_argument("--raw-insert", nargs=2, metavar=("CELL_URL", "API_URL"),
+    parser.add_argument("--raw-insert", nargs=3, metavar=("CELL_URL", "API_URL", "ORDER"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_insert:
