@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,11 +51,13 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def create_engine(url: str, *, label: str = "database", must_exist: bool = True) -> Engine:
+def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
+                  connect_timeout: float | None = None) -> Engine:
     """An engine for ``url`` whose errors are one-line DatabaseErrors naming ``label``.
 
     With ``must_exist`` a SQLite file that is not there is an error rather than
-    silently created empty.
+    silently created empty. ``connect_timeout`` (seconds, default
+    CONNECT_TIMEOUT) bounds how long connecting to a database server may take.
     """
     import sqlalchemy
     from sqlalchemy import event
@@ -69,7 +72,9 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True)
             _check_sqlite_path(parsed.database, url, label, must_exist)
             connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
         elif backend in ("mysql", "mariadb", "postgresql"):
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT
+            connect_args["connect_timeout"] = _driver_timeout(
+                backend, connect_timeout or CONNECT_TIMEOUT
+            )
         engine = sqlalchemy.create_engine(real_url, connect_args=connect_args)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise InvalidURL(f"Cannot use {label} {mask(url)}: {_first_line(exc)}") from None
@@ -88,6 +93,11 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True)
         raise translate_error(context.original_exception, url, label) from None
 
     return engine
+
+
+def _driver_timeout(backend: str, seconds: float) -> float:
+    # libpq only takes whole seconds (and waits at least 2).
+    return max(1, math.ceil(seconds)) if backend == "postgresql" else seconds
 
 
 def _check_sqlite_path(path: str | None, url: str, label: str, must_exist: bool) -> None:
@@ -235,6 +245,9 @@ class Databases:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engines: dict[str, Engine] = {}
+        # Cell databases that did not answer a probe: for the rest of the command
+        # they fail at once instead of making every use wait for a timeout again.
+        self._unreachable: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -261,11 +274,21 @@ class Databases:
             )
         return self._engine(setting.value, "cell database", kind="cell")
 
-    def cell(self, stored_url: str | None, label: str = "cell database") -> Engine:
+    def cell(self, stored_url: str | None, label: str = "cell database", *,
+             connect_timeout: float | None = None) -> Engine:
+        """The engine of a cell's database; ``connect_timeout`` applies if it is opened now."""
         url = self.expand_database_url(stored_url)
         if not url:
             raise DatabaseError(f"The {label} has no database connection URL")
-        return self._engine(url, label, kind="cell")
+        if url in self._unreachable:
+            raise DatabaseError(self._unreachable[url], url=url)
+        return self._engine(url, label, kind="cell", connect_timeout=connect_timeout)
+
+    def mark_unreachable(self, stored_url: str | None, reason: str) -> None:
+        """Remember that a cell database did not answer; ``cell()`` then raises ``reason``."""
+        url = self.expand_database_url(stored_url)
+        if url:
+            self._unreachable[url] = reason
 
     def expand_database_url(self, stored_url: str | None) -> str | None:
         return expand_template(stored_url, self.settings.database_connection.value)
@@ -277,11 +300,13 @@ class Databases:
         """An engine that may create its SQLite file (for ``sync``)."""
         return self._engine(url, label, kind=None, must_exist=False)
 
-    def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True) -> Engine:
+    def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True,
+                connect_timeout: float | None = None) -> Engine:
         engine = self._engines.get(url)
         if engine is None:
             embedded = url in self.settings.embedded_urls
-            engine = create_engine(url, label=label, must_exist=must_exist and not embedded)
+            engine = create_engine(url, label=label, must_exist=must_exist and not embedded,
+                                   connect_timeout=connect_timeout)
             if embedded and kind is not None:
                 from cellctl import migrate
 

@@ -56,12 +56,13 @@ def _json_line(stream: IO[str], obj: dict[str, Any]) -> None:
 
 
 def _json(result: Result, table: Table | None, out: IO[str]) -> None:
-    if table is not None:
-        payload: Any = table.rows
-    elif result.data is not None:
-        payload = {**result.data, "exit_code": result.code}
+    # A result with both shows its table to people and its data to scripts.
+    if result.data is not None:
+        payload: Any = {**result.data, "exit_code": result.code}
         if result.unreachable_cells:
             payload["unreachable_cells"] = result.unreachable_cells
+    elif table is not None:
+        payload = table.rows
     else:
         return
     out.write(json.dumps(payload, indent=2, default=_json_default) + "\n")

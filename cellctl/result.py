@@ -36,8 +36,8 @@ class Message:
 class Result:
     code: int = 0
     messages: list[Message] = field(default_factory=list)
-    table: Table | None = None
-    data: dict[str, Any] | None = None
+    table: Table | None = None  # for people (table, CSV); for JSON too unless data is set
+    data: dict[str, Any] | None = None  # for scripts (JSON)
     # Cells whose database could not be read: the result is incomplete.
     unreachable_cells: list[str] = field(default_factory=list)
 

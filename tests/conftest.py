@@ -208,6 +208,38 @@ def make_cloud(tmp_path: Path) -> Callable[[DatabaseFactory], Cloud]:
     return make
 
 
+# --- Throwaway servers (health tests; reusable) -------------------------------
+# A private mariadbd a test may kill or freeze (never the shared one on 3306).
+# Installed and started on first use in a test session (~3 s), shared by the
+# session's tests; each test gets it running again. See tests/servers.py.
+
+
+@pytest.fixture(scope="session")
+def _throwaway_mariadb_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from servers import ThrowawayMariaDB
+
+    missing = ThrowawayMariaDB.missing_binaries()
+    if missing:
+        unavailable("throwaway MariaDB", f"{', '.join(missing)} not installed")
+    server = ThrowawayMariaDB(tmp_path_factory.mktemp("throwaway-mariadb"))
+    try:
+        server.install()
+        server.start()
+    except Exception as exc:
+        server.shutdown()
+        unavailable("throwaway MariaDB", exc)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def throwaway_mariadb(_throwaway_mariadb_session: Any) -> Iterator[Any]:
+    """A running ThrowawayMariaDB (tests.servers); kill() or freeze() it freely."""
+    _throwaway_mariadb_session.ensure_running()
+    yield _throwaway_mariadb_session
+    _throwaway_mariadb_session.thaw()
+
+
 # --- instance mapping tests (map_instances, verify_instance) ---------------
 
 

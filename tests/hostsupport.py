@@ -22,6 +22,8 @@ from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
 
 CELL0 = "00000000-0000-0000-0000-000000000000"
+# A well-formed UUID no cell has (fixed: pytest-xdist needs the same test ids in every worker).
+UNKNOWN_CELL = "6f1d3c1e-5b1a-4c55-9a53-0f3e9d6c2b11"
 # A cell database nobody answers on; the password must never show.
 DEAD_CELL_URL = "mysql+pymysql://nova:secretpw@127.0.0.1:1/nova"
 
@@ -102,6 +104,12 @@ def map_host(cloud: Cloud, host: str, cell_uuid: str) -> None:
     cloud.execute(cloud.api_url,
                   "INSERT INTO host_mappings (cell_id, host) "
                   "SELECT id, :h FROM cell_mappings WHERE uuid = :c", {"h": host, "c": cell_uuid})
+
+
+def kill_cell(cloud: Cloud, cell_uuid: str) -> None:
+    """Point the cell's mapping at a database nobody answers on (a stopped server)."""
+    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
+                  "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cell_uuid})
 
 
 def mappings(cloud: Cloud) -> dict[str, str]:

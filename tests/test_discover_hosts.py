@@ -13,10 +13,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from hostsupport import (
-    DEAD_CELL_URL,
+    UNKNOWN_CELL,
     add_hosts,
     add_node,
     cellctl_process,
+    kill_cell,
     map_host,
     mappings,
     new_cloud,
@@ -86,13 +87,13 @@ def test_discover_one_cell_then_all(cloud):
     assert mappings(cloud) == {"a1": cell1, "a2": cell1, "b1": cell2}
 
 
-@pytest.mark.parametrize("value", ["not-a-uuid", str(uuid.uuid4())])
-def test_discover_unknown_or_malformed_cell_is_1(cloud, value):
+def test_discover_unknown_or_malformed_cell_is_1(cloud):
     setup_cells(cloud)
     add_hosts(cloud.cell_url, ["h1"])
-    result = cloud.run("discover_hosts", "--cell_uuid", value)
-    assert result.exit_code == 1
-    assert f"Cell with uuid {value} was not found" in result.stderr
+    for value in ("not-a-uuid", UNKNOWN_CELL):
+        result = cloud.run("discover_hosts", "--cell_uuid", value)
+        assert result.exit_code == 1, value
+        assert f"Cell with uuid {value} was not found" in result.stderr
     assert mappings(cloud) == {}
 
 
@@ -152,15 +153,13 @@ def test_discover_by_service(cloud):
 
 
 def test_discover_carries_on_past_a_dead_cell(cloud):
-    cell1, _cell2 = setup_cells(cloud, extra_cells=1)
-    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET database_connection = :u "
-                  "WHERE name = 'cell2'", {"u": DEAD_CELL_URL})
+    cell1, dead = setup_cells(cloud, extra_cells=1)
+    kill_cell(cloud, dead)
     add_hosts(cloud.cell_url, ["h1", "h2"])
     result = cloud.run("discover_hosts", "--format", "json")
     assert result.exit_code == 1
     assert mappings(cloud) == {"h1": cell1, "h2": cell1}
     lines = [json.loads(line) for line in result.stderr.splitlines()]
-    dead = next(c for c in cloud.api_rows("cell_mappings") if c["name"] == "cell2")["uuid"]
     assert {"level": "warning", "message": "Some cells could not be reached",
             "unreachable_cells": [dead]} in lines
     assert any(dead in line.get("message", "") for line in lines)
@@ -245,3 +244,17 @@ def test_discover_shows_progress_on_a_terminal_only(sqlite_factory, make_cloud):
     assert b"Discovering hosts in cell 'cell1'" in shown
     assert b"1500/1500" in shown
     assert len(mappings(cloud)) == 1500
+
+
+def test_discover_compares_hosts_as_the_database_does(cloud):
+    """MariaDB's collation makes Host-A and host-a one host: mapped, not a collision."""
+    (cell1,) = setup_cells(cloud)
+    map_host(cloud, "host-a", cell1)
+    add_hosts(cloud.cell_url, ["Host-A"])
+    result = cloud.run("discover_hosts")
+    assert result.exit_code == 0, result.stderr
+    if cloud.factory.backend == "mysql":
+        assert mappings(cloud) == {"host-a": cell1}
+    else:
+        assert mappings(cloud) == {"host-a": cell1, "Host-A": cell1}
+    assert set(node_flags(cloud.cell_url).values()) == {1}

@@ -209,6 +209,7 @@ def _load_commands() -> None:
         schema,
         services,
         setup,
+        status,
     )
 
 

@@ -10,15 +10,19 @@ database cannot be used is named and skipped; the others are still mapped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases
+from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.hosts import (
+    BatchOutcome,
     HostMappingCollision,
     compute_services,
     count_rows,
     map_hosts,
+    mark_hosts_mapped,
     mark_nodes_mapped,
     page_after,
     unmapped_nodes,
@@ -37,10 +41,10 @@ class _CellRun:
 
     cell: CellRef
     say: Callable[[str], Any]
+    verbose: bool
     by_service: bool
     hosts_mapped: int = 0
-    announced: set[str] = field(default_factory=set)
-    warned: set[str] = field(default_factory=set)
+    warned: set[str] = field(default_factory=set)  # hosts mapped to another cell
 
 
 def discover_hosts(
@@ -67,6 +71,8 @@ def discover_hosts(
     if cell_uuid is None:
         say(f"Found {len(cells)} cell mappings.")
 
+    # A dead cell then fails at once in the loop below.
+    probe_databases(dbs, [cell for cell in cells if not cell.is_cell0])
     runs: list[_CellRun] = []
     for cell in cells:
         if cell.is_cell0:
@@ -74,7 +80,7 @@ def discover_hosts(
             continue
         say(f"Getting computes from cell '{cell.name}': {cell.uuid}" if cell.name
             else f"Getting computes from cell: {cell.uuid}")
-        run = _CellRun(cell, say, by_service)
+        run = _CellRun(cell, say, verbose, by_service)
         runs.append(run)
         try:
             _discover_in_cell(dbs, run, result, progress)
@@ -98,38 +104,55 @@ def discover_hosts(
 
 
 def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: Progress) -> None:
+    """Map one cell's hosts batch by batch.
+
+    Every use of the cell's database runs on one worker thread, so while this
+    thread maps batch N in the API database, the cell marks batch N-1's nodes
+    and reads batch N+1: the two databases work at the same time. Pages are
+    keyset pages and marks name node ids, so neither waits for the other.
+    """
     candidates = compute_services() if run.by_service else unmapped_nodes()
-    with cell_access(run.cell):
-        cell_db = cell_engine(dbs, run.cell)
-        total = count_rows(cell_db, candidates)
-    progress.start(f"Discovering hosts in {run.cell.label}", total)
-    try:
-        after = 0
-        while True:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cell") as cell_worker:
+
+        def in_cell(future: Future[Any] | None) -> Any:
             with cell_access(run.cell):
-                batch = page_after(cell_db, candidates, after)
-            if not batch:
-                break
-            # API database errors are not the cell's: they end the command.
-            outcome = map_hosts(dbs.api, run.cell, [row.host for row in batch])
-            with cell_access(run.cell):
-                mark_nodes_mapped(cell_db, outcome.in_cell)
-            run.hosts_mapped += len(outcome.created)
-            for row in batch:
-                _report(run, row, outcome.created, outcome.elsewhere, result)
-            progress.advance(len(batch))
-            after = batch[-1].id
-    finally:
-        progress.finish()
+                return None if future is None else future.result()
+
+        cell_db = in_cell(cell_worker.submit(cell_engine, dbs, run.cell))
+        progress.start(f"Discovering hosts in {run.cell.label}",
+                       in_cell(cell_worker.submit(count_rows, cell_db, candidates)))
+        next_page = cell_worker.submit(page_after, cell_db, candidates, 0)
+        marking: Future[int] | None = None
+        try:
+            while batch := in_cell(next_page):
+                next_page = cell_worker.submit(page_after, cell_db, candidates, batch[-1].id)
+                # API database errors are not the cell's: they end the command.
+                outcome = map_hosts(dbs.api, run.cell, [row.host for row in batch])
+                in_cell(marking)
+                if run.by_service:
+                    marking = cell_worker.submit(mark_hosts_mapped, cell_db, outcome.in_cell)
+                else:
+                    marking = cell_worker.submit(
+                        mark_nodes_mapped, cell_db,
+                        [row.id for row in batch if row.host in outcome.in_cell])
+                run.hosts_mapped += len(outcome.created)
+                if run.verbose or outcome.elsewhere:
+                    announced: set[str] = set()  # a host is created in one batch only
+                    for row in batch:
+                        _report(run, row, outcome, announced, result)
+                progress.advance(len(batch))
+            in_cell(marking)
+        finally:
+            progress.finish()
 
 
-def _report(run: _CellRun, row: Row[Any], created: set[str], elsewhere: dict[str, str],
+def _report(run: _CellRun, row: Row[Any], outcome: BatchOutcome, announced: set[str],
             result: Result) -> None:
     """Nova's verbose lines for one node (or service), and the warning for a foreign host."""
     host = row.host
-    first_time = host in created and host not in run.announced
+    first_time = host in outcome.created and host not in announced
     if first_time:
-        run.announced.add(host)
+        announced.add(host)
     if run.by_service:
         if first_time:
             run.say(f"Creating host mapping for service {host}")
@@ -137,7 +160,8 @@ def _report(run: _CellRun, row: Row[Any], created: set[str], elsewhere: dict[str
         run.say(f"Checking host mapping for compute host '{host}': {row.uuid}")
         if first_time:
             run.say(f"Creating host mapping for compute host '{host}': {row.uuid}")
-    if host in elsewhere and host not in run.warned:
+    if host in outcome.elsewhere and host not in run.warned:
         run.warned.add(host)
-        result.warn(f"Host '{host}' of {run.cell.label} is mapped to cell {elsewhere[host]}; "
+        result.warn(f"Host '{host}' of {run.cell.label} is mapped to cell "
+                    f"{outcome.elsewhere[host]}; "
                     "its mapping was left as it is (see delete_host).")

@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from cellctl.db import Databases
+from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.common import cell_label, cell_not_found, find_cell, lookup_cell_uuid, utcnow
 from cellctl.ops.servicegroup import UNKNOWN, compute_host_states
 from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
@@ -62,6 +63,8 @@ def _states_by_cell(
     hosts_by_cell: dict[int, list[str]] = defaultdict(list)
     for row in rows:
         hosts_by_cell[row.id].append(row.host)
+    # A dead cell then fails at once in the loop below.
+    probe_databases(dbs, [cells[cell_id] for cell_id in sorted(hosts_by_cell)])
     now = utcnow()
     states: dict[tuple[int, str], str] = {}
     for cell_id in sorted(hosts_by_cell):

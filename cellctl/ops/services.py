@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases, insert_ignoring_duplicates
+from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.common import new_uuid, utcnow
 from cellctl.ops.servicegroup import COMPUTE_BINARY, is_up
 from cellctl.ops.spanning import CellUnreachable, cell_access, cell_engine, select_cells
@@ -195,6 +196,7 @@ def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
         cells = select_cells(conn, result, cell_uuid, not_found_code=1)
     if cells is None:
         return result
+    probe_databases(dbs, cells)  # a dead cell then fails at once in the loop below
     now = utcnow()
     down_seconds = dbs.settings.service_down_seconds
     listing: list[dict[str, Any]] = []

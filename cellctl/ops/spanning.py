@@ -28,7 +28,9 @@ class CellRef:
     id: int
     uuid: str
     name: str | None
-    database_connection: str | None
+    database_connection: str | None  # as stored: may be a Nova template
+    transport_url: str | None = None  # as stored
+    disabled: bool = False
 
     @property
     def label(self) -> str:
@@ -59,22 +61,28 @@ def select_cells(
 
     from cellctl.tables.api import cell_mappings as cm
 
-    query = select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)
+    query = select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection,
+                   cm.c.transport_url, cm.c.disabled).order_by(cm.c.id)
     if cell_uuid is not None:
         wanted = lookup_cell_uuid(result, cell_uuid, not_found_code)
         if wanted is None:
             return None
         query = query.where(cm.c.uuid == wanted)
-    cells = [CellRef(r.id, r.uuid, r.name, r.database_connection) for r in conn.execute(query)]
+    cells = [CellRef(r.id, r.uuid, r.name, r.database_connection, r.transport_url,
+                     bool(r.disabled)) for r in conn.execute(query)]
     if cell_uuid is not None and not cells:
         cell_not_found(result, str(wanted), not_found_code)
         return None
     return cells
 
 
-def cell_engine(dbs: Databases, cell: CellRef) -> Engine:
-    """The cell's database; call inside ``cell_access`` (opening it may fail)."""
-    return dbs.cell(cell.database_connection, f"database of {cell.label}")
+def cell_engine(dbs: Databases, cell: CellRef, timeout: float | None = None) -> Engine:
+    """The cell's database; call inside ``cell_access`` (opening it may fail).
+
+    ``timeout`` bounds connecting, if the engine is made now.
+    """
+    return dbs.cell(cell.database_connection, f"database of {cell.label}",
+                    connect_timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,292 @@
+"""``status``: the upgrade checks of cells v2, and with ``check_connectivity`` a real
+connection to every cell's database and queue.
+
+Each check is a row (Success, Warning or Failure, and details ending with the
+command that fixes it); the exit code is the worst result: 0, 1 or 2. Every
+cell's database is probed first, in parallel and bounded by the timeout, so a
+dead cell costs the timeout once and is reported as a failure while the
+checks go on over the cells that answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from cellctl import migrate
+from cellctl.db import Databases
+from cellctl.errors import DatabaseError, SchemaMissing
+from cellctl.ops.cellreach import CellProbe, failed_databases, probe_cells
+from cellctl.ops.spanning import CellRef, cell_engine, select_cells
+from cellctl.ops.unmapped import Unmapped, unmapped_hosts, unmapped_instances
+from cellctl.progress import NO_PROGRESS, Progress
+from cellctl.reach import DEFAULT_TIMEOUT
+from cellctl.result import Column, Result, Table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+Outcome = Literal["success", "warning", "failure"]
+_CODES: dict[Outcome, int] = {"success": 0, "warning": 1, "failure": 2}
+
+STATUS_COLUMNS = [Column("check", "Check"), Column("result", "Result"),
+                  Column("details", "Details")]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    details: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "result": self.outcome, "details": self.details}
+
+
+@dataclass
+class CellScan:
+    """What could be read from one reachable cell's database."""
+
+    cell: CellRef
+    schema: migrate.SchemaState
+    hosts: Unmapped | None = None  # None for cell0, which has no hosts
+    instances: Unmapped | None = None
+    unreadable: str | None = None  # why hosts and instances could not be read
+
+    @property
+    def schema_problem(self) -> str | None:
+        if self.unreadable:
+            return self.unreadable
+        if not self.schema.is_current:
+            return f"{self.cell.label}: {_schema_problem(self.schema)}"
+        return None
+
+
+def status(dbs: Databases, *, check_connectivity: bool = False,
+           timeout: float = DEFAULT_TIMEOUT, progress: Progress = NO_PROGRESS) -> Result:
+    result = Result()
+    try:
+        api_schema = migrate.schema_state(dbs.api, "api")
+    except SchemaMissing as exc:  # e.g. a SQLite file not created yet
+        return _finish(result, [Check("API database schema", "failure",
+                                      f"{exc}. Run command 'cellctl api_db sync' and then retry.")],
+                       [])
+    if api_schema.owner == "none":
+        return _finish(result, [_api_schema_check(api_schema)], [])
+    with dbs.api.connect() as conn:
+        cells = select_cells(conn, result, None, not_found_code=2) or []
+    probes = probe_cells(dbs, cells, timeout, queues=check_connectivity)
+    dead = failed_databases(probes)
+    for cell in cells:
+        if cell.uuid in dead:
+            result.unreachable(cell.uuid, dead[cell.uuid])
+    scans = _scan(dbs, result, [c for c in cells if c.uuid not in result.unreachable_cells],
+                  timeout, progress)
+    checks = [
+        _cell0_check(cells),
+        _cells_check(cells),
+        _reachable_check(cells, result.unreachable_cells),
+        _api_schema_check(api_schema),
+        _cell_schemas_check(scans, skipped=len(result.unreachable_cells)),
+        _hosts_check(scans),
+        _instances_check(scans),
+    ]
+    if check_connectivity:
+        checks += _connectivity_checks(probes)
+    return _finish(result, checks, probes if check_connectivity else [])
+
+
+def _scan(dbs: Databases, result: Result, cells: list[CellRef], timeout: float,
+          progress: Progress) -> list[CellScan]:
+    scans = []
+    for cell in cells:
+        try:
+            scans.append(_read_cell(dbs, cell_engine(dbs, cell, timeout), cell, progress))
+        except DatabaseError as exc:
+            if exc.url == dbs.api_url:  # the API database failing ends the command
+                raise
+            # The cell answered the probe but failed since (e.g. its server stopped).
+            result.unreachable(cell.uuid, str(exc))
+    return scans
+
+
+def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
+               progress: Progress) -> CellScan:
+    scan = CellScan(cell, migrate.schema_state(engine, "cell"))
+    if scan.schema.owner == "none":
+        return scan
+    try:
+        if not cell.is_cell0:
+            scan.hosts = unmapped_hosts(engine, dbs.api)
+        scan.instances = unmapped_instances(engine, dbs.api, progress,
+                                            f"Instances of {cell.label}")
+    except SchemaMissing as exc:
+        if exc.url == dbs.api_url:
+            raise
+        scan.unreadable = str(exc)  # a table is missing: a schema problem, not a dead cell
+    return scan
+
+
+def _finish(result: Result, checks: list[Check], probes: list[CellProbe]) -> Result:
+    result.code = max(_CODES[c.outcome] for c in checks)
+    result.table = Table(STATUS_COLUMNS, [
+        {**c.as_dict(), "result": c.outcome.capitalize()} for c in checks
+    ])
+    result.data = {"checks": [c.as_dict() for c in checks],
+                   "unreachable_cells": result.unreachable_cells}
+    if probes:
+        result.data["connectivity"] = [_probe_dict(p) for p in probes]
+    return result
+
+
+# --- the checks -------------------------------------------------------------
+
+
+def _cell0_check(cells: list[CellRef]) -> Check:
+    if any(c.is_cell0 for c in cells):
+        return Check("Cell0 mapping", "success", "cell0 is mapped")
+    return Check("Cell0 mapping", "failure",
+                 "No cell0 mapping found. Run command 'cellctl map_cell0' (or "
+                 "'cellctl simple_cell_setup') and then retry.")
+
+
+def _cells_check(cells: list[CellRef]) -> Check:
+    regular = [c for c in cells if not c.is_cell0]
+    if not regular:
+        return Check("Cell mappings", "failure",
+                     "There needs to be at least one cell besides cell0. Run command "
+                     "'cellctl create_cell' (or 'cellctl simple_cell_setup') and then retry.")
+    disabled = sum(c.disabled for c in regular)
+    note = f" ({disabled} disabled)" if disabled else ""
+    return Check("Cell mappings", "success", f"{_count(len(regular), 'cell')} besides cell0{note}")
+
+
+def _reachable_check(cells: list[CellRef], unreachable: list[str]) -> Check:
+    if not cells:
+        return Check("Cell databases", "success", "no cell is mapped")
+    if not unreachable:
+        return Check("Cell databases", "success",
+                     f"all {_count(len(cells), 'cell database')} answered")
+    names = ", ".join(c.label for c in cells if c.uuid in unreachable)
+    return Check("Cell databases", "failure",
+                 f"{len(unreachable)} of {_count(len(cells), 'cell database')} unreachable: "
+                 f"{names}. Check the cell's database_connection ('cellctl list_cells') and its "
+                 "server, then retry.")
+
+
+def _api_schema_check(state: migrate.SchemaState) -> Check:
+    if state.is_current:
+        return Check("API database schema", "success", f"at head ({state.revision})")
+    return Check("API database schema", "failure",
+                 f"API database: {_schema_problem(state)}. "
+                 f"{_sync_hint(state, 'api_db sync', 'api_db sync')}")
+
+
+def _cell_schemas_check(scans: list[CellScan], skipped: int) -> Check:
+    behind = [s for s in scans if s.schema_problem]
+    not_checked = f" ({skipped} unreachable, not checked)" if skipped else ""
+    if not scans:
+        return Check("Cell database schemas", "success", f"no cell database read{not_checked}")
+    if not behind:
+        return Check("Cell database schemas", "success",
+                     f"{_count(len(scans), 'cell database')} at head{not_checked}")
+    problems = "; ".join(s.schema_problem or "" for s in behind)
+    return Check("Cell database schemas", "failure",
+                 f"{problems}. {_sync_hint(behind[0].schema, 'db sync --all-cells', 'db sync')}")
+
+
+def _schema_problem(state: migrate.SchemaState) -> str:
+    if state.owner == "none":
+        return "no schema"
+    head = migrate.NOVA_HEADS[state.kind] if state.owner == "nova" else state.head
+    owner = "Nova's schema" if state.owner == "nova" else "schema"
+    return f"{owner} at {state.revision or 'no revision'}, head is {head}"
+
+
+def _sync_hint(state: migrate.SchemaState, cellctl: str, nova_manage: str) -> str:
+    """The command that upgrades the schema: Nova's own tool for a database Nova owns."""
+    if state.owner == "nova":
+        return f"Run command 'nova-manage {nova_manage}' and then retry."
+    return f"Run command 'cellctl {cellctl}' and then retry."
+
+
+def _hosts_check(scans: list[CellScan]) -> Check:
+    return _mapping_check(
+        "Host mappings", [(s.cell, s.hosts) for s in scans if s.hosts is not None],
+        "compute host", "host mapping",
+        fix="Run command 'cellctl discover_hosts' and then retry.",
+        when_none="No host mappings or compute nodes were found. Remember to run command "
+                  "'cellctl discover_hosts' when new compute hosts are deployed.")
+
+
+def _instances_check(scans: list[CellScan]) -> Check:
+    return _mapping_check(
+        "Instance mappings", [(s.cell, s.instances) for s in scans if s.instances is not None],
+        "instance", "instance mapping",
+        fix="Run command 'cellctl map_instances --cell_uuid <cell uuid>' for each of these "
+            "cells and then retry.",
+        when_none="no instances found")
+
+
+def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: str,
+                   mapping: str, *, fix: str, when_none: str) -> Check:
+    missing = [(cell, u) for cell, u in counted if u.missing]
+    if missing:
+        return Check(name, "warning", f"{_missing_text(missing, thing, mapping)}. {fix}")
+    total = sum(u.checked for _, u in counted)
+    if not total:
+        return Check(name, "success", when_none)
+    return Check(name, "success", f"all {_count(total, thing)} are mapped")
+
+
+def _missing_text(missing: list[tuple[CellRef, Unmapped]], thing: str, mapping: str) -> str:
+    total = sum(u.missing for _, u in missing)
+    per_cell = "; ".join(f"{u.missing} in {cell.label}, e.g. {', '.join(u.examples)}"
+                         for cell, u in missing)
+    verb = "has" if total == 1 else "have"
+    return f"{_count(total, thing)} {verb} no {mapping} ({per_cell})"
+
+
+def _connectivity_checks(probes: list[CellProbe]) -> list[Check]:
+    """One row per cell and target; a queue's hosts (oslo multi-host URLs) share a row."""
+    groups: dict[tuple[str, str], list[CellProbe]] = {}
+    for probe in probes:
+        groups.setdefault((probe.cell.uuid, probe.target), []).append(probe)
+    return [_connectivity_check(group) for group in groups.values()]
+
+
+def _connectivity_check(group: list[CellProbe]) -> Check:
+    first = group[0]
+    name = f"{first.target.capitalize()} of {first.cell.label}"
+    if first.probe is None:
+        return Check(name, "success", f"not checked: cell0 has no message queue ({first.url})")
+    answered = [p.probe for p in group if p.probe is not None and p.probe.ok]
+    errors = [p.probe.error or "unreachable" for p in group if p.probe is not None
+              and not p.probe.ok]
+    if not errors:
+        slowest = max(p.latency_ms or 0.0 for p in answered)
+        if len(group) == 1:
+            return Check(name, "success", f"reachable in {slowest:g} ms ({first.url})")
+        return Check(name, "success", f"all {len(group)} hosts reachable, slowest {slowest:g} ms")
+    if not answered:
+        return Check(name, "failure", "; ".join(errors))
+    # kombu fails over between a queue's hosts: the cell still works, with less redundancy.
+    return Check(name, "warning",
+                 f"{len(errors)} of {len(group)} hosts unreachable: {'; '.join(errors)}")
+
+
+def _probe_dict(probe: CellProbe) -> dict[str, Any]:
+    outcome = probe.probe
+    return {
+        "cell_uuid": probe.cell.uuid,
+        "cell_name": probe.cell.name,
+        "target": probe.target,
+        "url": probe.url,
+        "result": "skipped" if outcome is None else "success" if outcome.ok else "failure",
+        "latency_ms": outcome.latency_ms if outcome else None,
+        "error": outcome.error if outcome else None,
+    }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

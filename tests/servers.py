@@ -1,0 +1,163 @@
+"""Servers of the tests' own, for cells that die, freeze or never answer.
+
+The shared MariaDB, PostgreSQL and RabbitMQ servers are never stopped: a test
+that needs a server to go away during a run uses a private ``mariadbd``
+(``ThrowawayMariaDB``: its own datadir and free port, installed once per test
+session and started only when a test asks for it), and a test that needs a
+host that never answers uses a local socket (``black_hole``, ``silent_port``,
+``closed_port``); only 127.0.0.0/8 traffic is involved.
+
+Use the ``throwaway_mariadb`` fixture (conftest.py) rather than the class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+
+# --skip-grant-tables: any user and password get in, so URLs can carry a
+# password that tests then look for in the output.
+PASSWORD = "thr0waway-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+class ThrowawayMariaDB:
+    """A private mariadbd that tests may kill, freeze and restart."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.datadir = base / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.frozen = False
+
+    @staticmethod
+    def missing_binaries() -> list[str]:
+        return [b for b in ("mariadbd", "mariadb-install-db")
+                if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
+
+    def install(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}",
+             "--auth-root-authentication-method=normal", "--skip-test-db", *self._user()],
+            check=True, capture_output=True, timeout=120,
+        )
+
+    def start(self) -> None:
+        binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        log = open(self.base / "server.log", "ab")  # noqa: SIM115 (kept open by the server)
+        self.process = subprocess.Popen(
+            [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.base / 'sock'}",
+             f"--pid-file={self.base / 'pid'}", "--skip-grant-tables", "--skip-log-bin",
+             "--innodb-buffer-pool-size=16M", *self._user()],
+            stdout=log, stderr=log,
+        )
+        deadline = time.monotonic() + 60
+        while not _port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"throwaway mariadbd did not start; see {self.base}/server.log")
+            time.sleep(0.05)
+
+    def ensure_running(self) -> None:
+        self.thaw()
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): its port then refuses connections."""
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(30)
+
+    def freeze(self) -> None:
+        """Stop the server (SIGSTOP): connections are accepted by the kernel, never answered."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.frozen = True
+
+    def thaw(self) -> None:
+        if self.frozen and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = False
+
+    def shutdown(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def url(self, database: str, password: str = PASSWORD) -> str:
+        return f"mysql+pymysql://root:{password}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        engine = sa.create_engine(f"mysql+pymysql://root@127.0.0.1:{self.port}")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        finally:
+            engine.dispose()
+        return self.url(name)
+
+    @staticmethod
+    def _user() -> list[str]:
+        # mariadbd refuses to run as root unless told to.
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A port that behaves like an unroutable host: connection attempts hang.
+
+    A listener with a one-slot accept queue that nobody accepts from, filled
+    by one connection: the kernel then drops every further SYN.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)):
+            yield port
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (in the kernel) and never sends a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield int(listener.getsockname()[1])
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port held (bound, not listening) so nothing else takes it: connections are refused."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield int(holder.getsockname()[1])
