@@ -238,3 +238,13 @@ def throwaway_mariadb(_throwaway_mariadb_session: Any) -> Iterator[Any]:
     _throwaway_mariadb_session.ensure_running()
     yield _throwaway_mariadb_session
     _throwaway_mariadb_session.thaw()
+
+
+# --- instance mapping tests (map_instances, verify_instance) ---------------
+
+
+@pytest.fixture
+def cloud_no_pg(backend_no_pg: str, tmp_path: Path) -> Iterator[Cloud]:
+    """A Cloud on SQLite and on MariaDB only."""
+    for factory in _factory(backend_no_pg, tmp_path):
+        yield Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
