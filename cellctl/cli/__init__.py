@@ -200,7 +200,17 @@ def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
 
 def _load_commands() -> None:
     # Imported for their side effect of registering commands on `main`.
-    from cellctl.cli import cells, config, hosts, schema, services, status  # noqa: F401
+    from cellctl.cli import (  # noqa: F401
+        cells,
+        config,
+        dev,
+        hosts,
+        instances,
+        schema,
+        services,
+        setup,
+        status,
+    )
 
 
 _load_commands()

@@ -1,0 +1,76 @@
+"""Multi-row ``INSERT IGNORE`` for PyMySQL with the values written out by the driver.
+
+PyMySQL's executemany also folds rows into multi-row INSERTs, but it
+escapes every value through several layers of Python calls per row; on a
+million instance mappings that client work took longer than the server's
+(measured: about 30 µs of CPU per row, against the server inserting 20,000+
+rows/s). Here each string goes straight to the connection's own escaping
+(which honours NO_BACKSLASH_ESCAPES) and the repeated non-string values of a
+batch (cell id, flags, timestamps) are escaped once. Same SQL, same driver
+escaping: only the overhead is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
+
+# Below every server's max_allowed_packet default (PyMySQL uses the same bound).
+MAX_STATEMENT_CHARS = 1_000_000
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` (all with the same keys), skipping duplicates; return how many were new."""
+    escape: Callable[[Any], str] = conn.connection.dbapi_connection.escape  # type: ignore[union-attr]
+    preparer = conn.dialect.identifier_preparer
+    columns = list(rows[0])
+    # SQLAlchemy's own conversions for these column types, as executemany would apply them.
+    processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
+    head = (f"INSERT IGNORE INTO {preparer.format_table(table)} "
+            f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
+    # no_parameters: the text goes to cursor.execute as is, with no %-formatting.
+    raw = conn.execution_options(no_parameters=True)
+    inserted = 0
+    tuples = _tuples(rows, columns, processors, escape)
+    for values in _chunks(tuples, MAX_STATEMENT_CHARS - len(head)):
+        inserted += int(raw.exec_driver_sql(head + values).rowcount or 0)
+    return inserted
+
+
+def _tuples(rows: list[dict[str, Any]], columns: list[str],
+            processors: list[Callable[[Any], Any] | None],
+            escape: Callable[[Any], str]) -> Iterator[str]:
+    repeated: dict[tuple[type, Any], str] = {}
+
+    def literal(value: Any, process: Callable[[Any], Any] | None) -> str:
+        if process is not None:
+            value = process(value)
+        if isinstance(value, str):
+            return escape(value)
+        key = (type(value), value)
+        text = repeated.get(key)
+        if text is None:
+            text = repeated[key] = escape(value)
+        return text
+
+    pairs = list(zip(columns, processors, strict=True))
+    for row in rows:
+        yield "(" + ",".join([literal(row[c], p) for c, p in pairs]) + ")"
+
+
+def _chunks(tuples: Iterator[str], limit: int) -> Iterator[str]:
+    """Comma-joined runs of ``tuples``, each at most ``limit`` characters (or one tuple)."""
+    run: list[str] = []
+    size = 0
+    for item in tuples:
+        if run and size + len(item) + 1 > limit:
+            yield ",".join(run)
+            run, size = [], 0
+        run.append(item)
+        size += len(item) + 1
+    if run:
+        yield ",".join(run)

@@ -1,0 +1,253 @@
+"""map_instances: give every instance of a cell an instance mapping, oldest first.
+
+The cell's instances (soft-deleted ones too, hidden ones not) are read with
+one ordered, streaming query, ``created_at, id`` as Nova orders them, and
+mapped in large batches with inserts that skip instances already mapped.
+Each batch commits together with the move of Nova's resume marker
+(``instance_marker``), so a run killed at any moment resumes exactly where
+its last commit left off: nothing is skipped and nothing is mapped twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
+from cellctl.ops.common import find_cell, lookup_cell_uuid, utcnow
+from cellctl.ops.instance_marker import move_marker, read_marker
+from cellctl.prefetch import prefetched
+from cellctl.progress import NO_PROGRESS, Progress
+from cellctl.result import Result
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Select
+    from sqlalchemy.engine import Connection, Engine, Row
+
+BAD_MAX_COUNT = 127
+# Rows per insert transaction: the larger, the fewer index pages each row
+# costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
+# instances), while memory (a few batches) and lock times stay small.
+WRITE_BATCH = 20_000
+# Serialises batch commits of concurrent runs, which all move the one marker.
+MARKER_LOCK = "instance_mappings.marker"
+SOFT_DELETED = "soft-delete"  # Nova's vm_state for a restorable delete
+
+
+@dataclass
+class _Tally:
+    """What one run did, for the result."""
+
+    processed: int = 0
+    mapped: int = 0
+    without_project: int = 0
+    more: bool = False
+    marker: str | None = None
+
+
+def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None = None,
+                  reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
+    """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
+
+    Exit 0 when every instance has been looked at, 1 while more remain after
+    a ``max_count`` run (the marker then says where the next run starts), 127
+    for a bad ``max_count`` or cell.
+    """
+    result = Result()
+    limit = _parse_max_count(max_count)
+    if limit == 0:
+        return result.error("Must supply a positive value for max-count", BAD_MAX_COUNT)
+    uuid = lookup_cell_uuid(result, cell_uuid, BAD_MAX_COUNT)
+    if uuid is None:
+        return result
+    with dbs.api.connect() as conn:
+        cell = find_cell(conn, uuid)
+        marker = None if reset else read_marker(conn)
+    if cell is None:
+        return result.error(f"Cell {uuid} has no mapping.", BAD_MAX_COUNT)
+
+    engine = dbs.cell(cell.database_connection, f"database of cell {uuid}")
+    with engine.connect() as conn:
+        start = _start_after(conn, marker, result)
+        total = _count(conn, start, limit) if progress is not NO_PROGRESS else None
+        progress.start("Mapping instances", total)
+        try:
+            # yield_per streams the rows (a server-side cursor where the driver
+            # has one), so memory stays flat however big the cell is.
+            rows = conn.execution_options(yield_per=WRITE_BATCH).execute(
+                _instances_query(conn, start, limit)
+            )
+            try:
+                # Reading the next rows overlaps committing the last batch.
+                batches = prefetched(rows.partitions(WRITE_BATCH))
+                done = _map_rows(dbs.api, batches, cell.id, limit, progress)
+            except BaseException:
+                # Drop the connection rather than read the rest of a failed
+                # run's stream (closing an unbuffered MySQL result drains it).
+                conn.invalidate()
+                raise
+            rows.close()
+        finally:
+            progress.finish()
+
+    if done.without_project:
+        result.warn(f"{done.without_project} instances have no project_id and cannot be "
+                    "mapped (instance_mappings.project_id is required)")
+    result.code = 1 if done.more else 0
+    result.data = {
+        "cell_uuid": uuid,
+        "processed": done.processed,
+        "mapped": done.mapped,
+        "already_mapped": done.processed - done.mapped - done.without_project,
+        "without_project": done.without_project,
+        "more": done.more,
+        "marker": done.marker,
+    }
+    return result
+
+
+def _parse_max_count(value: str | int | None) -> int | None:
+    """None for "map all", the count, or 0 for anything that is not a positive integer."""
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        return 0
+    return max(count, 0)
+
+
+@dataclass(frozen=True)
+class _Position:
+    created_at: Any
+    id: int
+
+
+def _start_after(conn: Connection, marker: str | None, result: Result) -> _Position | None:
+    """Where the marker's instance sits in this cell's order, or None to start at the top."""
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import instances as i
+
+    if marker is None:
+        return None
+    row = conn.execute(select(i.c.created_at, i.c.id).where(i.c.uuid == marker)).first()
+    if row is None:
+        # The marker is global: a run against another cell may have left it.
+        # Starting over is safe, since instances already mapped are skipped.
+        result.warn(f"The marker of an unfinished run (instance {marker}) is not in this "
+                    "cell; starting from the oldest instance")
+        return None
+    return _Position(row.created_at, row.id)
+
+
+def _visible() -> ColumnElement[bool]:
+    from sqlalchemy import false, or_
+
+    from cellctl.tables.cell import instances as i
+
+    return or_(i.c.hidden.is_(None), i.c.hidden == false())
+
+
+def _after(start: _Position) -> ColumnElement[bool]:
+    """Keyset condition: instances after ``start`` in (created_at, id) order, NULLs first."""
+    from sqlalchemy import and_, or_
+
+    from cellctl.tables.cell import instances as i
+
+    if start.created_at is None:
+        return or_(i.c.created_at.is_not(None), and_(i.c.created_at.is_(None), i.c.id > start.id))
+    return or_(i.c.created_at > start.created_at,
+               and_(i.c.created_at == start.created_at, i.c.id > start.id))
+
+
+def _instances_query(conn: Connection, start: _Position | None, limit: int | None) -> Select:
+    """(uuid, project_id, user_id, queued_for_delete) of the instances to map, in order."""
+    from sqlalchemy import case, false, or_, select, true
+
+    from cellctl.tables.cell import instances as i
+
+    created_at = i.c.created_at.asc()
+    if conn.dialect.name == "postgresql":
+        # MySQL and SQLite sort NULLs first; make PostgreSQL agree with them (and Nova).
+        created_at = created_at.nulls_first()
+    # queued_for_delete as Nova's API sets it when an instance is deleted or
+    # soft-deleted (nova-manage writes false, which counts them against quota).
+    queued_for_delete = case(
+        (or_(i.c.deleted != 0, i.c.vm_state == SOFT_DELETED), true()), else_=false()
+    )
+    query = (
+        select(i.c.uuid, i.c.project_id, i.c.user_id, queued_for_delete)
+        .where(_visible())
+        .order_by(created_at, i.c.id.asc())
+    )
+    if start is not None:
+        query = query.where(_after(start))
+    if limit is not None:
+        query = query.limit(limit + 1)  # one more, to tell "done" from "more remain"
+    return query
+
+
+def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
+    """How many instances this run will look at (only for the progress bar)."""
+    from sqlalchemy import func, select
+
+    from cellctl.tables.cell import instances as i
+
+    query = select(func.count()).select_from(i).where(_visible())
+    if start is not None:
+        query = query.where(_after(start))
+    total = int(conn.execute(query).scalar() or 0)
+    return total if limit is None else min(total, limit)
+
+
+def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_id: int,
+              limit: int | None, progress: Progress) -> _Tally:
+    done = _Tally()
+    batch: list[Row] = []
+    try:
+        for rows in batches:
+            for row in rows:
+                if limit is not None and done.processed + len(batch) == limit:
+                    done.more = True  # the look-ahead row: this run stops before it
+                    break
+                batch.append(row)
+                if len(batch) == WRITE_BATCH:
+                    _commit_batch(api, batch, cell_id, batch[-1].uuid, done, progress)
+                    batch = []
+            if done.more:
+                break
+    finally:
+        batches.close()  # stops the reading thread before the result is closed
+    if batch or not done.more:
+        # The last batch removes the marker with it, unless work remains.
+        marker = batch[-1].uuid if done.more else None
+        _commit_batch(api, batch, cell_id, marker, done, progress)
+    return done
+
+
+def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | None,
+                  done: _Tally, progress: Progress) -> None:
+    """Map ``batch`` and move the marker to ``marker`` in one transaction."""
+    from cellctl.tables.api import instance_mappings
+
+    now = utcnow()
+    mappings = [
+        {"instance_uuid": uuid, "cell_id": cell_id, "project_id": project_id,
+         "user_id": user_id, "queued_for_delete": bool(queued), "created_at": now}
+        for uuid, project_id, user_id, queued in batch
+        if project_id is not None
+    ]
+    # In key order each index page is visited once per batch, not at random:
+    # measured 1.5-2x faster inserts once the indexes outgrow the cache.
+    mappings.sort(key=itemgetter("instance_uuid"))
+    with write_transaction(api, lock=MARKER_LOCK) as conn:
+        mapped = insert_ignoring_duplicates(conn, instance_mappings, mappings)
+        move_marker(conn, marker)
+    done.processed += len(batch)
+    done.mapped += mapped
+    done.without_project += len(batch) - len(mappings)
+    done.marker = marker
+    progress.advance(len(batch))

@@ -1,0 +1,74 @@
+"""simple_cell_setup: a one-cell cloud in one command, composed of the other operations.
+
+Map cell0 and create its schema, map ``[database]`` as a cell with its
+compute hosts, then map that cell's instances, with nova-manage's messages
+and exit codes. Every step is idempotent, so a second run reports that all
+is set up and changes nothing.
+"""
+
+from __future__ import annotations
+
+from cellctl import migrate
+from cellctl.db import Databases
+from cellctl.errors import CellctlError
+from cellctl.ops.cells import map_cell0
+from cellctl.ops.common import CELL0_UUID, find_cell
+from cellctl.ops.hosts import map_cell_and_hosts, resolve_transport_url
+from cellctl.ops.map_instances import map_instances
+from cellctl.progress import NO_PROGRESS, Progress
+from cellctl.result import Result
+
+
+def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
+                      progress: Progress = NO_PROGRESS) -> Result:
+    """Exit 0 done (or already done), 1 no compute hosts, or transport URL missing or
+    invalid (then nothing is written)."""
+    result = Result()
+    transport = resolve_transport_url(dbs, transport_url, result)
+    if transport is None:
+        return result
+    data: dict[str, object] = {}
+    result.data = data
+
+    cell0 = _absorb(result, map_cell0(dbs))
+    if result.code:
+        return result
+    data["cell0_created"] = bool(cell0.get("created"))
+    data["cell0_schema"] = _sync_cell0(dbs, result)
+
+    cell = _absorb(result, map_cell_and_hosts(dbs, transport_url=transport, progress=progress))
+    data.update(cell_uuid=cell.get("cell_uuid"), cell_created=cell.get("cell_created"),
+                hosts_mapped=cell.get("hosts_mapped"))
+    if not cell.get("compute_nodes"):
+        result.code = 1  # "No hosts found to map to cell, exiting." (already said)
+        return result
+
+    # nova-manage ignores map_instances' exit code here; mapping everything
+    # can only end in 0, and an error raises.
+    instances = _absorb(result, map_instances(dbs, str(cell["cell_uuid"]), progress=progress))
+    data["instances_mapped"] = instances.get("mapped")
+    return result
+
+
+def _absorb(result: Result, step: Result) -> dict[str, object]:
+    """Take a step's messages (and failure code) into ``result``; return the step's data."""
+    result.messages.extend(step.messages)
+    result.unreachable_cells.extend(step.unreachable_cells)
+    if step.code and not result.code:
+        result.code = step.code
+    return dict(step.data or {})
+
+
+def _sync_cell0(dbs: Databases, result: Result) -> str | None:
+    """Bring cell0's schema to head; a failure is reported and setup goes on, as in Nova."""
+    with dbs.api.connect() as conn:
+        cell0 = find_cell(conn, CELL0_UUID)
+    url = dbs.expand_database_url(cell0.database_connection) if cell0 is not None else None
+    try:
+        if not url:
+            raise CellctlError("cell0 has no database connection")
+        outcome = migrate.sync(dbs.engine_for_sync(url, "cell0 database"), "cell")
+    except CellctlError as exc:
+        result.warn(f"Unable to sync cell0 schema: {exc}")
+        return None
+    return outcome.after.revision

@@ -1,0 +1,84 @@
+"""Helpers for the instance mapping tests: a mapped cell, instances with chosen fields,
+and the mappings and marker rows left behind."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from hostsupport import DEAD_CELL_URL
+
+from cellctl.tables.cell import instances
+
+MARKER = "INSTANCE_MIGRATION_MARKER"
+BASE_TIME = datetime.datetime(2024, 1, 1, 12, 0, 0)
+
+
+def mapped_cell(cloud) -> str:
+    """Both schemas synced and ``[database]`` mapped as a cell; returns the cell UUID."""
+    cloud.synced()
+    result = cloud.ok("create_cell", "--name", "cell1", "--transport-url", "memory:///",
+                      "--database_connection", cloud.cell_url, "--verbose")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def dead_cell(cloud) -> str:
+    """Schemas synced and a cell mapped whose database nobody answers on; its UUID."""
+    cloud.synced()
+    result = cloud.ok("create_cell", "--transport-url", "memory:///", "--verbose",
+                      "--database_connection", DEAD_CELL_URL)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def add_instances(cloud, count: int, **fields: Any) -> list[str]:
+    """Insert ``count`` instances into the cell; ``created_at`` may be a list of minute
+    offsets from BASE_TIME (one per instance) to control Nova's order. Returns UUIDs in
+    insertion (id) order."""
+    offsets = fields.pop("created_at", None)
+    rows = []
+    for n in range(count):
+        row = {"uuid": str(uuid.uuid4()), "project_id": f"project-{n % 3}",
+               "user_id": f"user-{n}", "deleted": 0, "hidden": False, "vm_state": "active",
+               "created_at": BASE_TIME + datetime.timedelta(minutes=n)}
+        if offsets is not None:
+            row["created_at"] = BASE_TIME + datetime.timedelta(minutes=offsets[n])
+        row.update(fields)
+        rows.append(row)
+    engine = sa.create_engine(cloud.cell_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(instances.insert(), rows)
+    finally:
+        engine.dispose()
+    return [r["uuid"] for r in rows]
+
+
+def nova_order(cloud) -> list[str]:
+    """The cell's visible instances in Nova's order (created_at, id)."""
+    rows = cloud.rows(cloud.cell_url, "instances", order_by="created_at, id")
+    return [r["uuid"] for r in rows if not r["hidden"]]
+
+
+def mappings(cloud) -> dict[str, dict[str, Any]]:
+    """Real instance mappings (not the marker) by instance UUID."""
+    return {r["instance_uuid"]: r for r in cloud.api_rows("instance_mappings")
+            if r["project_id"] != MARKER}
+
+
+def markers(cloud) -> list[str]:
+    """Marker rows as instance UUIDs (Nova stores them with spaces for dashes)."""
+    return [r["instance_uuid"].replace(" ", "-") for r in cloud.api_rows("instance_mappings")
+            if r["project_id"] == MARKER]
+
+
+def put_marker(cloud, instance_uuid: str) -> None:
+    """Leave a marker exactly as nova-manage writes one."""
+    cloud.execute(
+        cloud.api_url,
+        "INSERT INTO instance_mappings (instance_uuid, cell_id, project_id, user_id, "
+        "queued_for_delete, created_at) VALUES (:u, NULL, :m, :m, :f, :t)",
+        {"u": instance_uuid.replace("-", " "), "m": MARKER, "f": False,
+         "t": datetime.datetime(2024, 1, 2)},
+    )
