@@ -92,8 +92,14 @@ class SyncOutcome:
         return self.before.revision != self.after.revision
 
 
-def sync(engine: Engine, kind: Kind, revision: str = "head") -> SyncOutcome:
-    """Upgrade ``engine``'s database to ``revision``; a Nova database is left unchanged."""
+def sync(engine: Engine, kind: Kind, revision: str = "head", *,
+         nova_deployment: bool = False) -> SyncOutcome:
+    """Upgrade ``engine``'s database to ``revision``; a Nova database is left unchanged.
+
+    ``nova_deployment`` says this deployment's schemas are Nova's (its
+    ``[database]`` is): an empty database is then refused instead of given
+    cellctl's schema, which Nova's own ``db sync`` could never upgrade.
+    """
     from alembic import command
     from alembic.config import Config
     from alembic.util import CommandError
@@ -106,6 +112,13 @@ def sync(engine: Engine, kind: Kind, revision: str = "head") -> SyncOutcome:
         before = inspect_schema(conn, kind)
         if before.owner == "nova":
             return SyncOutcome(before, before)
+        if nova_deployment and before.owner == "none":
+            command_name = "api_db sync" if kind == "api" else "db sync"
+            raise CellctlError(
+                f"it has no schema yet and this deployment's schemas are Nova's: create it "
+                f"with 'nova-manage {command_name}' (cellctl would create its own, which "
+                "Nova cannot upgrade)"
+            )
         config = Config()
         config.set_main_option("script_location", str(script_location(kind)))
         config.attributes["connection"] = conn
@@ -115,6 +128,14 @@ def sync(engine: Engine, kind: Kind, revision: str = "head") -> SyncOutcome:
             raise CellctlError(f"Cannot upgrade the {kind} schema to {revision}: {exc}") from None
         after = inspect_schema(conn, kind)
     return SyncOutcome(before, after)
+
+
+def is_nova_deployment(engine: Engine) -> bool:
+    """Whether this cell database (``[database]``) has Nova's schema; False if unreadable."""
+    try:
+        return schema_state(engine, "cell").owner == "nova"
+    except CellctlError:
+        return False
 
 
 def ensure_current(engine: Engine, kind: Kind) -> None:

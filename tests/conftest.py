@@ -248,3 +248,8 @@ def cloud_no_pg(backend_no_pg: str, tmp_path: Path) -> Iterator[Cloud]:
     """A Cloud on SQLite and on MariaDB only."""
     for factory in _factory(backend_no_pg, tmp_path):
         yield Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
+
+
+# --- side by side with the real nova-manage (tests/nova_env.py, tests/nova_support.py) ---
+from nova_env import nova_schema, nova_venv_path  # noqa: E402, F401
+from nova_support import side_by_side  # noqa: E402, F401

@@ -47,6 +47,10 @@ class ThrowawayMariaDB:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.datadir = base / "data"
+        # Its own tmpdir: a mariadbd deletes every "#sql*" file in its tmpdir when it
+        # starts, which with the default /tmp are the shared server's live temporary
+        # tables (its queries then fail with "Error on delete of '/tmp/#sql-temptable...'").
+        self.tmpdir = base / "tmp"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.frozen = False
@@ -58,8 +62,10 @@ class ThrowawayMariaDB:
 
     def install(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         subprocess.run(
             ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}",
+             f"--tmpdir={self.tmpdir}",
              "--auth-root-authentication-method=normal", "--skip-test-db", *self._user()],
             check=True, capture_output=True, timeout=120,
         )
@@ -68,7 +74,8 @@ class ThrowawayMariaDB:
         binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         log = open(self.base / "server.log", "ab")  # noqa: SIM115 (kept open by the server)
         self.process = subprocess.Popen(
-            [binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+            [binary, "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}",
+             f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.base / 'sock'}",
              f"--pid-file={self.base / 'pid'}", "--skip-grant-tables", "--skip-log-bin",
              "--innodb-buffer-pool-size=16M", *self._user()],

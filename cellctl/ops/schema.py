@@ -34,9 +34,22 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", 1
         )
-    synced = _sync_all(dbs, "cell", _unique(targets), version)
+    synced = _sync_all(dbs, "cell", _unique(targets), version,
+                       nova_deployment=beside_nova(dbs))
     synced.messages[:0] = result.messages
     return synced
+
+
+def beside_nova(dbs: Databases) -> bool:
+    """Whether ``[database]`` has Nova's schema: an empty cell0 is then Nova's to create."""
+    local = dbs.settings.database_connection.value
+    if not local:
+        return False
+    try:
+        engine = dbs.engine_for_sync(local, "cell database ([database] connection)")
+    except CellctlError:
+        return False
+    return migrate.is_nova_deployment(engine)
 
 
 def api_db_version(dbs: Databases) -> Result:
@@ -84,7 +97,7 @@ def _unique(targets: list[Target]) -> list[Target]:
 
 
 def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
-              version: str | None) -> Result:
+              version: str | None, *, nova_deployment: bool = False) -> Result:
     result = Result()
     revision = version or "head"
     if revision.isdigit():
@@ -95,7 +108,7 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     for target in targets:
         try:
             engine = dbs.engine_for_sync(target.url, target.label)
-            outcome = migrate.sync(engine, kind, revision)
+            outcome = migrate.sync(engine, kind, revision, nova_deployment=nova_deployment)
         except CellctlError as exc:
             result.error(f"Unable to sync the {target.label}: {exc}", 1)
             continue

@@ -15,6 +15,7 @@ from cellctl.ops.cells import map_cell0
 from cellctl.ops.common import CELL0_UUID, find_cell
 from cellctl.ops.hosts import map_cell_and_hosts, resolve_transport_url
 from cellctl.ops.map_instances import map_instances
+from cellctl.ops.schema import beside_nova
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 
@@ -67,7 +68,9 @@ def _sync_cell0(dbs: Databases, result: Result) -> str | None:
     try:
         if not url:
             raise CellctlError("cell0 has no database connection")
-        outcome = migrate.sync(dbs.engine_for_sync(url, "cell0 database"), "cell")
+        # Beside a Nova [database], an empty cell0 is left for nova-manage db sync.
+        outcome = migrate.sync(dbs.engine_for_sync(url, "cell0 database"), "cell",
+                               nova_deployment=beside_nova(dbs))
     except CellctlError as exc:
         result.warn(f"Unable to sync cell0 schema: {exc}")
         return None
