@@ -11,11 +11,11 @@ from cellctl.ops.common import (
     CELL0_NAME,
     CELL0_TRANSPORT_URL,
     CELL0_UUID,
-    cell_not_found,
     find_cell,
     is_cell0,
-    lookup_cell_uuid,
+    load_cell,
     new_uuid,
+    resolve_transport_url,
     url_or_fallback,
     utcnow,
 )
@@ -85,14 +85,9 @@ def create_cell(
     from cellctl.tables.api import cell_mappings
 
     result = Result()
-    transport = url_or_fallback(
-        transport_url, dbs.settings.transport_url, "--transport-url", result
-    )
-    if not transport:
-        return result.error(
-            "Must specify --transport-url if [DEFAULT]/transport_url is not set in the "
-            "configuration file.", 1,
-        )
+    transport = resolve_transport_url(dbs, transport_url, result)
+    if transport is None:
+        return result
     database = url_or_fallback(
         database_connection, dbs.settings.database_connection, "--database_connection", result
     )
@@ -101,7 +96,7 @@ def create_cell(
             "Must specify --database_connection if [database]/connection is not set in the "
             "configuration file.", 1,
         )
-    invalid = _invalid_urls(dbs, transport, database)
+    invalid = _invalid_urls(dbs, None, database)
     if invalid:
         return result.error(invalid, 1)
 
@@ -164,18 +159,15 @@ def update_cell(
     from cellctl.tables.api import cell_mappings as cm
 
     result = Result()
-    uuid = lookup_cell_uuid(result, cell_uuid, 1)
-    if uuid is None:
-        return result
-    if transport_url is not None or database_connection is not None:
-        invalid = _invalid_urls(dbs, transport_url, database_connection)
-        if invalid:
-            return result.error(invalid, 2)
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
-        cell = find_cell(conn, uuid)
+        cell = load_cell(conn, result, cell_uuid, 1)
         if cell is None:
-            return cell_not_found(result, uuid, 1)
+            return result
+        uuid = cell.uuid
         if transport_url is not None or database_connection is not None:
+            invalid = _invalid_urls(dbs, transport_url, database_connection)
+            if invalid:
+                return result.error(invalid, 2)
             other = _cell_using(conn, dbs, transport_url, database_connection, exclude=cell.id)
             if other is not None:
                 return result.error(_duplicate_message(other), 3)
@@ -219,13 +211,11 @@ def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Resul
     from cellctl.tables.api import instance_mappings as im
 
     result = Result()
-    uuid = lookup_cell_uuid(result, cell_uuid, 1)
-    if uuid is None:
-        return result
     with dbs.api.connect() as conn:
-        cell = find_cell(conn, uuid)
+        cell = load_cell(conn, result, cell_uuid, 1)
         if cell is None:
-            return cell_not_found(result, uuid, 1)
+            return result
+        uuid = cell.uuid
         has_hosts = conn.execute(select(exists().where(hm.c.cell_id == cell.id))).scalar()
         has_instance_mappings = conn.execute(
             select(exists().where(im.c.cell_id == cell.id))

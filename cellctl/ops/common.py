@@ -6,11 +6,15 @@ import datetime
 import uuid as uuidlib
 from typing import TYPE_CHECKING
 
+from cellctl.errors import InvalidURL
 from cellctl.result import Result
 from cellctl.settings import Setting
+from cellctl.urls import validate_transport_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
+
+    from cellctl.db import Databases
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 CELL0_NAME = "cell0"
@@ -60,6 +64,18 @@ def lookup_cell_uuid(result: Result, value: str, code: int) -> str | None:
     return cell_uuid
 
 
+def load_cell(conn: Connection, result: Result, value: str, code: int) -> Row | None:
+    """The cell mapping named by ``value``; None, with the not-found error recorded in
+    ``result`` under ``code``, when it is malformed or unknown."""
+    cell_uuid = lookup_cell_uuid(result, value, code)
+    if cell_uuid is None:
+        return None
+    cell = find_cell(conn, cell_uuid)
+    if cell is None:
+        cell_not_found(result, cell_uuid, code)
+    return cell
+
+
 def url_or_fallback(
     flag_value: str | None, setting: Setting, flag: str, result: Result
 ) -> str | None:
@@ -71,6 +87,23 @@ def url_or_fallback(
             f"{flag} not provided in the command line, using the value from {setting.source}"
         )
     return setting.value
+
+
+def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
+    """The transport URL given, else the configured one; None (error 1 recorded) if missing
+    or invalid. Templates are validated expanded and returned as written."""
+    transport = url_or_fallback(transport_url, dbs.settings.transport_url, "--transport-url",
+                                result)
+    if not transport:
+        result.error("Must specify --transport-url if [DEFAULT]/transport_url is not set in "
+                     "the configuration file.", 1)
+        return None
+    try:
+        validate_transport_url(dbs.expand_transport_url(transport) or "")
+    except InvalidURL as exc:
+        result.error(f"Invalid transport URL: {exc}", 1)
+        return None
+    return transport
 
 
 def cell_label(name: str | None, cell_uuid: str) -> str:

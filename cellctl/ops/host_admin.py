@@ -7,7 +7,7 @@ from typing import Any
 
 from cellctl.db import Databases
 from cellctl.ops.cellreach import probe_databases
-from cellctl.ops.common import cell_label, cell_not_found, find_cell, lookup_cell_uuid, utcnow
+from cellctl.ops.common import cell_label, load_cell, utcnow
 from cellctl.ops.servicegroup import UNKNOWN, compute_host_states
 from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
 from cellctl.result import Column, Result, Table
@@ -96,13 +96,11 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
     from cellctl.tables.cell import instances
 
     result = Result()
-    uuid = lookup_cell_uuid(result, cell_uuid, 1)
-    if uuid is None:
-        return result
     with dbs.api.connect() as conn:
-        cell = find_cell(conn, uuid)
+        cell = load_cell(conn, result, cell_uuid, 1)
         if cell is None:
-            return cell_not_found(result, uuid, 1)
+            return result
+        uuid = cell.uuid
         mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
     if mapped_to is None:
         return result.error(f"The host {host} was not found.", 2)

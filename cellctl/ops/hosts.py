@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
-from cellctl.errors import CellctlError, InvalidURL
-from cellctl.ops.common import CELL0_UUID, new_uuid, url_or_fallback, utcnow
+from cellctl.errors import CellctlError
+from cellctl.ops.common import CELL0_UUID, new_uuid, resolve_transport_url, utcnow
 from cellctl.ops.spanning import CellRef
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
-from cellctl.urls import validate_transport_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, Row
@@ -241,23 +240,6 @@ def count_rows(cell_db: Engine, query: Select[Any]) -> int:
 
 
 # --- map_cell_and_hosts ---------------------------------------------------------
-
-
-def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
-    """The transport URL given, else the configured one; None (error 1 recorded) if missing
-    or invalid. Templates are validated expanded and returned as written."""
-    transport = url_or_fallback(transport_url, dbs.settings.transport_url, "--transport-url",
-                                result)
-    if not transport:
-        result.error("Must specify --transport-url if [DEFAULT]/transport_url is not set in "
-                     "the configuration file.", 1)
-        return None
-    try:
-        validate_transport_url(dbs.expand_transport_url(transport) or "")
-    except InvalidURL as exc:
-        result.error(f"Invalid transport URL: {exc}", 1)
-        return None
-    return transport
 
 
 def map_cell_and_hosts(
