@@ -130,3 +130,19 @@ def test_embedded_default_works_with_no_settings(tmp_path):
     assert [c["name"] for c in cells] == ["cell0", "cell1"]
     assert cells[1]["transport_url"] == "memory:///"
     assert (tmp_path / "state" / "api.sqlite").exists()
+
+
+def test_unexpected_error_is_255_one_masked_line(sqlite_cloud, monkeypatch):
+    """A bug we cannot provoke for real: injected as a fault inside the operation."""
+    from cellctl.ops import cells
+
+    def broken(dbs):
+        raise RuntimeError("boom near mysql+pymysql://nova:secretpw@db/nova\nsecond line")
+
+    monkeypatch.setattr(cells, "list_cells", broken)
+    result = sqlite_cloud.run("list_cells")
+    assert result.exit_code == 255
+    assert result.stdout == ""
+    assert result.stderr == (
+        "ERROR: An unexpected error occurred: RuntimeError: boom near "
+        "mysql+pymysql://nova:****@db/nova\n")
