@@ -13,7 +13,7 @@ import configparser
 import functools
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from cellctl.errors import ConfigError
@@ -89,15 +89,6 @@ class Settings:
             self.service_down_time,
             self.state_dir,
         ]
-
-    def with_flags(self, **flags: str | None) -> Settings:
-        """Apply a command's own flags (``database_connection``, ``transport_url``)."""
-        changes = {
-            name: Setting(name, value, _SPECS[name].flag or name)
-            for name, value in flags.items()
-            if value is not None
-        }
-        return replace(self, **changes)
 
     @functools.cached_property
     def embedded_urls(self) -> frozenset[str]:
