@@ -119,8 +119,10 @@ def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: P
                 return None if future is None else future.result()
 
         cell_db = in_cell(cell_worker.submit(cell_engine, dbs, run.cell))
-        progress.start(f"Discovering hosts in {run.cell.label}",
-                       in_cell(cell_worker.submit(count_rows, cell_db, candidates)))
+        # The count is a scan of its own: only worth it when a bar shows it.
+        total = (None if progress is NO_PROGRESS
+                 else in_cell(cell_worker.submit(count_rows, cell_db, candidates)))
+        progress.start(f"Discovering hosts in {run.cell.label}", total)
         next_page = cell_worker.submit(page_after, cell_db, candidates, 0)
         marking: Future[int] | None = None
         try:
