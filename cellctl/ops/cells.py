@@ -12,6 +12,7 @@ from cellctl.ops.common import (
     CELL0_TRANSPORT_URL,
     CELL0_UUID,
     find_cell,
+    insert_cell,
     is_cell0,
     load_cell,
     new_uuid,
@@ -42,8 +43,6 @@ def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
     """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
     from sqlalchemy.exc import IntegrityError
 
-    from cellctl.tables.api import cell_mappings
-
     result = Result(data={"uuid": CELL0_UUID})
     try:
         url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
@@ -55,16 +54,7 @@ def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
             if find_cell(conn, CELL0_UUID) is not None:
                 result.data = {"uuid": CELL0_UUID, "created": False}
                 return result.info("Cell0 is already setup")
-            conn.execute(
-                cell_mappings.insert().values(
-                    uuid=CELL0_UUID,
-                    name=CELL0_NAME,
-                    transport_url=CELL0_TRANSPORT_URL,
-                    database_connection=url,
-                    disabled=False,
-                    created_at=utcnow(),
-                )
-            )
+            insert_cell(conn, CELL0_UUID, CELL0_NAME, CELL0_TRANSPORT_URL, url)
     except IntegrityError:
         # A concurrent run mapped it between our check and our insert.
         result.data = {"uuid": CELL0_UUID, "created": False}
@@ -82,8 +72,6 @@ def create_cell(
     disabled: bool = False,
     verbose: bool = False,
 ) -> Result:
-    from cellctl.tables.api import cell_mappings
-
     result = Result()
     transport = resolve_transport_url(dbs, transport_url, result)
     if transport is None:
@@ -105,16 +93,7 @@ def create_cell(
         other = _cell_using(conn, dbs, transport, database, exclude=None)
         if other is not None:
             return result.error(_duplicate_message(other), 2)
-        conn.execute(
-            cell_mappings.insert().values(
-                uuid=cell_uuid,
-                name=name,
-                transport_url=transport,
-                database_connection=database,
-                disabled=disabled,
-                created_at=utcnow(),
-            )
-        )
+        insert_cell(conn, cell_uuid, name, transport, database, disabled=disabled)
     if verbose:
         result.info(cell_uuid)
     result.data = {"uuid": cell_uuid, "name": name, "disabled": disabled}

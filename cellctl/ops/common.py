@@ -52,6 +52,19 @@ def find_cell(conn: Connection, cell_uuid: str) -> Row | None:
     ).first()
 
 
+def insert_cell(conn: Connection, cell_uuid: str, name: str | None, transport_url: str | None,
+                database_connection: str, *, disabled: bool = False) -> int:
+    """Add one row to ``cell_mappings``; its id."""
+    from cellctl.tables.api import cell_mappings
+
+    return conn.execute(
+        cell_mappings.insert().values(
+            uuid=cell_uuid, name=name, transport_url=transport_url,
+            database_connection=database_connection, disabled=disabled, created_at=utcnow(),
+        )
+    ).inserted_primary_key[0]
+
+
 def cell_not_found(result: Result, cell_uuid: str, code: int) -> Result:
     return result.error(f"Cell with uuid {cell_uuid} was not found.", code)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
 from cellctl.errors import CellctlError
-from cellctl.ops.common import CELL0_UUID, new_uuid, resolve_transport_url, utcnow
+from cellctl.ops.common import CELL0_UUID, insert_cell, new_uuid, resolve_transport_url, utcnow
 from cellctl.ops.spanning import CellRef
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
@@ -343,9 +343,5 @@ def _target_cell(
             ):
                 return CellRef(row.id, row.uuid, row.name, row.database_connection), False
         cell_uuid = new_uuid()
-        cell_id = conn.execute(
-            cm.insert().values(uuid=cell_uuid, name=name, transport_url=transport,
-                               database_connection=database, disabled=False,
-                               created_at=utcnow())
-        ).inserted_primary_key[0]
+        cell_id = insert_cell(conn, cell_uuid, name, transport, database)
     return CellRef(cell_id, cell_uuid, name, database), True
