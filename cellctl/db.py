@@ -52,12 +52,16 @@ def _installed(module: str) -> bool:
 
 
 def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
-                  connect_timeout: float | None = None) -> Engine:
+                  connect_timeout: float | None = None,
+                  read_timeout: float | None = None) -> Engine:
     """An engine for ``url`` whose errors are one-line DatabaseErrors naming ``label``.
 
     With ``must_exist`` a SQLite file that is not there is an error rather than
     silently created empty. ``connect_timeout`` (seconds, default
     CONNECT_TIMEOUT) bounds how long connecting to a database server may take.
+    ``read_timeout`` (seconds, MySQL/MariaDB only: libpq has no such bound)
+    bounds each wait for a connected server's answer, so that one that stops
+    answering mid-command (frozen, or cut off by the network) is given up on.
     """
     import sqlalchemy
     from sqlalchemy import event
@@ -75,6 +79,8 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
             connect_args["connect_timeout"] = _driver_timeout(
                 backend, connect_timeout or CONNECT_TIMEOUT
             )
+            if read_timeout is not None and backend != "postgresql":
+                connect_args["read_timeout"] = connect_args["write_timeout"] = read_timeout
         engine = sqlalchemy.create_engine(real_url, connect_args=connect_args)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise InvalidURL(f"Cannot use {label} {mask(url)}: {_first_line(exc)}") from None
@@ -275,14 +281,16 @@ class Databases:
         return self._engine(setting.value, "cell database", kind="cell")
 
     def cell(self, stored_url: str | None, label: str = "cell database", *,
-             connect_timeout: float | None = None) -> Engine:
-        """The engine of a cell's database; ``connect_timeout`` applies if it is opened now."""
+             connect_timeout: float | None = None,
+             read_timeout: float | None = None) -> Engine:
+        """The engine of a cell's database; the timeouts apply if it is opened now."""
         url = self.expand_database_url(stored_url)
         if not url:
             raise DatabaseError(f"The {label} has no database connection URL")
         if url in self._unreachable:
             raise DatabaseError(self._unreachable[url], url=url)
-        return self._engine(url, label, kind="cell", connect_timeout=connect_timeout)
+        return self._engine(url, label, kind="cell", connect_timeout=connect_timeout,
+                            read_timeout=read_timeout)
 
     def mark_unreachable(self, stored_url: str | None, reason: str) -> None:
         """Remember that a cell database did not answer; ``cell()`` then raises ``reason``."""
@@ -301,12 +309,13 @@ class Databases:
         return self._engine(url, label, kind=None, must_exist=False)
 
     def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True,
-                connect_timeout: float | None = None) -> Engine:
+                connect_timeout: float | None = None,
+                read_timeout: float | None = None) -> Engine:
         engine = self._engines.get(url)
         if engine is None:
             embedded = url in self.settings.embedded_urls
             engine = create_engine(url, label=label, must_exist=must_exist and not embedded,
-                                   connect_timeout=connect_timeout)
+                                   connect_timeout=connect_timeout, read_timeout=read_timeout)
             if embedded and kind is not None:
                 from cellctl import migrate
 

@@ -130,3 +130,52 @@ def test_cell_whose_server_was_stopped_costs_a_bounded_wait(two_cells, throwaway
 
     check_outcome(two_cells, command, done, remote, PASSWORD)
     assert elapsed < 12, elapsed  # start-up, and the probe's timeout and grace once
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mariadb,
+                                                       monkeypatch, command):
+    """The server stops (SIGSTOP) once its probe has answered: the command's reads go to
+    an open connection that never answers, which only a read timeout can give up on.
+
+    Runs in-process, the only way to stop the server at that point; the timeout is
+    shortened from 60 s to keep the test short, and a worker thread with a time
+    limit keeps a hang from hanging the suite.
+    """
+    import threading
+    from types import SimpleNamespace
+
+    import cellctl.ops.cellreach as cellreach
+    import cellctl.ops.spanning as spanning
+
+    remote = remote_cell_on(throwaway_mariadb, two_cells)
+    probe = cellreach.run_bounded
+    frozen = []
+
+    def probe_then_freeze(jobs, timeout):
+        outcomes = probe(jobs, timeout)
+        throwaway_mariadb.freeze()
+        frozen.append(True)
+        return outcomes
+
+    monkeypatch.setattr(cellreach, "run_bounded", probe_then_freeze)
+    monkeypatch.setattr(spanning, "STALLED_SERVER_TIMEOUT", 2.0)
+    outcome = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(two_cells.run("--format", "json", *COMMANDS[command])),
+        daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(30)
+    elapsed = time.monotonic() - started
+    throwaway_mariadb.thaw()  # lets a hung command finish before the assertions
+    worker.join(30)
+
+    assert frozen == [True]
+    assert outcome, "the command did not finish"
+    assert elapsed < 15, elapsed  # the probe, then the shortened timeout once or twice
+    result = outcome[0]
+    done = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
+                           stderr=result.stderr)
+    check_outcome(two_cells, command, done, remote, PASSWORD)
+    assert "timed out" in result.stderr

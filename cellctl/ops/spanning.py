@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from cellctl.db import Databases
 
 
+# Seconds a command spanning cells waits for one answer from a cell's server
+# before it counts the cell as unreachable. Longer than InnoDB's default lock
+# wait (50 s), so a server that is merely busy or locked answers first.
+STALLED_SERVER_TIMEOUT = 60.0
+
+
 @dataclass(frozen=True)
 class CellRef:
     id: int
@@ -79,10 +85,13 @@ def select_cells(
 def cell_engine(dbs: Databases, cell: CellRef, timeout: float | None = None) -> Engine:
     """The cell's database; call inside ``cell_access`` (opening it may fail).
 
-    ``timeout`` bounds connecting, if the engine is made now.
+    ``timeout`` bounds connecting, if the engine is made now; such an engine (a
+    command spanning cells) also gives up on a server that stops answering after
+    STALLED_SERVER_TIMEOUT.
     """
     return dbs.cell(cell.database_connection, f"database of {cell.label}",
-                    connect_timeout=timeout)
+                    connect_timeout=timeout,
+                    read_timeout=None if timeout is None else STALLED_SERVER_TIMEOUT)
 
 
 @contextlib.contextmanager
