@@ -142,6 +142,11 @@ class Cloud:
     transport_url: str = "memory:///"
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def new(cls, factory: DatabaseFactory, tmp_path: Path) -> Cloud:
+        """Fresh databases from ``factory``: the API one and cell1 (with its cell0)."""
+        return cls(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
+
     @property
     def env(self) -> dict[str, str]:
         return {
@@ -191,21 +196,23 @@ class Cloud:
 
 @pytest.fixture
 def cloud(dbfactory: DatabaseFactory, tmp_path: Path) -> Cloud:
-    return Cloud(dbfactory, tmp_path, dbfactory.new("api"), dbfactory.new("cell1", with_cell0=True))
+    return Cloud.new(dbfactory, tmp_path)
+
+
+@pytest.fixture
+def any_cloud(dbfactory: DatabaseFactory, tmp_path: Path) -> Cloud:
+    """What ``cloud`` is (every backend), for modules whose own ``cloud`` is ``cloud_no_pg``."""
+    return Cloud.new(dbfactory, tmp_path)
 
 
 @pytest.fixture
 def sqlite_cloud(sqlite_factory: DatabaseFactory, tmp_path: Path) -> Cloud:
-    return Cloud(sqlite_factory, tmp_path, sqlite_factory.new("api"),
-                 sqlite_factory.new("cell1", with_cell0=True))
+    return Cloud.new(sqlite_factory, tmp_path)
 
 
 @pytest.fixture
 def make_cloud(tmp_path: Path) -> Callable[[DatabaseFactory], Cloud]:
-    def make(factory: DatabaseFactory) -> Cloud:
-        return Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
-
-    return make
+    return lambda factory: Cloud.new(factory, tmp_path)
 
 
 # --- Throwaway servers (health tests; reusable) -------------------------------
@@ -247,7 +254,7 @@ def throwaway_mariadb(_throwaway_mariadb_session: Any) -> Iterator[Any]:
 def cloud_no_pg(backend_no_pg: str, tmp_path: Path) -> Iterator[Cloud]:
     """A Cloud on SQLite and on MariaDB only."""
     for factory in _factory(backend_no_pg, tmp_path):
-        yield Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
+        yield Cloud.new(factory, tmp_path)
 
 
 # --- side by side with the real nova-manage (tests/nova_env.py, tests/nova_support.py) ---

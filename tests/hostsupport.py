@@ -10,12 +10,11 @@ import datetime
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import Cloud, DatabaseFactory
+from conftest import Cloud
 
 from cellctl.ops.common import utcnow
 from cellctl.ops.services import compute_node_row, service_row
@@ -26,15 +25,6 @@ CELL0 = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_CELL = "6f1d3c1e-5b1a-4c55-9a53-0f3e9d6c2b11"
 # A cell database nobody answers on; the password must never show.
 DEAD_CELL_URL = "mysql+pymysql://nova:secretpw@127.0.0.1:1/nova"
-
-
-def new_cloud(backend: str, tmp_path: Path) -> Iterator[Cloud]:
-    """A Cloud on ``backend`` (for modules that run on SQLite and MariaDB only)."""
-    factory = DatabaseFactory(backend, tmp_path)
-    try:
-        yield Cloud(factory, tmp_path, factory.new("api"), factory.new("cell1", with_cell0=True))
-    finally:
-        factory.drop_all()
 
 
 def setup_cells(cloud: Cloud, extra_cells: int = 0, *, cell0: bool = False) -> list[str]:

@@ -20,21 +20,15 @@ from hostsupport import (
     kill_cell,
     map_host,
     mappings,
-    new_cloud,
     node_flags,
     setup_cells,
 )
 
 
 @pytest.fixture
-def cloud(backend_no_pg, tmp_path):
+def cloud(cloud_no_pg):
     """SQLite and MariaDB (PostgreSQL runs only the tests that take ``any_cloud``)."""
-    yield from new_cloud(backend_no_pg, tmp_path)
-
-
-@pytest.fixture
-def any_cloud(backend, tmp_path):
-    yield from new_cloud(backend, tmp_path)
+    return cloud_no_pg
 
 
 def test_discover_maps_each_cell_verbose_like_nova(any_cloud):

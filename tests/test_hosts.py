@@ -15,7 +15,6 @@ from hostsupport import (
     kill_cell,
     map_host,
     mappings,
-    new_cloud,
     node_flags,
     setup_cells,
 )
@@ -26,13 +25,9 @@ TRANSPORT = "rabbit://guest:devstack@127.0.0.1:9999/"
 
 
 @pytest.fixture
-def cloud(backend_no_pg, tmp_path):
-    yield from new_cloud(backend_no_pg, tmp_path)
-
-
-@pytest.fixture
-def any_cloud(backend, tmp_path):
-    yield from new_cloud(backend, tmp_path)
+def cloud(cloud_no_pg):
+    """SQLite and MariaDB (PostgreSQL runs only the tests that take ``any_cloud``)."""
+    return cloud_no_pg
 
 
 def synced(cloud):

@@ -16,7 +16,6 @@ from hostsupport import (
     add_hosts,
     cellctl_process,
     kill_cell,
-    new_cloud,
     setup_cells,
 )
 
@@ -24,8 +23,9 @@ from cellctl.ops.common import utcnow
 
 
 @pytest.fixture
-def cloud(backend_no_pg, tmp_path):
-    yield from new_cloud(backend_no_pg, tmp_path)
+def cloud(cloud_no_pg):
+    """SQLite and MariaDB: PostgreSQL would add time but no coverage here."""
+    return cloud_no_pg
 
 
 @pytest.fixture
