@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
-from hostsupport import add_hosts, add_node, cellctl_process, setup_cells
+from hostsupport import add_hosts, add_node, cellctl_process, mappings, node_flags, setup_cells
 
 HOSTS = 3000  # three batches per run, so the runs interleave
 RUNS = 4
@@ -30,27 +29,12 @@ def test_concurrent_discover_maps_each_host_once(cloud):
     for out, err in outputs:
         assert "Traceback" not in out + err
     assert set(codes) <= {0, 2}, outputs
-    engine = sa.create_engine(cloud.api_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT h.host, c.uuid FROM host_mappings h "
-                "JOIN cell_mappings c ON c.id = h.cell_id")).all()
-    finally:
-        engine.dispose()
-    assert len(rows) == HOSTS  # exactly one mapping per host
-    by_host = dict(rows)
+    assert len(cloud.api_rows("host_mappings")) == HOSTS  # exactly one mapping per host
+    by_host = mappings(cloud)
     assert all(by_host[h] == cell1 for h in hosts[: HOSTS // 2])
     assert all(by_host[h] == cell2 for h in hosts[HOSTS // 2 :])
     # Every mapping was created by exactly one of the runs.
     created = sum(out.count("Creating host mapping") for out, _ in outputs)
     assert created == HOSTS
     for url in cloud.cell_urls:
-        flags = sa.create_engine(url)
-        try:
-            with flags.connect() as conn:
-                unmapped = conn.execute(sa.text(
-                    "SELECT count(*) FROM compute_nodes WHERE mapped <> 1")).scalar()
-        finally:
-            flags.dispose()
-        assert unmapped == 0
+        assert set(node_flags(url).values()) == {1}  # every node marked mapped
