@@ -11,6 +11,7 @@ from cellctl.ops.common import (
     CELL0_NAME,
     CELL0_TRANSPORT_URL,
     CELL0_UUID,
+    cell_database,
     find_cell,
     insert_cell,
     is_cell0,
@@ -239,15 +240,14 @@ def _has_living_instances(dbs: Databases, cell: Any) -> bool:
 
     from cellctl.tables.cell import instances
 
-    with dbs.cell(cell.database_connection, f"database of cell {cell.uuid}").connect() as conn:
+    with cell_database(dbs, cell).connect() as conn:
         return bool(conn.execute(select(exists().where(instances.c.deleted == 0))).scalar())
 
 
 def _unmap_compute_nodes(dbs: Databases, cell: Any) -> None:
     from cellctl.tables.cell import compute_nodes as cn
 
-    engine = dbs.cell(cell.database_connection, f"database of cell {cell.uuid}")
-    with engine.begin() as conn:
+    with cell_database(dbs, cell).begin() as conn:
         conn.execute(
             cn.update()
             .where(cn.c.deleted == 0, cn.c.mapped != 0)

@@ -12,7 +12,7 @@ from cellctl.settings import Setting
 from cellctl.urls import validate_transport_url
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.engine import Connection, Engine, Row
 
     from cellctl.db import Databases
 
@@ -121,3 +121,9 @@ def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Res
 
 def cell_label(name: str | None, cell_uuid: str) -> str:
     return f"cell '{name}' ({cell_uuid})" if name else f"cell {cell_uuid}"
+
+
+def cell_database(dbs: Databases, cell: Row) -> Engine:
+    """The database of a ``cell_mappings`` row (uuid, name, database_connection),
+    named in errors as the cell is everywhere."""
+    return dbs.cell(cell.database_connection, f"database of {cell_label(cell.name, cell.uuid)}")

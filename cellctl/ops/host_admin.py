@@ -7,7 +7,7 @@ from typing import Any
 
 from cellctl.db import Databases
 from cellctl.ops.cellreach import probe_databases
-from cellctl.ops.common import cell_label, load_cell, utcnow
+from cellctl.ops.common import cell_database, load_cell, utcnow
 from cellctl.ops.servicegroup import UNKNOWN, compute_host_states
 from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
 from cellctl.result import Column, Result, Table
@@ -107,8 +107,7 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
     if mapped_to != cell.id:
         return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
 
-    cell_db = dbs.cell(cell.database_connection, f"database of {cell_label(cell.name, uuid)}")
-    with cell_db.begin() as conn:
+    with cell_database(dbs, cell).begin() as conn:
         if conn.execute(select(exists().where(instances.c.host == host,
                                               instances.c.deleted == 0))).scalar():
             return result.error(f"There are instances on the host {host}.", 4)

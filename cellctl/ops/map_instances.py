@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
-from cellctl.ops.common import find_cell, lookup_cell_uuid, utcnow
+from cellctl.ops.common import cell_database, find_cell, lookup_cell_uuid, utcnow
 from cellctl.ops.instance_marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
@@ -68,7 +68,7 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
     if cell is None:
         return result.error(f"Cell {uuid} has no mapping.", BAD_MAX_COUNT)
 
-    engine = dbs.cell(cell.database_connection, f"database of cell {uuid}")
+    engine = cell_database(dbs, cell)
     with engine.connect() as conn:
         start = _start_after(conn, marker, result)
         total = _count(conn, start, limit) if progress is not NO_PROGRESS else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cellctl.db import Databases
+from cellctl.ops.common import cell_database
 from cellctl.result import Result
 
 if TYPE_CHECKING:
@@ -38,8 +39,7 @@ def verify_instance(dbs: Databases, instance_uuid: str, *, quiet: bool = False) 
         return _answer(instance_uuid, NO_CELL,
                        [f"Instance {instance_uuid} is not mapped to a cell"], None, quiet)
 
-    engine = dbs.cell(mapping.database_connection, f"database of cell {mapping.uuid}")
-    with engine.connect() as conn:
+    with cell_database(dbs, mapping).connect() as conn:
         deleted = conn.execute(
             select(instances.c.deleted).where(instances.c.uuid == instance_uuid)
         ).first()
