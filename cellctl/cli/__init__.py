@@ -201,6 +201,7 @@ def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
 def _load_commands() -> None:
     # Imported for their side effect of registering commands on `main`.
     from cellctl.cli import (  # noqa: F401
+        audit,
         cells,
         config,
         dev,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from cellctl.db import Databases
 from cellctl.ops.cellreach import probe_databases
@@ -11,6 +12,9 @@ from cellctl.ops.common import cell_database, load_cell, utcnow
 from cellctl.ops.servicegroup import UNKNOWN, compute_host_states
 from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
 from cellctl.result import Column, Result, Table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 HOST_COLUMNS = [
     Column("cell_name", "Cell Name", none_as="None"),
@@ -89,11 +93,10 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
     are marked unmapped before the mapping goes, so a run killed in between
     leaves nothing that discover_hosts would not find again.
     """
-    from sqlalchemy import delete, exists, select
+    from sqlalchemy import delete, select
 
     from cellctl.tables.api import host_mappings as hm
     from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances
 
     result = Result()
     with dbs.api.connect() as conn:
@@ -108,8 +111,7 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
         return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
 
     with cell_database(dbs, cell).begin() as conn:
-        if conn.execute(select(exists().where(instances.c.host == host,
-                                              instances.c.deleted == 0))).scalar():
+        if hosts_with_instances(conn, [host]):
             return result.error(f"There are instances on the host {host}.", 4)
         unmapped = conn.execute(
             cn.update().where(cn.c.host == host, cn.c.deleted == 0)
@@ -119,3 +121,21 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
         conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
     result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
     return result
+
+
+def hosts_with_instances(conn: Connection, hosts: Sequence[str]) -> set[str]:
+    """Those of ``hosts`` that have a live (not deleted) instance in this cell database.
+
+    What keeps ``delete_host`` (and ``audit --fix``) from removing a host's
+    mapping: soft-deleted VMs and hidden rows count, as Nova counts them.
+    """
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import instances
+
+    if not hosts:
+        return set()
+    query = (select(instances.c.host)
+             .where(instances.c.host.in_(list(hosts)), instances.c.deleted == 0)
+             .group_by(instances.c.host))
+    return set(conn.execute(query).scalars())

@@ -1,0 +1,35 @@
+"""``cellctl audit``: inconsistencies between the API database and the cells (cellctl's own)."""
+
+from __future__ import annotations
+
+import click
+
+from cellctl.cli import Command, format_option, main, run
+
+
+@main.command("audit", cls=Command)
+@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+              help="Report only this cell's findings (every cell is still read).")
+@click.option("--fix", is_flag=True, help="Repair the fixable findings.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only this kind of finding; repeatable (default: every kind).")
+@click.option("--limit", metavar="N", help="List at most N findings per kind (default 1000; "
+              "the counts are always complete).")
+@click.option("--build-timeout", "--build_timeout", "build_timeout", metavar="S",
+              help="Seconds an instance mapping may stay without a cell while its instance "
+              "builds (default 3600).")
+@format_option
+def audit(cell_uuid: str | None, fix: bool, kinds: tuple[str, ...], limit: str | None,
+          build_timeout: str | None, fmt: str | None) -> None:
+    """Find every inconsistency between the API database and the cells, by kind.
+
+    Kinds: instance_without_mapping, mapping_without_instance,
+    mapping_in_wrong_cell, mapping_without_cell, host_mapping_without_host,
+    node_mapped_without_host_mapping, host_in_several_cells, leftover_marker.
+    Without --fix nothing is written. Exit 0 nothing found, 1 findings remain
+    (or bad input), 2 a cell could not be read (the others are still audited).
+    """
+    from cellctl.ops.audit import audit as operation
+
+    run(lambda dbs: operation(dbs, cell_uuid=cell_uuid, fix=fix, kinds=kinds, limit=limit,
+                              build_timeout=build_timeout), failure_code=1, fmt=fmt)

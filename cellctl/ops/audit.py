@@ -1,0 +1,217 @@
+"""audit: every inconsistency between the API database and the cells, by kind.
+
+What is checked, and how each page of rows is looked up on the other side,
+is in ``cellctl.ops.audit_checks``. Here: the options, the cells (each probed
+first, so a dead one costs one timeout and is named), the threads, and the
+result. The cells are read in parallel: each cell's own walks run on a
+thread of their own while the instance_mappings walk looks every page up in
+all cells at once. Without ``fix`` nothing is written, ever.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cellctl.db import Databases
+from cellctl.ops.audit_checks import (
+    CELL_LESS_KINDS,
+    FIXABLE_KINDS,
+    HOST_IN_SEVERAL_CELLS,
+    HOST_MAPPING_WITHOUT_HOST,
+    INSTANCE_WITHOUT_MAPPING,
+    KINDS,
+    MAPPING_KINDS,
+    NODE_MAPPED_WITHOUT_HOST_MAPPING,
+    Audit,
+    Findings,
+    check_cell_hosts,
+    check_host_mappings,
+    check_instances,
+    check_mappings,
+)
+from cellctl.ops.cellreach import probe_databases
+from cellctl.ops.common import utcnow
+from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
+from cellctl.reach import DEFAULT_TIMEOUT
+from cellctl.result import Column, Result, Table
+
+BAD_INPUT = 1
+DEFAULT_LIMIT = 1000
+DEFAULT_BUILD_TIMEOUT = 3600.0
+
+FINDING_COLUMNS = [
+    Column("kind", "Kind"),
+    Column("cell_name", "Cell Name", none_as="None"),
+    Column("cell_uuid", "Cell UUID", none_as="None"),
+    Column("subject", "Subject"),
+    Column("detail", "Detail"),
+    Column("fixable", "Fixable"),
+]
+
+
+def audit(
+    dbs: Databases,
+    *,
+    cell_uuid: str | None = None,
+    fix: bool = False,
+    kinds: Sequence[str] = (),
+    limit: str | int | None = None,
+    build_timeout: str | float | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Result:
+    """Find (and with ``fix`` repair) inconsistencies between the API database and cells.
+
+    ``kinds`` limits the checks (default: all); ``cell_uuid`` limits the
+    findings to one cell (every cell is still read for the cross-cell
+    checks; the kinds without a cell are then not reported). Exit 0 nothing
+    found, 1 findings remain (after ``fix``: those it could not or may not
+    repair) or bad input, 2 a cell could not be read (the others are audited).
+    """
+    result = Result()
+    wanted = _kinds(kinds, result)
+    cap = _positive_int(limit, DEFAULT_LIMIT, "--limit", result)
+    patience = _seconds(build_timeout, result)
+    if wanted is None or cap is None or patience is None:
+        return result
+
+    with dbs.api.connect() as conn:
+        cells = select_cells(conn, result, None, not_found_code=BAD_INPUT)
+        only = None
+        if cell_uuid is not None:
+            chosen = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
+            if chosen is None:
+                return result
+            only = chosen[0]
+    assert cells is not None
+    if only is not None:
+        wanted = [kind for kind in wanted if kind not in CELL_LESS_KINDS]
+
+    found = Findings(wanted, cap, fix)
+    engines = _open_cells(dbs, cells, timeout, found)
+    with ThreadPoolExecutor(max_workers=max(1, len(cells)),
+                            thread_name_prefix="audit-lookup") as lookups:
+        run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience)
+        _run_checks(run)
+    return _result(result, run, cells)
+
+
+def _kinds(kinds: Sequence[str], result: Result) -> list[str] | None:
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        result.error(f"Unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})", BAD_INPUT)
+        return None
+    return [kind for kind in KINDS if kind in kinds] if kinds else list(KINDS)
+
+
+def _positive_int(value: str | int | None, default: int, flag: str,
+                  result: Result) -> int | None:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        result.error(f"{flag} must be a positive integer, not {value!r}", BAD_INPUT)
+        return None
+    return number
+
+
+def _seconds(value: str | float | None, result: Result) -> float | None:
+    if value is None:
+        return DEFAULT_BUILD_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        result.error(f"--build-timeout must be a number of seconds (0 or more), not {value!r}",
+                     BAD_INPUT)
+        return None
+    return seconds
+
+
+def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
+                found: Findings) -> dict[int, Any]:
+    """Probe every cell at once; the engines of those that answered (opened here, in
+    this thread: Databases' cache is not thread-safe)."""
+    dead = probe_databases(dbs, cells, timeout)
+    engines: dict[int, Any] = {}
+    for cell in cells:
+        if cell.uuid in dead:
+            found.lost(cell, dead[cell.uuid])
+            continue
+        try:
+            with cell_access(cell):
+                engines[cell.id] = cell_engine(dbs, cell, timeout)
+        except CellUnreachable as exc:
+            found.lost(cell, str(exc))
+    return engines
+
+
+def _run_checks(run: Audit) -> None:
+    """Each audited cell's own walks on a thread of its own; meanwhile, here, the walk of
+    instance_mappings, whose pages are looked up in every cell at once."""
+    found = run.found
+    jobs = []
+    with ThreadPoolExecutor(max_workers=max(1, len(run.audited())),
+                            thread_name_prefix="audit-cell") as walkers:
+        for cell in run.audited():
+            if cell.id in run.engines:
+                jobs.append((cell, walkers.submit(_check_cell, run, cell)))
+        if found.wants(*MAPPING_KINDS):
+            check_mappings(run)
+        for cell, job in jobs:
+            try:
+                job.result()
+            except CellUnreachable as exc:
+                found.lost(cell, str(exc))
+
+
+def _check_cell(run: Audit, cell: CellRef) -> None:
+    found = run.found
+    if found.wants(INSTANCE_WITHOUT_MAPPING):
+        check_instances(run, cell)
+    if cell.is_cell0:
+        return  # cell0 has no hosts
+    if found.wants(HOST_MAPPING_WITHOUT_HOST):
+        check_host_mappings(run, cell)
+    if found.wants(NODE_MAPPED_WITHOUT_HOST_MAPPING, HOST_IN_SEVERAL_CELLS):
+        check_cell_hosts(run, cell)
+
+
+def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
+    found = run.found
+    for cell in cells:  # in cell order, each named with why
+        if cell.uuid in found.unreachable:
+            result.unreachable(cell.uuid, f"{found.unreachable[cell.uuid]} "
+                               f"(the audit of {cell.label} is incomplete)")
+    listing = [finding for kind in found.counts for finding in
+               sorted(found.listed[kind], key=lambda f: (f.cell_uuid or "", f.subject))]
+    for kind, count in found.counts.items():
+        if count > len(found.listed[kind]):
+            result.warn(f"{count} findings of kind {kind}: only the first "
+                        f"{len(found.listed[kind])} are listed (see --limit)")
+    total = sum(found.counts.values())
+    if run.fix:
+        repaired = sum(found.fixed.values())
+        result.info(f"{total} findings, {repaired} repaired")
+    else:
+        fixable = sum(1 for f in listing if f.fixable)
+        result.info(f"{total} findings" + (f" ({fixable} listed ones fixable with --fix)"
+                                           if fixable else ""))
+    if result.unreachable_cells:
+        result.code = 2
+    elif found.remaining() > 0:
+        result.code = 1
+    result.table = Table(FINDING_COLUMNS, [f.as_dict() for f in listing])
+    result.data = {
+        "findings": [f.as_dict() for f in listing],
+        "counts": dict(found.counts),
+        "fixed": {kind: n for kind, n in found.fixed.items() if kind in FIXABLE_KINDS},
+        "unreachable_cells": list(result.unreachable_cells),
+    }
+    return result
