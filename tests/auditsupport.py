@@ -62,7 +62,8 @@ class Scene:
 
     cells: list[str]  # cell1 ([database]), cell2
     urls: list[str]
-    expected: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # kind -> (cell, subject)
+    # kind -> {(cell, subject)}
+    expected: dict[str, set[tuple[str | None, str]]] = field(default_factory=dict)
     fixable: dict[str, set[str]] = field(default_factory=dict)  # kind -> subjects
     refs: dict[str, Any] = field(default_factory=dict)  # named rows for the assertions
 
