@@ -19,13 +19,16 @@ from cellctl.tables.api import instance_mappings
 from cellctl.tables.cell import instances
 
 
-def insert_instances(url: str, count: int = 1, **fields: Any) -> list[str]:
-    """Instances in a cell database, as Nova writes them; their UUIDs."""
+def insert_instances(url: str, count: int = 1, *, newest_first: bool = False,
+                     **fields: Any) -> list[str]:
+    """Instances in a cell database, as Nova writes them; their UUIDs. ``newest_first``
+    makes Nova's order (created_at) the reverse of the id order."""
     rows = []
     for n in range(count):
+        minutes = count - n if newest_first else n
         row = {"uuid": str(uuidlib.uuid4()), "project_id": f"project-{n % 3}",
                "user_id": f"user-{n}", "deleted": 0, "hidden": False, "vm_state": "active",
-               "created_at": datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=n)}
+               "created_at": datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=minutes)}
         row.update(fields)
         rows.append(row)
     _run(url, lambda conn: conn.execute(instances.insert(), rows))
