@@ -192,3 +192,21 @@ def test_node_flags_untouched_by_host_fixes(sqlite_cloud):
     flags = [node_flags(url) for url in scene.urls]
     audit(sqlite_cloud, "--fix")
     assert [node_flags(url) for url in scene.urls] == flags
+
+
+def test_scattered_findings_in_big_pages(sqlite_cloud):
+    """Pages of thousands where a few rows differ: each one is found, none more."""
+    cell1, _cell2 = setup_cells(sqlite_cloud, extra_cells=1)
+    url1, url2 = sqlite_cloud.cell_urls
+    uuids = insert_instances(url1, 12_000)
+    lost = set(uuids[7::2399])
+    insert_mappings(sqlite_cloud.api_url, cell1, [u for u in uuids if u not in lost])
+    moved = insert_instances(url2, 3)
+    insert_mappings(sqlite_cloud.api_url, cell1, moved)
+
+    result, payload = audit(sqlite_cloud, "--kind", "instance_without_mapping",
+                            "--kind", "mapping_in_wrong_cell")
+
+    assert result.exit_code == 1
+    assert found(payload) == {"instance_without_mapping": {(cell1, u) for u in lost},
+                              "mapping_in_wrong_cell": {(cell1, u) for u in moved}}

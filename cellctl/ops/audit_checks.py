@@ -168,15 +168,12 @@ class Audit:
                 raise CellUnreachable(cell, CellctlError(self.found.unreachable[cell.uuid]))
             return work(self.engines[cell.id])
 
-    def everywhere(self, work: Callable[[Engine], T],
-                   cells: Sequence[CellRef] | None = None) -> dict[int, T]:
-        """``work`` on every readable cell (or ``cells``) at once; cell id -> its answer.
-
-        A cell that fails is recorded as lost and left out of the answer.
-        """
-        targets = [c for c in (cells if cells is not None else self.cells)
-                   if c.id in self.engines and not self.found.is_lost(c)]
-        futures = {cell.id: self.pool.submit(self.in_cell, cell, work) for cell in targets}
+    def per_cell(self, jobs: dict[int, Callable[[Engine], T]]) -> dict[int, T]:
+        """Each cell's own job (cell id -> job), all at once; a cell that fails is
+        recorded as lost and left out of the answer."""
+        targets = [self.cell_by_id[cell_id] for cell_id in jobs]
+        targets = [c for c in targets if c.id in self.engines and not self.found.is_lost(c)]
+        futures = {c.id: self.pool.submit(self.in_cell, c, jobs[c.id]) for c in targets}
         answers: dict[int, T] = {}
         for cell in targets:
             try:
@@ -184,6 +181,15 @@ class Audit:
             except CellUnreachable as exc:
                 self.found.lost(cell, str(exc))
         return answers
+
+    def everywhere(self, work: Callable[[Engine], T],
+                   cells: Sequence[CellRef] | None = None) -> dict[int, T]:
+        """``work`` on every readable cell (or ``cells``) at once; cell id -> its answer.
+
+        A cell that fails is recorded as lost and left out of the answer.
+        """
+        targets = cells if cells is not None else self.cells
+        return self.per_cell({cell.id: work for cell in targets})
 
 
 # --- keyset pages --------------------------------------------------------------
@@ -229,6 +235,47 @@ def _fold(value: str) -> str:
     return value.casefold()
 
 
+# Below this many keys a short count is followed by fetching the keys themselves.
+SMALL = 250
+SPLIT = 10
+
+
+def absent(keys: Sequence[str], count: Callable[[Sequence[str]], int],
+           present: Callable[[Sequence[str]], set[str]]) -> list[str]:
+    """Those of ``keys`` (distinct, unique on the other side) that the other side lacks.
+
+    The other side is asked for a count first; only where the count falls
+    short are the keys split and counted again, and the keys themselves
+    fetched for a small part: a consistent page costs one COUNT and moves no
+    rows, which is what makes a cloud-wide walk cheap.
+    """
+    if not keys or count(keys) >= len(keys):
+        return []
+    if len(keys) <= SMALL:
+        found = present(keys)
+        return [key for key in keys if _fold(key) not in found]
+    size = -(-len(keys) // SPLIT)
+    return [key for part in chunks(keys, size) for key in absent(part, count, present)]
+
+
+def _counter(engine: Engine, column: Column[str], *where: Any
+             ) -> tuple[Callable[[Sequence[str]], int], Callable[[Sequence[str]], set[str]]]:
+    """(count, present) over ``column`` of one database, for ``absent``."""
+    from sqlalchemy import func, select
+
+    def count(keys: Sequence[str]) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(column.table)
+                                    .where(column.in_(list(keys)), *where)).scalar_one())
+
+    def present(keys: Sequence[str]) -> set[str]:
+        with engine.connect() as conn:
+            return {_fold(key) for key in conn.execute(
+                select(column).where(column.in_(list(keys)), *where)).scalars()}
+
+    return count, present
+
+
 # --- instances of each cell against instance_mappings ------------------------------
 
 
@@ -244,13 +291,19 @@ def check_instances(audit: Audit, cell: CellRef) -> None:
     from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
-    query = select(i.c.id, *mapping_columns()).where(_visible())
+    mapped = _counter(audit.api, im.c.instance_uuid)
+    query = select(i.c.id, i.c.uuid).where(_visible())
     for rows in cell_pages(audit, cell, query, i.c.id):
-        uuids = [row.uuid for row in rows]
-        with audit.api.connect() as conn:
-            mapped = {_fold(u) for u in conn.execute(
-                select(im.c.instance_uuid).where(im.c.instance_uuid.in_(uuids))).scalars()}
-        unmapped = [row for row in rows if _fold(row.uuid) not in mapped]
+        missing = absent([row.uuid for row in rows], *mapped)
+        if not missing:
+            continue
+
+        def details(db: Engine, uuids: list[str] = missing) -> list[Row[Any]]:
+            with db.connect() as conn:
+                return list(conn.execute(select(*mapping_columns())
+                                         .where(i.c.uuid.in_(uuids), _visible())))
+
+        unmapped = audit.in_cell(cell, details)
         for row in unmapped:
             state = "deleted " if row.queued_for_delete else ""
             if row.project_id is None:
@@ -344,39 +397,75 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
 
 
 def check_mappings(audit: Audit) -> None:
-    """The instance_mappings walk: marker rows, mappings without a cell, mappings whose
-    cell has no row for the instance (and no other cell either), mappings to the
-    wrong cell."""
+    """The instance_mappings walks: mappings whose cell has no living row for the
+    instance (then: in another cell, or nowhere at all), and the rows without a cell
+    (markers, and mappings older than the build timeout)."""
+    from sqlalchemy import select
+
+    from cellctl.tables.api import instance_mappings as im
+
+    if audit.found.wants(MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL):
+        query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
+            im.c.cell_id.is_not(None))
+        if audit.only is not None:
+            query = query.where(im.c.cell_id == audit.only.id)
+        for rows in pages(audit.api, query, im.c.id):
+            suspects = _not_living_where_mapped(audit, rows)
+            if suspects:
+                _check_mapped(audit, suspects)
+    if audit.only is None and audit.found.wants(MAPPING_WITHOUT_CELL, LEFTOVER_MARKER):
+        _check_cell_less(audit)
+
+
+def _not_living_where_mapped(audit: Audit, rows: list[Row[Any]]) -> list[Row[Any]]:
+    """The mappings of ``rows`` whose cell has no living row for their instance:
+    each cell counts its own mappings' instances, all cells at once."""
+    from sqlalchemy import false, or_
+
+    from cellctl.tables.cell import instances as i
+
+    by_cell: dict[int, list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        by_cell[row.cell_id].append(row)
+
+    def job(mapped: list[Row[Any]]) -> Callable[[Engine], list[str]]:
+        def run(db: Engine) -> list[str]:
+            living = _counter(db, i.c.uuid, i.c.deleted == 0,
+                              or_(i.c.hidden.is_(None), i.c.hidden == false()))
+            return absent([row.instance_uuid for row in mapped], *living)
+        return run
+
+    cells = [audit.cell_by_id[cell_id] for cell_id in by_cell]
+    answers = audit.per_cell({cell.id: job(by_cell[cell.id]) for cell in cells})
+    suspects = []
+    for cell_id, missing in answers.items():
+        folded = {_fold(uuid) for uuid in missing}
+        suspects += [row for row in by_cell[cell_id] if _fold(row.instance_uuid) in folded]
+    return suspects
+
+
+def _check_cell_less(audit: Audit) -> None:
     from sqlalchemy import select
 
     from cellctl.ops.instance_marker import MARKER_PROJECT_ID
     from cellctl.tables.api import instance_mappings as im
 
-    query = select(im.c.id, im.c.instance_uuid, im.c.cell_id, im.c.project_id,
-                   im.c.created_at)
-    if audit.only is not None:
-        query = query.where(im.c.cell_id == audit.only.id)
     cutoff = audit.now - datetime.timedelta(seconds=audit.build_timeout)
-    cross = audit.found.wants(MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL)
+    query = select(im.c.id, im.c.instance_uuid, im.c.project_id, im.c.created_at).where(
+        im.c.cell_id.is_(None))
     for rows in pages(audit.api, query, im.c.id):
-        in_cells = []
         for row in rows:
             if row.project_id == MARKER_PROJECT_ID:
                 marker = row.instance_uuid.replace(" ", "-")
                 audit.found.add(LEFTOVER_MARKER, None, marker,
                                 f"map_instances marker (an unfinished run stopped after "
                                 f"instance {marker}); map_instances --reset clears it", False)
-            elif row.cell_id is None:
-                if row.created_at is None or row.created_at < cutoff:
-                    since = (f"since {row.created_at.isoformat(' ', 'seconds')}"
-                             if row.created_at is not None else "of unknown age")
-                    audit.found.add(MAPPING_WITHOUT_CELL, None, row.instance_uuid,
-                                    f"instance mapping has no cell {since} (older than "
-                                    f"--build-timeout {audit.build_timeout:g} s)", False)
-            else:
-                in_cells.append(row)
-        if cross and in_cells:
-            _check_mapped(audit, in_cells)
+            elif row.created_at is None or row.created_at < cutoff:
+                since = (f"since {row.created_at.isoformat(' ', 'seconds')}"
+                         if row.created_at is not None else "of unknown age")
+                audit.found.add(MAPPING_WITHOUT_CELL, None, row.instance_uuid,
+                                f"instance mapping has no cell {since} (older than "
+                                f"--build-timeout {audit.build_timeout:g} s)", False)
 
 
 def _check_mapped(audit: Audit, rows: list[Row[Any]]) -> None:

@@ -1,0 +1,287 @@
+"""Time ``cellctl audit`` on 1,000,000 instances over 4 cells plus 100,000 hosts, on MariaDB.
+
+Builds a fresh cloud (an API database and four cell databases, created and
+dropped here): each cell gets its share of instances (``cellctl dev
+add-instances``) and of compute hosts (a service and a node each, bulk
+inserted), everything is mapped by the real ``map_instances`` and
+``discover_hosts``, then ``--findings`` inconsistencies of every kind are
+planted. ``cellctl audit`` is then run as a child process end to end
+(start-up included) and its wall time and peak RSS printed, after checking
+that it found exactly what was planted; then ``audit --fix`` and a second
+``audit --fix`` (which must find nothing fixable) the same way.
+
+    .venv/bin/python benchmarks/bench_audit.py [--instances 1000000] [--hosts 100000]
+        [--cells 4] [--findings 100]
+
+Every step that touches data runs in a child process, so this process stays
+small (Linux reports a child's peak RSS as at least its parent's RSS when it
+started). MariaDB from CELLCTL_TEST_MYSQL (default root@127.0.0.1:3306).
+Not run by .ci/run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+
+
+class Child:
+    """One finished child process: seconds, its own peak RSS (MiB), exit code, output."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate()
+        self.seconds = time.perf_counter() - start
+        self.code = proc.returncode
+        self.out, self.err = out, err
+        self.rss_mib = 0.0
+
+    def expect(self, *codes: int) -> Child:
+        if self.code not in codes:
+            raise SystemExit(f"exit {self.code}: {self.err.strip()[-2000:]}")
+        return self
+
+
+class Measured(Child):
+    """A child whose own peak RSS is read with wait4 (RUSAGE_CHILDREN would mix in others)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        start = time.perf_counter()
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=err,
+                                    text=True)
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            self.seconds = time.perf_counter() - start
+            self.rss_mib = usage.ru_maxrss / 1024
+            self.code = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            self.out, self.err = out.read(), err.read()
+
+
+def cellctl(env: dict[str, str], *args: str, measured: bool = False) -> Child:
+    argv = [sys.executable, "-m", "cellctl", *args]
+    return Measured(argv, env) if measured else Child(argv, env)
+
+
+def step(*args: str) -> Child:
+    """This script, in a child, doing one data step."""
+    return Child([sys.executable, __file__, *args], {}).expect(0)
+
+
+def admin(statement: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(MYSQL_SERVER)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    names = [f"cellctl_bench_audit_api_{tag}"] + [
+        f"cellctl_bench_audit_cell{n}_{tag}" for n in range(1, args.cells + 1)]
+    for name in names:
+        step("--admin", f"CREATE DATABASE {name}")
+    try:
+        api_url = f"{MYSQL_SERVER}/{names[0]}"
+        cell_urls = [f"{MYSQL_SERVER}/{name}" for name in names[1:]]
+        env = {"CELLCTL_STATE_DIR": str(workdir / "state"),
+               "CELLCTL_API_DATABASE_CONNECTION": api_url,
+               "CELLCTL_DATABASE_CONNECTION": cell_urls[0],
+               "CELLCTL_TRANSPORT_URL": "memory:///"}
+        cellctl(env, "api_db", "sync").expect(0)
+        per_cell = args.instances // args.cells
+        hosts_per_cell = args.hosts // args.cells
+        started = time.perf_counter()
+        cells = []
+        for n, url in enumerate(cell_urls, 1):
+            cell_env = {**env, "CELLCTL_DATABASE_CONNECTION": url}
+            cellctl(cell_env, "db", "sync").expect(0)
+            created = cellctl(cell_env, "--format", "json", "create_cell", "--name", f"cell{n}",
+                              "--database_connection", url,
+                              "--transport-url", f"memory:///cell{n}").expect(0)
+            cells.append(json.loads(created.out)["uuid"])
+            cellctl(cell_env, "dev", "add-instances", "--count", str(per_cell),
+                    "--host", f"c{n}-host-000000").expect(0)
+            step("--seed-hosts", url, f"c{n}-host-", str(hosts_per_cell))
+            cellctl(cell_env, "map_instances", "--cell_uuid", cells[-1]).expect(0)
+        cellctl(env, "discover_hosts").expect(0)
+        print(f"built {per_cell * args.cells:,} instances and {hosts_per_cell * args.cells:,} "
+              f"hosts in {args.cells} cells in {time.perf_counter() - started:.0f} s", flush=True)
+
+        step("--plant", api_url, json.dumps(cell_urls), json.dumps(cells), str(args.findings))
+        expected = {kind: args.findings for kind in KINDS}
+        expected["leftover_marker"] = 1
+
+        first = cellctl(env, "--format", "json", "audit", measured=True).expect(1)
+        check(first, expected, "audit")
+        fixed = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+        check(fixed, expected, "audit --fix")
+        again = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+        payload = json.loads(again.out)
+        if any(payload["fixed"].values()) or any(f["fixable"] for f in payload["findings"]):
+            raise SystemExit(f"second --fix still found fixable findings: {payload['counts']}")
+        report(again, "audit --fix (again)", payload)
+    finally:
+        if args.keep:
+            print("kept:", " ".join(f"{k}={v}" for k, v in env.items()
+                                    if k.endswith("CONNECTION")))
+        else:
+            for name in names:
+                step("--admin", f"DROP DATABASE IF EXISTS {name}")
+
+
+KINDS = ("instance_without_mapping", "mapping_without_instance", "mapping_in_wrong_cell",
+         "mapping_without_cell", "host_mapping_without_host",
+         "node_mapped_without_host_mapping", "host_in_several_cells", "leftover_marker")
+
+
+def check(child: Child, expected: dict[str, int], label: str) -> None:
+    payload = json.loads(child.out)
+    if payload["counts"] != expected:
+        raise SystemExit(f"{label}: expected {expected}, found {payload['counts']}")
+    report(child, label, payload)
+
+
+def report(child: Child, label: str, payload: dict) -> None:
+    print(f"{label:20} {child.seconds:5.1f} s, peak RSS {child.rss_mib:4.0f} MiB, "
+          f"exit {child.code}, {sum(payload['counts'].values())} findings, "
+          f"{sum(payload['fixed'].values())} fixed", flush=True)
+
+
+# --- data steps, each run in a child --------------------------------------------
+
+
+def seed_hosts(url: str, prefix: str, count: int) -> None:
+    """``count`` compute hosts, a nova-compute service and a node each, in bulk."""
+    import sqlalchemy as sa
+
+    from cellctl.ops.common import utcnow
+    from cellctl.ops.services import compute_node_row, service_row
+    from cellctl.tables.cell import compute_nodes, services
+
+    engine = sa.create_engine(url)
+    now = utcnow()
+    for first in range(0, count, 5000):
+        hosts = [f"{prefix}{n:06d}" for n in range(first, min(first + 5000, count))]
+        with engine.begin() as conn:
+            conn.execute(services.insert(), [service_row(h, "nova-compute", now=now)
+                                             for h in hosts])
+            ids = dict(conn.execute(sa.select(services.c.host, services.c.id)
+                                    .where(services.c.host.in_(hosts))).all())
+            conn.execute(compute_nodes.insert(), [compute_node_row(h, ids[h], now=now)
+                                                  for h in hosts])
+    engine.dispose()
+
+
+def plant(api_url: str, cell_urls: list[str], cells: list[str], n: int) -> None:
+    """``n`` findings of every kind (one marker), each made as it happens in real clouds."""
+    import datetime
+
+    import sqlalchemy as sa
+
+    api = sa.create_engine(api_url)
+    engines = [sa.create_engine(url) for url in cell_urls]
+    with api.begin() as conn:
+        ids = dict(conn.execute(sa.text("SELECT uuid, id FROM cell_mappings")).all())
+    c1, c2, c3, c4 = (ids[c] for c in cells[:4])
+
+    def cell_uuids(engine: sa.Engine, limit: int, offset: int = 0) -> list[str]:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT uuid FROM instances ORDER BY id LIMIT :n OFFSET :o"),
+                {"n": limit, "o": offset}).scalars())
+
+    with api.begin() as conn:
+        # instance_without_mapping: mappings lost for cell1 instances.
+        conn.execute(sa.text("DELETE FROM instance_mappings WHERE instance_uuid IN :u")
+                     .bindparams(sa.bindparam("u", expanding=True)),
+                     {"u": cell_uuids(engines[0], n, 1000)})
+        # mapping_in_wrong_cell: cell3 instances whose mappings say cell4.
+        conn.execute(sa.text("UPDATE instance_mappings SET cell_id = :c4 "
+                             "WHERE instance_uuid IN :u")
+                     .bindparams(sa.bindparam("u", expanding=True)),
+                     {"c4": c4, "u": cell_uuids(engines[2], n, 1000)})
+        # mapping_without_cell: builds that never finished, two days ago.
+        old = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(2)
+        conn.execute(sa.text(
+            "INSERT INTO instance_mappings (instance_uuid, cell_id, project_id, user_id, "
+            "queued_for_delete, created_at) VALUES (:u, NULL, 'p', 'u', 0, :t)"),
+            [{"u": str(uuid.uuid4()), "t": old} for _ in range(n)])
+        # leftover_marker
+        conn.execute(sa.text(
+            "INSERT INTO instance_mappings (instance_uuid, cell_id, project_id, user_id, "
+            "queued_for_delete, created_at) VALUES (:u, NULL, :m, :m, 0, :t)"),
+            {"u": str(uuid.uuid4()).replace("-", " "), "m": "INSTANCE_MIGRATION_MARKER",
+             "t": old})
+        # node_mapped_without_host_mapping: cell2 hosts whose mappings were deleted.
+        conn.execute(sa.text("DELETE FROM host_mappings WHERE cell_id = :c AND host LIKE "
+                             "'c2-host-%' ORDER BY host DESC LIMIT :n"), {"c": c2, "n": n})
+    # mapping_without_instance: cell2 instances archived (rows gone, mappings left).
+    with engines[1].begin() as conn:
+        conn.execute(sa.text("DELETE FROM instances WHERE uuid IN :u")
+                     .bindparams(sa.bindparam("u", expanding=True)),
+                     {"u": cell_uuids(engines[1], n, 1000)})
+    # host_mapping_without_host: cell1 hosts deleted from the cell, still mapped.
+    with engines[0].begin() as conn:
+        conn.execute(sa.text("DELETE FROM compute_nodes WHERE host LIKE 'c1-host-%' "
+                             "AND host <> 'c1-host-000000' ORDER BY host DESC LIMIT :n"),
+                     {"n": n})
+        conn.execute(sa.text("DELETE FROM services WHERE host LIKE 'c1-host-%' "
+                             "AND host <> 'c1-host-000000' ORDER BY host DESC LIMIT :n"),
+                     {"n": n})
+    # host_in_several_cells: cell3 host names with a service in cell4 too.
+    from cellctl.ops.common import utcnow
+    from cellctl.ops.services import service_row
+    from cellctl.tables.cell import services
+
+    with engines[3].begin() as conn:
+        conn.execute(services.insert(), [service_row(f"c3-host-{k:06d}", "nova-compute",
+                                                     now=utcnow()) for k in range(1, n + 1)])
+    _ = (c1, c3)
+    for engine in [api, *engines]:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1_000_000)
+    parser.add_argument("--hosts", type=int, default=100_000)
+    parser.add_argument("--cells", type=int, default=4)
+    parser.add_argument("--findings", type=int, default=100)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the databases (and print their environment) for profiling")
+    parser.add_argument("--admin", help=argparse.SUPPRESS)
+    parser.add_argument("--seed-hosts", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--plant", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.admin:
+        admin(args.admin)
+    elif args.seed_hosts:
+        url, prefix, count = args.seed_hosts
+        seed_hosts(url, prefix, int(count))
+    elif args.plant:
+        api_url, urls, cells, n = args.plant
+        plant(api_url, json.loads(urls), json.loads(cells), int(n))
+    else:
+        if args.cells < 4:
+            raise SystemExit("--cells must be at least 4 (the planted findings use four)")
+        with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
+            run(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
