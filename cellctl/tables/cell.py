@@ -24,6 +24,9 @@ from sqlalchemy.dialects import mysql, postgresql
 
 metadata = MetaData()
 
+# services.binary of a compute service
+COMPUTE_BINARY = "nova-compute"
+
 _MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 
 
