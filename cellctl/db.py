@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl.errors import ConfigError, DatabaseError, InvalidURL, SchemaMissing
 from cellctl.settings import Settings
@@ -150,7 +150,7 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip() or type(orig).__name__
     # PyMySQL renders (code, "message"): keep the message readable.
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
         text = args[1]
     return text.splitlines()[0] if text else type(orig).__name__
@@ -223,7 +223,8 @@ class Databases:
         """An engine that may create its SQLite file (for ``sync``)."""
         return self._engine(url, label, kind=None, must_exist=False)
 
-    def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True,
+    def _engine(self, url: str, label: str, *, kind: Literal["api", "cell"] | None,
+                must_exist: bool = True,
                 connect_timeout: float | None = None,
                 read_timeout: float | None = None) -> Engine:
         engine = self._engines.get(url)

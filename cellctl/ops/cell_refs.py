@@ -92,12 +92,14 @@ def insert_cell(conn: Connection, cell_uuid: str, name: str | None, transport_ur
     """Add one row to ``cell_mappings``; its id."""
     from cellctl.tables.api import cell_mappings
 
-    return conn.execute(
+    key = conn.execute(
         cell_mappings.insert().values(
             uuid=cell_uuid, name=name, transport_url=transport_url,
             database_connection=database_connection, disabled=disabled, created_at=utcnow(),
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def cell_not_found(result: Result, cell_uuid: str, code: int) -> Result:

@@ -109,10 +109,10 @@ def list_cells(dbs: Databases) -> Result:
     from cellctl.tables.api import cell_mappings as cm
 
     with dbs.api.connect() as conn:
-        rows = conn.execute(
+        rows = list(conn.execute(
             select(cm.c.id, cm.c.name, cm.c.uuid, cm.c.transport_url,
                    cm.c.database_connection, cm.c.disabled)
-        ).all()
+        ))
     rows.sort(key=lambda r: (r.name or "", r.id))
     return Result(table=Table(CELL_COLUMNS, [
         {

@@ -131,7 +131,7 @@ def mapped_cells(
         # No JOIN with cell_mappings: MariaDB then plans the IN list badly (5x slower).
         rows = conn.execute(select(hm.c.host, hm.c.cell_id).where(hm.c.host.in_(batch)))
         cell_ids.update((key(row.host), row.cell_id) for row in rows)
-    uuids = dict(conn.execute(
+    uuids: dict[int, str] = dict(conn.execute(
         select(cm.c.id, cm.c.uuid).where(cm.c.id.in_(sorted(set(cell_ids.values()))))
     ).all()) if cell_ids else {}
     return {host: (cell_id, uuids[cell_id]) for host, cell_id in cell_ids.items()}

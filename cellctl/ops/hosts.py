@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.clock import utcnow
 from cellctl.db import Databases
+from cellctl.errors import ConfigError
 from cellctl.ids import new_uuid
 from cellctl.liveness import UNKNOWN, compute_host_states, service_group
 from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases, read_cells
@@ -218,7 +219,7 @@ def list_hosts(dbs: Databases, cell_uuid: str | None = None, *, status: bool = F
             if cells is None:
                 return result
             query = query.where(cm.c.id == cells[0].id)
-        rows = conn.execute(query).all()
+        rows = list(conn.execute(query))
     # Sorted here, not in SQL: case-sensitive like nova-manage, whatever the collation.
     rows.sort(key=lambda r: r.host)
     listing: list[dict[str, Any]] = [
@@ -384,6 +385,9 @@ def _target_cell(
     from cellctl.tables.api import cell_mappings as cm
 
     database = dbs.settings.database_connection.value
+    if not database:
+        raise ConfigError("No cell database configured: use --database_connection, "
+                          "CELLCTL_DATABASE_CONNECTION or [database] connection")
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         rows = conn.execute(
             select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)

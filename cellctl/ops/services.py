@@ -236,7 +236,7 @@ def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
     from cellctl.tables.cell import services as sv
 
     with engine.connect() as conn:
-        rows = conn.execute(select(sv).where(sv.c.deleted == 0)).all()
+        rows = list(conn.execute(select(sv).where(sv.c.deleted == 0)))
     alive, warning = judge(driver, [ServiceRecord.of(row) for row in rows], now)
     return rows, alive, warning
 

@@ -5,6 +5,8 @@ on a database Nova created and Nova on one cellctl created. Soft delete is
 Nova's: ``deleted = 0`` is live, ``deleted = id`` is deleted.
 """
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,7 +29,7 @@ metadata = MetaData()
 # services.binary of a compute service
 COMPUTE_BINARY = "nova-compute"
 
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 
 
 def medium_text() -> Text:
