@@ -169,7 +169,7 @@ def seed_hosts(url: str, prefix: str, count: int) -> None:
     """``count`` compute hosts, a nova-compute service and a node each, in bulk."""
     import sqlalchemy as sa
 
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
     from cellctl.ops.services import compute_node_row, service_row
     from cellctl.tables.cell import compute_nodes, services
 
@@ -244,7 +244,7 @@ def plant(api_url: str, cell_urls: list[str], cells: list[str], n: int) -> None:
                              "AND host <> 'c1-host-000000' ORDER BY host DESC LIMIT :n"),
                      {"n": n})
     # host_in_several_cells: cell3 host names with a service in cell4 too.
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
     from cellctl.ops.services import service_row
     from cellctl.tables.cell import services
 

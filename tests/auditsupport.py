@@ -12,32 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from cellrows import cell_id
 from hostsupport import add_hosts, add_node, map_host, setup_cells
-from instance_helpers import MARKER, put_marker
+from instance_helpers import MARKER, add_instances, put_marker
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 from cellctl.tables.api import instance_mappings
 from cellctl.tables.cell import instances
-
-
-def insert_instances(url: str, count: int = 1, *, newest_first: bool = False,
-                     **fields: Any) -> list[str]:
-    """Instances in a cell database, as Nova writes them; their UUIDs. ``newest_first``
-    makes Nova's order (created_at) the reverse of the id order."""
-    rows = []
-    for n in range(count):
-        minutes = count - n if newest_first else n
-        row = {"uuid": str(uuidlib.uuid4()), "project_id": f"project-{n % 3}",
-               "user_id": f"user-{n}", "deleted": 0, "hidden": False, "vm_state": "active",
-               "created_at": datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=minutes)}
-        row.update(fields)
-        rows.append(row)
-    _run(url, lambda conn: conn.execute(instances.insert(), rows))
-    return [r["uuid"] for r in rows]
-
-
-def soft_delete(url: str, uuid: str) -> None:
-    _run(url, lambda conn: conn.execute(
-        instances.update().where(instances.c.uuid == uuid).values(deleted=instances.c.id)))
 
 
 def insert_mappings(api_url: str, cell_uuid: str | None, uuids: list[str], *,
@@ -83,24 +62,22 @@ def every_kind(cloud: Any) -> Scene:
 
     # Fine: mapped where they live; a deleted one still mapped (until archived); a
     # hidden copy in cell2 of an instance living in cell1 (a cross-cell move).
-    fine = insert_instances(url1, 3)
-    (deleted,) = insert_instances(url1, 1, vm_state="deleted")
-    soft_delete(url1, deleted)
+    fine = add_instances(url1, 3)
+    (deleted,) = add_instances(url1, 1, vm_state="deleted", deleted=True)
     insert_mappings(api, cell1, [*fine, deleted])
-    insert_instances(url2, 1, uuid=fine[0], hidden=True)
+    add_instances(url2, 1, uuid=fine[0], hidden=True)
     # instance_without_mapping: a live and a soft-deleted one; a hidden one is not.
-    unmapped = insert_instances(url1, 1)
-    (unmapped_deleted,) = insert_instances(url2, 1, vm_state="deleted")
-    soft_delete(url2, unmapped_deleted)
-    insert_instances(url1, 1, hidden=True)
-    (no_project,) = insert_instances(url2, 1, project_id=None)
+    unmapped = add_instances(url1, 1)
+    (unmapped_deleted,) = add_instances(url2, 1, vm_state="deleted", deleted=True)
+    add_instances(url1, 1, hidden=True)
+    (no_project,) = add_instances(url2, 1, project_id=None)
     refs.update(unmapped=unmapped[0], unmapped_deleted=unmapped_deleted, no_project=no_project)
     # mapping_without_instance: archived from cell1 (no row anywhere).
     archived = str(uuidlib.uuid4())
     insert_mappings(api, cell1, [archived])
     refs["archived"] = archived
     # mapping_in_wrong_cell: mapped to cell1, lives in cell2 (a move that failed half-way).
-    (moved,) = insert_instances(url2, 1)
+    (moved,) = add_instances(url2, 1)
     insert_mappings(api, cell1, [moved])
     refs["moved"] = moved
     # mapping_without_cell: two hours old; one a minute old is a build in progress.
@@ -120,7 +97,7 @@ def every_kind(cloud: Any) -> Scene:
     # host_mapping_without_host: 'ghost' (fixable), 'ghost-busy' (a live instance on it).
     map_host(cloud, "ghost", cell1)
     map_host(cloud, "ghost-busy", cell2)
-    insert_instances(url2, 1, host="ghost-busy")
+    add_instances(url2, 1, host="ghost-busy")
     # Its instance needs a mapping, or it is a finding of its own.
     _map_unmapped(cloud, url2, cell2, exclude={unmapped_deleted, no_project, moved})
     # A deleted host whose mapping went with it, and a deleted node: fine.

@@ -8,15 +8,9 @@ import io
 import json
 
 import pytest
-from auditsupport import (
-    every_kind,
-    fingerprint,
-    insert_instances,
-    insert_mappings,
-    real_mappings,
-)
-from hostsupport import add_hosts, map_host, mappings, node_flags, setup_cells
-from instance_helpers import markers
+from auditsupport import every_kind, fingerprint, insert_mappings, real_mappings
+from hostsupport import add_hosts, host_mappings, map_host, node_flags, setup_cells
+from instance_helpers import add_instances, markers
 
 from cellctl.ops.audit_checks import FIXABLE_KINDS, KINDS
 
@@ -64,7 +58,7 @@ def test_fix_repairs_exactly_the_fixable_and_is_idempotent(any_cloud):
     scene = every_kind(any_cloud)
     cell1, cell2 = scene.cells
     refs = scene.refs
-    hosts_before = mappings(any_cloud)
+    hosts_before = host_mappings(any_cloud)
 
     result, payload = audit(any_cloud, "--fix")
 
@@ -82,7 +76,7 @@ def test_fix_repairs_exactly_the_fixable_and_is_idempotent(any_cloud):
     assert by_uuid[refs["moved"]]["cell_id"] == ids[cell2]
     assert by_uuid[refs["stuck"]]["cell_id"] is None  # report only
     assert markers(any_cloud) == [refs["unmapped"]]  # report only
-    hosts_after = mappings(any_cloud)
+    hosts_after = host_mappings(any_cloud)
     assert "ghost" not in hosts_after
     assert hosts_after["ghost-busy"] == cell2  # live instance: kept
     assert hosts_after["lost"] == cell2
@@ -105,8 +99,8 @@ def test_fix_repairs_exactly_the_fixable_and_is_idempotent(any_cloud):
 def test_clean_cloud_exits_0_and_fixing_it_writes_nothing(any_cloud):
     cell1, cell2 = setup_cells(any_cloud, extra_cells=1)
     url1, url2 = any_cloud.cell_urls
-    insert_mappings(any_cloud.api_url, cell1, insert_instances(url1, 3))
-    insert_mappings(any_cloud.api_url, cell2, insert_instances(url2, 2))
+    insert_mappings(any_cloud.api_url, cell1, add_instances(url1, 3))
+    insert_mappings(any_cloud.api_url, cell2, add_instances(url2, 2))
     add_hosts(url1, ["a"])
     map_host(any_cloud, "a", cell1)
     urls = [any_cloud.api_url, url1, url2]
@@ -198,10 +192,10 @@ def test_scattered_findings_in_big_pages(sqlite_cloud):
     """Pages of thousands where a few rows differ: each one is found, none more."""
     cell1, _cell2 = setup_cells(sqlite_cloud, extra_cells=1)
     url1, url2 = sqlite_cloud.cell_urls
-    uuids = insert_instances(url1, 12_000)
+    uuids = add_instances(url1, 12_000)
     lost = set(uuids[7::2399])
     insert_mappings(sqlite_cloud.api_url, cell1, [u for u in uuids if u not in lost])
-    moved = insert_instances(url2, 3)
+    moved = add_instances(url2, 3)
     insert_mappings(sqlite_cloud.api_url, cell1, moved)
 
     result, payload = audit(sqlite_cloud, "--kind", "instance_without_mapping",

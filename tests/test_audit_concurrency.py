@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from auditsupport import insert_instances, insert_mappings, real_mappings
-from hostsupport import add_hosts, add_node, cellctl_process, map_host, mappings, setup_cells
-from instance_helpers import markers
+from auditsupport import insert_mappings, real_mappings
+from hostsupport import add_hosts, add_node, cellctl_process, host_mappings, map_host, setup_cells
+from instance_helpers import add_instances, markers
 
 from cellctl.ops import audit_checks
 from cellctl.ops.audit_checks import KINDS, Audit, Findings
@@ -39,7 +39,8 @@ def test_fix_next_to_map_instances_maps_each_instance_once(cloud):
     (cell1,) = setup_cells(cloud)
     # map_instances goes in Nova's order (created_at), audit in id order: made opposite,
     # the two map from both ends and meet, whichever is faster.
-    uuids = insert_instances(cloud.cell_url, INSTANCES, newest_first=True)
+    uuids = add_instances(cloud.cell_url, INSTANCES,
+                          created_at=list(range(INSTANCES, 0, -1)))
     kinds = ["--kind", "instance_without_mapping", "--kind", "mapping_without_instance",
              "--kind", "mapping_in_wrong_cell"]
     mapper = cellctl_process(cloud, "--format", "json", "map_instances", "--cell_uuid", cell1)
@@ -84,7 +85,7 @@ def test_fix_next_to_discover_hosts_maps_each_host_once(cloud):
     assert [code for code, _, _ in results] == [0, 0]
     assert audit_code == 0, audit_err
     assert len(cloud.api_rows("host_mappings")) == HOSTS
-    by_host = mappings(cloud)
+    by_host = host_mappings(cloud)
     for cell, names in halves.items():
         assert all(by_host[name] == cell for name in names)
     created = sum(out.count("Creating host mapping") for _, out, _ in results)
@@ -99,9 +100,9 @@ def test_fix_next_to_discover_hosts_maps_each_host_once(cloud):
 @pytest.fixture
 def live_audit(cloud, monkeypatch) -> Iterator[Audit]:
     """An Audit with --fix over ``cloud``'s two cells, for driving single repairs."""
+    from cellctl.clock import utcnow
     from cellctl.db import Databases
-    from cellctl.ops.common import utcnow
-    from cellctl.ops.spanning import cell_engine, select_cells
+    from cellctl.ops.cell_refs import cell_database, select_cells
     from cellctl.result import Result
     from cellctl.settings import resolve
 
@@ -111,7 +112,7 @@ def live_audit(cloud, monkeypatch) -> Iterator[Audit]:
     dbs = Databases(resolve(config_files=(), api_database_connection=cloud.api_url))
     with dbs.api.connect() as conn:
         cells = select_cells(conn, Result(), None, not_found_code=1) or []
-    engines = {cell.id: cell_engine(dbs, cell) for cell in cells}
+    engines = {cell.id: cell_database(dbs, cell) for cell in cells}
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield Audit(dbs.api, cells, engines, None, Findings(KINDS, 1000, True), pool,
                     utcnow(), 3600)
@@ -136,7 +137,7 @@ def test_host_that_came_back_keeps_its_mapping(cloud, live_audit):
 
     audit_checks._delete_host_mappings(live_audit, cell1, stale)
 
-    assert set(mappings(cloud)) == {"ghost"}
+    assert set(host_mappings(cloud)) == {"ghost"}
     assert live_audit.found.fixed["host_mapping_without_host"] == 1
     assert live_audit.found.vanished["host_mapping_without_host"] == 1
 
@@ -145,11 +146,11 @@ def test_host_that_got_an_instance_keeps_its_mapping(cloud, live_audit):
     cell1 = live_audit.cells[0]
     map_host(cloud, "ghost", cell1.uuid)
     stale = api_rows(cloud, hm, hm.c.host == "ghost")
-    insert_instances(cloud.cell_url, 1, host="ghost")
+    add_instances(cloud.cell_url, 1, host="ghost")
 
     audit_checks._delete_host_mappings(live_audit, cell1, stale)
 
-    assert set(mappings(cloud)) == {"ghost"}
+    assert set(host_mappings(cloud)) == {"ghost"}
     assert live_audit.found.fixed["host_mapping_without_host"] == 0
 
 
@@ -158,7 +159,7 @@ def test_orphan_whose_instance_turned_up_is_kept(cloud, live_audit):
     orphan, other = str(uuid.uuid4()), str(uuid.uuid4())
     insert_mappings(cloud.api_url, cell1.uuid, [orphan, other])
     stale = api_rows(cloud, im, im.c.instance_uuid.in_([orphan, other]))
-    insert_instances(cloud.cell_urls[1], 1, uuid=orphan)  # written after the finding
+    add_instances(cloud.cell_urls[1], 1, uuid=orphan)  # written after the finding
 
     audit_checks._repair_mappings(live_audit, stale, [])
 
@@ -168,11 +169,11 @@ def test_orphan_whose_instance_turned_up_is_kept(cloud, live_audit):
 
 def test_mapping_nova_moved_meanwhile_is_not_moved_again(cloud, live_audit):
     cell1, cell2 = live_audit.cells
-    (moved,) = insert_instances(cloud.cell_urls[1], 1)
+    (moved,) = add_instances(cloud.cell_urls[1], 1)
     insert_mappings(cloud.api_url, cell1.uuid, [moved])
     stale = api_rows(cloud, im, im.c.instance_uuid == moved)
     # Nova finishes the move itself (mapping to cell2), then moves it on, back to cell1.
-    insert_instances(cloud.cell_url, 1, uuid=moved)
+    add_instances(cloud.cell_url, 1, uuid=moved)
     cloud.execute(cloud.cell_urls[1], "DELETE FROM instances WHERE uuid = :u", {"u": moved})
 
     audit_checks._repair_mappings(live_audit, [], [(stale[0], cell2.id)])
@@ -184,7 +185,7 @@ def test_mapping_nova_moved_meanwhile_is_not_moved_again(cloud, live_audit):
 
 def test_instance_archived_meanwhile_is_not_mapped(cloud, live_audit):
     cell1 = live_audit.cells[0]
-    kept, archived = insert_instances(cloud.cell_url, 2)
+    kept, archived = add_instances(cloud.cell_url, 2)
     cloud.execute(cloud.cell_url, "DELETE FROM instances WHERE uuid = :u", {"u": archived})
 
     audit_checks._map_instances(live_audit, cell1, [kept, archived])

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cellctl.clock import utcnow
 from cellctl.db import Databases
+from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases
 from cellctl.ops.audit_checks import (
     CELL_LESS_KINDS,
     FIXABLE_KINDS,
@@ -32,10 +34,8 @@ from cellctl.ops.audit_checks import (
     check_instances,
     check_mappings,
 )
-from cellctl.ops.cellreach import probe_databases
-from cellctl.ops.common import utcnow
-from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
-from cellctl.reach import DEFAULT_TIMEOUT
+from cellctl.ops.cell_refs import CellRef, cell_database, select_cells
+from cellctl.probes import DEFAULT_TIMEOUT
 from cellctl.result import Column, Result, Table
 
 BAD_INPUT = 1
@@ -146,7 +146,7 @@ def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
             continue
         try:
             with cell_access(cell):
-                engines[cell.id] = cell_engine(dbs, cell, timeout)
+                engines[cell.id] = cell_database(dbs, cell, timeout)
         except CellUnreachable as exc:
             found.lost(cell, str(exc))
     return engines

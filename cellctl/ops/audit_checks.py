@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cellctl.errors import CellctlError
-from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access
+from cellctl.ops.across_cells import CellUnreachable, cell_access
+from cellctl.ops.cell_refs import CellRef
+from cellctl.paging import chunks, keyset_pages
 
 if TYPE_CHECKING:
     from sqlalchemy import Column, Select
@@ -195,39 +197,16 @@ class Audit:
 # --- keyset pages --------------------------------------------------------------
 
 
-def pages(engine: Engine, query: Select[Any], key: Column[Any],
-          size: int = PAGE) -> Iterator[list[Row[Any]]]:
-    """``query`` in pages ordered by ``key``, each page starting after the last key of the
-    one before; a short connection per page, so nothing stays open between pages."""
-    after: Any = None
-    while True:
-        page = query.order_by(key).limit(size)
-        if after is not None:
-            page = page.where(key > after)
-        with engine.connect() as conn:
-            rows = list(conn.execute(page))
-        if rows:
-            yield rows
-        if len(rows) < size:
-            return
-        after = rows[-1]._mapping[key.name]
-
-
 def cell_pages(audit: Audit, cell: CellRef, query: Select[Any],
                key: Column[Any]) -> Iterator[list[Row[Any]]]:
     """``pages`` of a cell's database; a failure to read any page is the cell's."""
-    reading = audit.in_cell(cell, lambda db: pages(db, query, key))
+    reading = audit.in_cell(cell, lambda db: keyset_pages(db, query, key=key, size=PAGE))
     while True:
         with cell_access(cell):
             rows = next(reading, None)
         if rows is None:
             return
         yield rows
-
-
-def chunks(items: Sequence[T], size: int = PAGE) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _fold(value: str) -> str:
@@ -287,12 +266,13 @@ def check_instances(audit: Audit, cell: CellRef) -> None:
     """
     from sqlalchemy import select
 
-    from cellctl.ops.map_instances import _visible, mapping_columns
+    from cellctl.ops.cell_queries import visible_instances
+    from cellctl.ops.map_instances import mapping_columns
     from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
     mapped = _counter(audit.api, im.c.instance_uuid)
-    query = select(i.c.id, i.c.uuid).where(_visible())
+    query = select(i.c.id, i.c.uuid).where(visible_instances())
     for rows in cell_pages(audit, cell, query, i.c.id):
         missing = absent([row.uuid for row in rows], *mapped)
         if not missing:
@@ -301,7 +281,7 @@ def check_instances(audit: Audit, cell: CellRef) -> None:
         def details(db: Engine, uuids: list[str] = missing) -> list[Row[Any]]:
             with db.connect() as conn:
                 return list(conn.execute(select(*mapping_columns())
-                                         .where(i.c.uuid.in_(uuids), _visible())))
+                                         .where(i.c.uuid.in_(uuids), visible_instances())))
 
         unmapped = audit.in_cell(cell, details)
         for row in unmapped:
@@ -323,14 +303,15 @@ def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
     """Map these instances as map_instances does, after reading them again under its lock."""
     from sqlalchemy import select
 
-    from cellctl.db import write_transaction
-    from cellctl.ops.map_instances import MARKER_LOCK, _visible, insert_mappings, mapping_columns
+    from cellctl.ops.cell_queries import visible_instances
+    from cellctl.ops.map_instances import MARKER_LOCK, insert_mappings, mapping_columns
     from cellctl.tables.cell import instances as i
+    from cellctl.transactions import write_transaction
 
     def still_there(db: Engine) -> list[Row[Any]]:
         with db.connect() as conn:
             return list(conn.execute(
-                select(*mapping_columns()).where(i.c.uuid.in_(uuids), _visible())))
+                select(*mapping_columns()).where(i.c.uuid.in_(uuids), visible_instances())))
 
     with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
         rows = audit.in_cell(cell, still_there)
@@ -409,7 +390,7 @@ def check_mappings(audit: Audit) -> None:
             im.c.cell_id.is_not(None))
         if audit.only is not None:
             query = query.where(im.c.cell_id == audit.only.id)
-        for rows in pages(audit.api, query, im.c.id):
+        for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
             suspects = _not_living_where_mapped(audit, rows)
             if suspects:
                 _check_mapped(audit, suspects)
@@ -453,7 +434,7 @@ def _check_cell_less(audit: Audit) -> None:
     cutoff = audit.now - datetime.timedelta(seconds=audit.build_timeout)
     query = select(im.c.id, im.c.instance_uuid, im.c.project_id, im.c.created_at).where(
         im.c.cell_id.is_(None))
-    for rows in pages(audit.api, query, im.c.id):
+    for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
         for row in rows:
             if row.project_id == MARKER_PROJECT_ID:
                 marker = row.instance_uuid.replace(" ", "-")
@@ -512,10 +493,10 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
     """
     from sqlalchemy import delete, select, update
 
-    from cellctl.db import write_transaction
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
     from cellctl.ops.map_instances import MARKER_LOCK
     from cellctl.tables.api import instance_mappings as im
+    from cellctl.transactions import write_transaction
 
     wanted = {row.id: row.cell_id for row in orphans}
     wanted.update((row.id, row.cell_id) for row, _ in moves)
@@ -538,12 +519,12 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
             elif verdict[1] is not None and verdict[1] == targets.get(row.id):
                 moved[(row.cell_id, verdict[1])].append(row.id)
         removed = 0
-        for ids in chunks(deleted):
+        for ids in chunks(deleted, PAGE):
             removed += conn.execute(delete(im).where(im.c.id.in_(list(ids)))).rowcount
         repointed = 0
         now = utcnow()
         for (old, new), ids in moved.items():
-            for part in chunks(ids):
+            for part in chunks(ids, PAGE):
                 repointed += conn.execute(
                     update(im).where(im.c.id.in_(list(part)), im.c.cell_id == old)
                     .values(cell_id=new, updated_at=now)).rowcount
@@ -557,7 +538,7 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
 def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with a live compute node or a live
     nova-compute service there (folded)."""
-    from cellctl.ops.hosts import compute_services, live_nodes
+    from cellctl.ops.cell_queries import compute_services, live_nodes
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
@@ -576,11 +557,11 @@ def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
 
 def _busy_hosts(hosts: list[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with live instances (delete_host's check)."""
-    from cellctl.ops.host_admin import hosts_with_instances
+    from cellctl.ops.cell_queries import hosts_with_instances
 
     def read(db: Engine) -> set[str]:
         with db.connect() as conn:
-            return {_fold(host) for host in hosts_with_instances(conn, hosts)}
+            return {_fold(host) for host in conn.execute(hosts_with_instances(hosts)).scalars()}
 
     return read
 
@@ -593,7 +574,7 @@ def check_host_mappings(audit: Audit, cell: CellRef) -> None:
     from cellctl.tables.api import host_mappings as hm
 
     query = select(hm.c.id, hm.c.host).where(hm.c.cell_id == cell.id)
-    for rows in pages(audit.api, query, hm.c.id):
+    for rows in keyset_pages(audit.api, query, key=hm.c.id, size=PAGE):
         hosts = [row.host for row in rows]
         live = audit.in_cell(cell, _live_hosts_in(hosts))
         gone = [row for row in rows if _fold(row.host) not in live]
@@ -620,9 +601,9 @@ def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> 
     (a host that came back, or got an instance, keeps its mapping)."""
     from sqlalchemy import delete
 
-    from cellctl.db import write_transaction
-    from cellctl.ops.hosts import HOST_MAPPING_LOCK
+    from cellctl.ops.host_mappings import HOST_MAPPING_LOCK
     from cellctl.tables.api import host_mappings as hm
+    from cellctl.transactions import write_transaction
 
     hosts = [row.host for row in rows]
     live_in, busy_in = _live_hosts_in(hosts), _busy_hosts(hosts)
@@ -634,7 +615,7 @@ def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> 
         used = audit.in_cell(cell, in_use)
         ids = [row.id for row in rows if _fold(row.host) not in used]
         removed = 0
-        for part in chunks(ids):
+        for part in chunks(ids, PAGE):
             removed += conn.execute(
                 delete(hm).where(hm.c.id.in_(list(part)), hm.c.cell_id == cell.id)).rowcount
     audit.found.repaired(HOST_MAPPING_WITHOUT_HOST, removed, len(rows) - removed)
@@ -650,7 +631,7 @@ def check_cell_hosts(audit: Audit, cell: CellRef) -> None:
     """
     from sqlalchemy import func
 
-    from cellctl.ops.hosts import compute_services, live_nodes
+    from cellctl.ops.cell_queries import compute_services, live_nodes
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
@@ -700,7 +681,8 @@ def _check_marked_nodes(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
 def _map_marked_hosts(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
     """Map the hosts to the cell with discover_hosts' own batch (map_hosts), which looks
     for their mappings again under its lock: a host someone mapped meanwhile is kept."""
-    from cellctl.ops.hosts import live_nodes, map_hosts
+    from cellctl.ops.cell_queries import live_nodes
+    from cellctl.ops.host_mappings import map_hosts
     from cellctl.tables.cell import compute_nodes as cn
 
     def still_marked(db: Engine) -> list[str]:
