@@ -11,7 +11,7 @@ that it found exactly what was planted; then ``audit --fix`` and a second
 ``audit --fix`` (which must find nothing fixable) the same way.
 
     .venv/bin/python benchmarks/bench_audit.py [--instances 1000000] [--hosts 100000]
-        [--cells 4] [--findings 100]
+        [--cells 4] [--findings 100] [--build-only FILE | --measure FILE]
 
 Every step that touches data runs in a child process, so this process stays
 small (Linux reports a child's peak RSS as at least its parent's RSS when it
@@ -89,19 +89,21 @@ def admin(statement: str) -> None:
     engine.dispose()
 
 
-def run(args: argparse.Namespace, workdir: Path) -> None:
+def build(args: argparse.Namespace, workdir: Path) -> dict:
+    """The cloud, mapped, with the findings planted: what ``measure`` needs to know."""
     tag = uuid.uuid4().hex[:8]
     names = [f"cellctl_bench_audit_api_{tag}"] + [
         f"cellctl_bench_audit_cell{n}_{tag}" for n in range(1, args.cells + 1)]
     for name in names:
         step("--admin", f"CREATE DATABASE {name}")
+    api_url = f"{MYSQL_SERVER}/{names[0]}"
+    cell_urls = [f"{MYSQL_SERVER}/{name}" for name in names[1:]]
+    env = {"CELLCTL_STATE_DIR": str(workdir / "state"),
+           "CELLCTL_API_DATABASE_CONNECTION": api_url,
+           "CELLCTL_DATABASE_CONNECTION": cell_urls[0],
+           "CELLCTL_TRANSPORT_URL": "memory:///"}
+    cloud = {"names": names, "env": env, "findings": args.findings}
     try:
-        api_url = f"{MYSQL_SERVER}/{names[0]}"
-        cell_urls = [f"{MYSQL_SERVER}/{name}" for name in names[1:]]
-        env = {"CELLCTL_STATE_DIR": str(workdir / "state"),
-               "CELLCTL_API_DATABASE_CONNECTION": api_url,
-               "CELLCTL_DATABASE_CONNECTION": cell_urls[0],
-               "CELLCTL_TRANSPORT_URL": "memory:///"}
         cellctl(env, "api_db", "sync").expect(0)
         per_cell = args.instances // args.cells
         hosts_per_cell = args.hosts // args.cells
@@ -121,27 +123,32 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         cellctl(env, "discover_hosts").expect(0)
         print(f"built {per_cell * args.cells:,} instances and {hosts_per_cell * args.cells:,} "
               f"hosts in {args.cells} cells in {time.perf_counter() - started:.0f} s", flush=True)
-
         step("--plant", api_url, json.dumps(cell_urls), json.dumps(cells), str(args.findings))
-        expected = {kind: args.findings for kind in KINDS}
-        expected["leftover_marker"] = 1
+    except BaseException:
+        drop(cloud)
+        raise
+    return cloud
 
-        first = cellctl(env, "--format", "json", "audit", measured=True).expect(1)
-        check(first, expected, "audit")
-        fixed = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
-        check(fixed, expected, "audit --fix")
-        again = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
-        payload = json.loads(again.out)
-        if any(payload["fixed"].values()) or any(f["fixable"] for f in payload["findings"]):
-            raise SystemExit(f"second --fix still found fixable findings: {payload['counts']}")
-        report(again, "audit --fix (again)", payload)
-    finally:
-        if args.keep:
-            print("kept:", " ".join(f"{k}={v}" for k, v in env.items()
-                                    if k.endswith("CONNECTION")))
-        else:
-            for name in names:
-                step("--admin", f"DROP DATABASE IF EXISTS {name}")
+
+def measure(cloud: dict) -> None:
+    """audit, audit --fix, and audit --fix again, each timed with its peak RSS."""
+    env, n = cloud["env"], cloud["findings"]
+    expected = {kind: n for kind in KINDS}
+    expected["leftover_marker"] = 1
+    first = cellctl(env, "--format", "json", "audit", measured=True).expect(1)
+    check(first, expected, "audit")
+    fixed = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+    check(fixed, expected, "audit --fix")
+    again = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+    payload = json.loads(again.out)
+    if any(payload["fixed"].values()) or any(f["fixable"] for f in payload["findings"]):
+        raise SystemExit(f"second --fix still found fixable findings: {payload['counts']}")
+    report(again, "audit --fix (again)", payload)
+
+
+def drop(cloud: dict) -> None:
+    for name in cloud["names"]:
+        step("--admin", f"DROP DATABASE IF EXISTS {name}")
 
 
 KINDS = ("instance_without_mapping", "mapping_without_instance", "mapping_in_wrong_cell",
@@ -262,8 +269,10 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=100_000)
     parser.add_argument("--cells", type=int, default=4)
     parser.add_argument("--findings", type=int, default=100)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the databases (and print their environment) for profiling")
+    parser.add_argument("--build-only", metavar="FILE",
+                        help="build the cloud, keep it, describe it in FILE (for --measure)")
+    parser.add_argument("--measure", metavar="FILE",
+                        help="measure (then drop) a cloud kept by --build-only")
     parser.add_argument("--admin", help=argparse.SUPPRESS)
     parser.add_argument("--seed-hosts", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--plant", nargs=4, help=argparse.SUPPRESS)
@@ -276,12 +285,27 @@ def main() -> None:
     elif args.plant:
         api_url, urls, cells, n = args.plant
         plant(api_url, json.loads(urls), json.loads(cells), int(n))
+    elif args.measure:
+        cloud = json.loads(Path(args.measure).read_text())
+        try:
+            with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
+                cloud["env"]["CELLCTL_STATE_DIR"] = tmp
+                measure(cloud)
+        finally:
+            drop(cloud)
     else:
         if args.cells < 4:
             raise SystemExit("--cells must be at least 4 (the planted findings use four)")
         with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
-            run(args, Path(tmp))
-
+            cloud = build(args, Path(tmp))
+            if args.build_only:
+                Path(args.build_only).write_text(json.dumps(cloud))
+                print(f"kept; measure with: {sys.argv[0]} --measure {args.build_only}")
+                return
+            try:
+                measure(cloud)
+            finally:
+                drop(cloud)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import pytest
 from auditsupport import every_kind, fingerprint, insert_mappings, real_mappings
@@ -194,13 +195,19 @@ def test_scattered_findings_in_big_pages(sqlite_cloud):
     url1, url2 = sqlite_cloud.cell_urls
     uuids = add_instances(url1, 12_000)
     lost = set(uuids[7::2399])
-    insert_mappings(sqlite_cloud.api_url, cell1, [u for u in uuids if u not in lost])
+    # Orphans interleaved, so that their mapping ids fall in several id ranges.
+    orphans = [str(uuid.uuid4()) for _ in range(4)]
+    kept = [u for u in uuids if u not in lost]
+    for n, orphan in enumerate(orphans):
+        kept.insert(n * 3500 + 11, orphan)
+    insert_mappings(sqlite_cloud.api_url, cell1, kept)
     moved = add_instances(url2, 3)
     insert_mappings(sqlite_cloud.api_url, cell1, moved)
 
     result, payload = audit(sqlite_cloud, "--kind", "instance_without_mapping",
-                            "--kind", "mapping_in_wrong_cell")
+                            "--kind", "mapping_in_wrong_cell", "--kind", "mapping_without_instance")
 
     assert result.exit_code == 1
     assert found(payload) == {"instance_without_mapping": {(cell1, u) for u in lost},
-                              "mapping_in_wrong_cell": {(cell1, u) for u in moved}}
+                              "mapping_in_wrong_cell": {(cell1, u) for u in moved},
+                              "mapping_without_instance": {(cell1, u) for u in orphans}}

@@ -25,7 +25,8 @@ from cellctl.ops.audit_checks import (
     HOST_MAPPING_WITHOUT_HOST,
     INSTANCE_WITHOUT_MAPPING,
     KINDS,
-    MAPPING_KINDS,
+    MAPPING_IN_WRONG_CELL,
+    MAPPING_WITHOUT_INSTANCE,
     NODE_MAPPED_WITHOUT_HOST_MAPPING,
     Audit,
     Findings,
@@ -153,16 +154,16 @@ def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
 
 
 def _run_checks(run: Audit) -> None:
-    """Each audited cell's own walks on a thread of its own; meanwhile, here, the walk of
-    instance_mappings, whose pages are looked up in every cell at once."""
+    """Each cell's walks on a thread of its own (their look-ups in the other cells on
+    the look-up threads); meanwhile, here, the mappings that have no cell."""
     found = run.found
     jobs = []
-    with ThreadPoolExecutor(max_workers=max(1, len(run.audited())),
+    with ThreadPoolExecutor(max_workers=max(1, len(run.cells)),
                             thread_name_prefix="audit-cell") as walkers:
-        for cell in run.audited():
+        for cell in run.cells:
             if cell.id in run.engines:
                 jobs.append((cell, walkers.submit(_check_cell, run, cell)))
-        if found.wants(*MAPPING_KINDS):
+        if found.wants(*CELL_LESS_KINDS):
             check_mappings(run)
         for cell, job in jobs:
             try:
@@ -173,9 +174,11 @@ def _run_checks(run: Audit) -> None:
 
 def _check_cell(run: Audit, cell: CellRef) -> None:
     found = run.found
-    if found.wants(INSTANCE_WITHOUT_MAPPING):
+    # Another cell's walk finds the instances misplaced into --cell_uuid's mappings.
+    if found.wants(MAPPING_IN_WRONG_CELL) or (
+            run.mine(cell) and found.wants(INSTANCE_WITHOUT_MAPPING, MAPPING_WITHOUT_INSTANCE)):
         check_instances(run, cell)
-    if cell.is_cell0:
+    if cell.is_cell0 or not run.mine(cell):
         return  # cell0 has no hosts
     if found.wants(HOST_MAPPING_WITHOUT_HOST):
         check_host_mappings(run, cell)

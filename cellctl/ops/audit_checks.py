@@ -52,9 +52,7 @@ FIXABLE_KINDS = (
     INSTANCE_WITHOUT_MAPPING, MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL,
     HOST_MAPPING_WITHOUT_HOST, NODE_MAPPED_WITHOUT_HOST_MAPPING,
 )
-# Kinds of the instance_mappings walk, and kinds that need no cell at all.
-MAPPING_KINDS = (MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL, MAPPING_WITHOUT_CELL,
-                 LEFTOVER_MARKER)
+# Kinds that have no cell.
 CELL_LESS_KINDS = (MAPPING_WITHOUT_CELL, LEFTOVER_MARKER)
 
 # Keys per page and per IN list: large enough that round trips do not
@@ -152,9 +150,9 @@ class Audit:
     def fix(self) -> bool:
         return self.found.fix
 
-    def audited(self) -> list[CellRef]:
-        """The cells whose own rows are audited."""
-        return [self.only] if self.only is not None else list(self.cells)
+    def mine(self, cell: CellRef) -> bool:
+        """Whether ``cell``'s findings are reported (all, or the --cell_uuid one)."""
+        return self.only is None or cell.id == self.only.id
 
     def readable(self) -> list[CellRef]:
         return [c for c in self.cells if c.id in self.engines and not self.found.is_lost(c)]
@@ -258,45 +256,78 @@ def _counter(engine: Engine, column: Column[str], *where: Any
 # --- instances of each cell against instance_mappings ------------------------------
 
 
-def check_instances(audit: Audit, cell: CellRef) -> None:
-    """instance_without_mapping: the cell's visible instances that have no mapping.
+# Mappings are counted per range of this many ids, to find the ranges to look at.
+BUCKET = 10_000
 
-    The same instances map_instances maps (soft-deleted ones too, hidden ones
-    not); the fix maps them as map_instances does.
+
+def check_instances(audit: Audit, cell: CellRef) -> None:
+    """Every instance row of the cell against instance_mappings, in one walk.
+
+    The cell's instances are walked in UUID order (an index-only scan) and
+    each page's mappings fetched with one IN query (a contiguous range of
+    the API's index). That finds instance_without_mapping (a visible
+    instance with no mapping, what map_instances maps) and the candidates of
+    mapping_in_wrong_cell (a live instance mapped to another cell). It also
+    counts, per range of mapping ids, the mappings to this cell whose
+    instance it has: a range where the API has more (``_check_mapped_ranges``)
+    holds a mapping whose instance is not in the cell.
     """
+    from sqlalchemy import select
+
+    from cellctl.tables.api import instance_mappings as im
+    from cellctl.tables.cell import instances as i
+
+    wants_orphans = audit.found.wants(MAPPING_WITHOUT_INSTANCE)
+    buckets: dict[int, int] = defaultdict(int)
+    query = select(i.c.uuid, i.c.deleted)
+    for rows in cell_pages(audit, cell, query, i.c.uuid):
+        with audit.api.connect() as conn:
+            mapped = {_fold(m.instance_uuid): m for m in conn.execute(
+                select(im.c.instance_uuid, im.c.id, im.c.cell_id)
+                .where(im.c.instance_uuid.in_([row.uuid for row in rows])))}
+        unmapped: list[str] = []
+        elsewhere: list[Any] = []
+        for row in rows:
+            mapping = mapped.get(_fold(row.uuid))
+            if mapping is None:
+                unmapped.append(row.uuid)
+            elif mapping.cell_id == cell.id:
+                buckets[mapping.id // BUCKET] += 1
+            elif mapping.cell_id is not None and row.deleted == 0:
+                elsewhere.append(mapping)
+        if unmapped and audit.found.wants(INSTANCE_WITHOUT_MAPPING) and audit.mine(cell):
+            _unmapped_instances(audit, cell, unmapped)
+        if elsewhere and audit.found.wants(MAPPING_IN_WRONG_CELL):
+            _check_misplaced(audit, cell, elsewhere)
+    if wants_orphans and audit.mine(cell) and not audit.found.is_lost(cell):
+        _check_mapped_ranges(audit, cell, buckets)
+
+
+def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
     from sqlalchemy import select
 
     from cellctl.ops.cell_queries import visible_instances
     from cellctl.ops.map_instances import mapping_columns
-    from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
-    mapped = _counter(audit.api, im.c.instance_uuid)
-    query = select(i.c.id, i.c.uuid).where(visible_instances())
-    for rows in cell_pages(audit, cell, query, i.c.id):
-        missing = absent([row.uuid for row in rows], *mapped)
-        if not missing:
-            continue
+    def details(db: Engine) -> list[Row[Any]]:
+        with db.connect() as conn:
+            return list(conn.execute(select(*mapping_columns())
+                                     .where(i.c.uuid.in_(uuids), visible_instances())))
 
-        def details(db: Engine, uuids: list[str] = missing) -> list[Row[Any]]:
-            with db.connect() as conn:
-                return list(conn.execute(select(*mapping_columns())
-                                         .where(i.c.uuid.in_(uuids), visible_instances())))
-
-        unmapped = audit.in_cell(cell, details)
-        for row in unmapped:
-            state = "deleted " if row.queued_for_delete else ""
-            if row.project_id is None:
-                audit.found.add(INSTANCE_WITHOUT_MAPPING, cell, row.uuid,
-                                f"{state}instance has no instance mapping and no project_id "
-                                "(instance_mappings.project_id is required)", False)
-            else:
-                audit.found.add(INSTANCE_WITHOUT_MAPPING, cell, row.uuid,
-                                f"{state}instance has no instance mapping "
-                                "(map_instances maps it)", True)
-        if audit.fix and any(row.project_id is not None for row in unmapped):
-            _map_instances(audit, cell, [row.uuid for row in unmapped
-                                         if row.project_id is not None])
+    unmapped = audit.in_cell(cell, details)
+    for row in unmapped:
+        state = "deleted " if row.queued_for_delete else ""
+        if row.project_id is None:
+            audit.found.add(INSTANCE_WITHOUT_MAPPING, cell, row.uuid,
+                            f"{state}instance has no instance mapping and no project_id "
+                            "(instance_mappings.project_id is required)", False)
+        else:
+            audit.found.add(INSTANCE_WITHOUT_MAPPING, cell, row.uuid,
+                            f"{state}instance has no instance mapping "
+                            "(map_instances maps it)", True)
+    if audit.fix and any(row.project_id is not None for row in unmapped):
+        _map_instances(audit, cell, [row.uuid for row in unmapped if row.project_id is not None])
 
 
 def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
@@ -378,51 +409,89 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
 
 
 def check_mappings(audit: Audit) -> None:
-    """The instance_mappings walks: mappings whose cell has no living row for the
-    instance (then: in another cell, or nowhere at all), and the rows without a cell
-    (markers, and mappings older than the build timeout)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.api import instance_mappings as im
-
-    if audit.found.wants(MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL):
-        query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
-            im.c.cell_id.is_not(None))
-        if audit.only is not None:
-            query = query.where(im.c.cell_id == audit.only.id)
-        for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
-            suspects = _not_living_where_mapped(audit, rows)
-            if suspects:
-                _check_mapped(audit, suspects)
+    """The instance_mappings rows without a cell: markers, and mappings older than the
+    build timeout. (Mappings with a cell are checked from the cells' walks.)"""
     if audit.only is None and audit.found.wants(MAPPING_WITHOUT_CELL, LEFTOVER_MARKER):
         _check_cell_less(audit)
 
 
-def _not_living_where_mapped(audit: Audit, rows: list[Row[Any]]) -> list[Row[Any]]:
-    """The mappings of ``rows`` whose cell has no living row for their instance:
-    each cell counts its own mappings' instances, all cells at once."""
-    from sqlalchemy import false, or_
+def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Row[Any]]) -> None:
+    """mapping_in_wrong_cell among live instances of ``cell`` mapped to other cells: each
+    reported once, from the first cell (by id) where it lives, under its mapping's cell."""
+    seen = _where_instances_are(audit, [m.instance_uuid for m in mappings])
+    moves: list[tuple[Row[Any], int]] = []
+    for mapping in mappings:
+        found = seen.get(_fold(mapping.instance_uuid), _NOWHERE)
+        verdict = _verdict(audit, mapping.cell_id, found)
+        if verdict is None or verdict[0] != MAPPING_IN_WRONG_CELL:
+            continue
+        if min(found.living) != cell.id:
+            continue  # another cell where it lives reports it
+        mapped_to = audit.cell_by_id[mapping.cell_id]
+        if not audit.mine(mapped_to):
+            continue
+        names = ", ".join(audit.cell_by_id[c].label for c in sorted(found.living))
+        target = verdict[1]
+        if target is None:
+            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                            f"mapped to {mapped_to.label}, but the instance lives in "
+                            f"several other cells: {names}", False)
+        elif not audit.complete():
+            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                            f"mapped to {mapped_to.label}, but the instance lives in {names} "
+                            "(not repaired while a cell cannot be read)", False)
+        else:
+            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                            f"mapped to {mapped_to.label}, but the instance lives in {names}",
+                            True)
+            moves.append((mapping, target))
+    if audit.fix and moves:
+        _repair_mappings(audit, [], moves)
 
+
+def _check_mapped_ranges(audit: Audit, cell: CellRef, found: dict[int, int]) -> None:
+    """mapping_without_instance: in each range of mapping ids where the API database has
+    more mappings to ``cell`` than the cell's walk met, the mappings whose instance the
+    cell has no row for are looked up in every cell; those no cell has are orphans."""
+    from sqlalchemy import func, select
+
+    from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
-    by_cell: dict[int, list[Row[Any]]] = defaultdict(list)
+    bucket = (im.c.id // BUCKET).label("bucket")  # integer division on every dialect
+    with audit.api.connect() as conn:
+        counts = {int(b): n for b, n in conn.execute(
+            select(bucket, func.count()).where(im.c.cell_id == cell.id).group_by(bucket))}
+    short = sorted(b for b, n in counts.items() if n > found.get(b, 0))
+    for b in short:
+        query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
+            im.c.cell_id == cell.id, im.c.id >= b * BUCKET, im.c.id < (b + 1) * BUCKET)
+        for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
+            uuids = [row.instance_uuid for row in rows]
+
+            def lacking(db: Engine, keys: list[str] = uuids) -> list[str]:
+                return absent(keys, *_counter(db, i.c.uuid))
+
+            missing = audit.in_cell(cell, lacking)
+            if missing:
+                gone = {_fold(u) for u in missing}
+                _check_orphans(audit, [r for r in rows if _fold(r.instance_uuid) in gone])
+
+
+def _check_orphans(audit: Audit, rows: list[Row[Any]]) -> None:
+    seen = _where_instances_are(audit, [row.instance_uuid for row in rows])
+    orphans = []
     for row in rows:
-        by_cell[row.cell_id].append(row)
-
-    def job(mapped: list[Row[Any]]) -> Callable[[Engine], list[str]]:
-        def run(db: Engine) -> list[str]:
-            living = _counter(db, i.c.uuid, i.c.deleted == 0,
-                              or_(i.c.hidden.is_(None), i.c.hidden == false()))
-            return absent([row.instance_uuid for row in mapped], *living)
-        return run
-
-    cells = [audit.cell_by_id[cell_id] for cell_id in by_cell]
-    answers = audit.per_cell({cell.id: job(by_cell[cell.id]) for cell in cells})
-    suspects = []
-    for cell_id, missing in answers.items():
-        folded = {_fold(uuid) for uuid in missing}
-        suspects += [row for row in by_cell[cell_id] if _fold(row.instance_uuid) in folded]
-    return suspects
+        verdict = _verdict(audit, row.cell_id, seen.get(_fold(row.instance_uuid), _NOWHERE))
+        if verdict is None or verdict[0] != MAPPING_WITHOUT_INSTANCE:
+            continue  # elsewhere: a misplaced mapping, reported by the cell that has it
+        cell = audit.cell_by_id[row.cell_id]
+        audit.found.add(MAPPING_WITHOUT_INSTANCE, cell, row.instance_uuid,
+                        f"no cell has a row for the instance (archived or purged); "
+                        f"the mapping to {cell.label} remains", True)
+        orphans.append(row)
+    if audit.fix and orphans:
+        _repair_mappings(audit, orphans, [])
 
 
 def _check_cell_less(audit: Audit) -> None:
@@ -447,40 +516,6 @@ def _check_cell_less(audit: Audit) -> None:
                 audit.found.add(MAPPING_WITHOUT_CELL, None, row.instance_uuid,
                                 f"instance mapping has no cell {since} (older than "
                                 f"--build-timeout {audit.build_timeout:g} s)", False)
-
-
-def _check_mapped(audit: Audit, rows: list[Row[Any]]) -> None:
-    seen = _where_instances_are(audit, [row.instance_uuid for row in rows])
-    orphans: list[Row[Any]] = []
-    moves: list[tuple[Row[Any], int]] = []
-    for row in rows:
-        verdict = _verdict(audit, row.cell_id, seen.get(_fold(row.instance_uuid), _NOWHERE))
-        if verdict is None:
-            continue
-        kind, target = verdict
-        cell = audit.cell_by_id[row.cell_id]
-        if kind == MAPPING_WITHOUT_INSTANCE:
-            audit.found.add(kind, cell, row.instance_uuid,
-                            f"no cell has a row for the instance (archived or purged); "
-                            f"the mapping to {cell.label} remains", True)
-            orphans.append(row)
-            continue
-        living = seen[_fold(row.instance_uuid)].living
-        names = ", ".join(audit.cell_by_id[c].label for c in sorted(living))
-        if target is None:
-            audit.found.add(kind, cell, row.instance_uuid,
-                            f"mapped to {cell.label}, but the instance lives in several "
-                            f"other cells: {names}", False)
-        elif not audit.complete():
-            audit.found.add(kind, cell, row.instance_uuid,
-                            f"mapped to {cell.label}, but the instance lives in {names} "
-                            "(not repaired while a cell cannot be read)", False)
-        else:
-            audit.found.add(kind, cell, row.instance_uuid,
-                            f"mapped to {cell.label}, but the instance lives in {names}", True)
-            moves.append((row, target))
-    if audit.fix and (orphans or moves):
-        _repair_mappings(audit, orphans, moves)
 
 
 def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
