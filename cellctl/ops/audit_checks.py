@@ -256,51 +256,62 @@ def _counter(engine: Engine, column: Column[str], *where: Any
 # --- instances of each cell against instance_mappings ------------------------------
 
 
-# Mappings are counted per range of this many ids, to find the ranges to look at.
-BUCKET = 10_000
-
-
 def check_instances(audit: Audit, cell: CellRef) -> None:
     """Every instance row of the cell against instance_mappings, in one walk.
 
-    The cell's instances are walked in UUID order (an index-only scan) and
-    each page's mappings fetched with one IN query (a contiguous range of
-    the API's index). That finds instance_without_mapping (a visible
-    instance with no mapping, what map_instances maps) and the candidates of
-    mapping_in_wrong_cell (a live instance mapped to another cell). It also
-    counts, per range of mapping ids, the mappings to this cell whose
-    instance it has: a range where the API has more (``_check_mapped_ranges``)
-    holds a mapping whose instance is not in the cell.
+    The cell's instances are walked in UUID order (an index-only scan); each
+    page is counted among the mappings to this cell (one IN query, on a
+    contiguous range of the API's index, moving no rows), and only a page
+    whose count falls short is split and the mappings of a small part
+    fetched. That finds instance_without_mapping (a visible instance with no
+    mapping, what map_instances maps) and the candidates of
+    mapping_in_wrong_cell (an instance mapped to another cell). When the
+    walk met fewer mappings to this cell than the API database has, some
+    mapping's instance is not in the cell: ``_check_orphans_of`` looks.
     """
     from sqlalchemy import select
 
-    from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
-    wants_orphans = audit.found.wants(MAPPING_WITHOUT_INSTANCE)
-    buckets: dict[int, int] = defaultdict(int)
-    query = select(i.c.uuid, i.c.deleted)
-    for rows in cell_pages(audit, cell, query, i.c.uuid):
-        with audit.api.connect() as conn:
-            mapped = {_fold(m.instance_uuid): m for m in conn.execute(
-                select(im.c.instance_uuid, im.c.id, im.c.cell_id)
-                .where(im.c.instance_uuid.in_([row.uuid for row in rows])))}
-        unmapped: list[str] = []
-        elsewhere: list[Any] = []
-        for row in rows:
-            mapping = mapped.get(_fold(row.uuid))
-            if mapping is None:
-                unmapped.append(row.uuid)
-            elif mapping.cell_id == cell.id:
-                buckets[mapping.id // BUCKET] += 1
-            elif mapping.cell_id is not None and row.deleted == 0:
-                elsewhere.append(mapping)
+    met = 0
+    for rows in cell_pages(audit, cell, select(i.c.uuid), i.c.uuid):
+        here, unmapped, elsewhere = _mapped_elsewhere(audit, cell, [row.uuid for row in rows])
+        met += here
         if unmapped and audit.found.wants(INSTANCE_WITHOUT_MAPPING) and audit.mine(cell):
             _unmapped_instances(audit, cell, unmapped)
         if elsewhere and audit.found.wants(MAPPING_IN_WRONG_CELL):
             _check_misplaced(audit, cell, elsewhere)
-    if wants_orphans and audit.mine(cell) and not audit.found.is_lost(cell):
-        _check_mapped_ranges(audit, cell, buckets)
+    if (audit.found.wants(MAPPING_WITHOUT_INSTANCE) and audit.mine(cell)
+            and not audit.found.is_lost(cell)):
+        _check_orphans_of(audit, cell, met)
+
+
+def _mapped_elsewhere(audit: Audit, cell: CellRef, uuids: Sequence[str]
+                      ) -> tuple[int, list[str], list[Any]]:
+    """(how many of ``uuids`` are mapped to ``cell``, those not mapped at all, the mappings
+    (instance_uuid, id, cell_id) of those mapped elsewhere), counting before fetching."""
+    from sqlalchemy import func, select
+
+    from cellctl.tables.api import instance_mappings as im
+
+    with audit.api.connect() as conn:
+        here = int(conn.execute(select(func.count()).select_from(im).where(
+            im.c.instance_uuid.in_(list(uuids)), im.c.cell_id == cell.id)).scalar_one())
+        if here >= len(uuids):
+            return here, [], []
+        if len(uuids) > SMALL:
+            size = -(-len(uuids) // SPLIT)
+            total, lacking, others = 0, list[str](), list[Any]()
+            for part in chunks(uuids, size):
+                n, u, e = _mapped_elsewhere(audit, cell, part)
+                total, lacking, others = total + n, lacking + u, others + e
+            return total, lacking, others
+        mappings = {_fold(m.instance_uuid): m for m in conn.execute(
+            select(im.c.instance_uuid, im.c.id, im.c.cell_id)
+            .where(im.c.instance_uuid.in_(list(uuids))))}
+    unmapped = [uuid for uuid in uuids if _fold(uuid) not in mappings]
+    elsewhere = [m for m in mappings.values() if m.cell_id not in (cell.id, None)]
+    return here, unmapped, elsewhere
 
 
 def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
@@ -449,33 +460,32 @@ def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Row[Any]]) -> N
         _repair_mappings(audit, [], moves)
 
 
-def _check_mapped_ranges(audit: Audit, cell: CellRef, found: dict[int, int]) -> None:
-    """mapping_without_instance: in each range of mapping ids where the API database has
-    more mappings to ``cell`` than the cell's walk met, the mappings whose instance the
-    cell has no row for are looked up in every cell; those no cell has are orphans."""
+def _check_orphans_of(audit: Audit, cell: CellRef, met: int) -> None:
+    """mapping_without_instance: if the API database has more mappings to ``cell`` than
+    the cell's walk met, its mappings are walked, each page counted against the cell's
+    instances (an index-only look-up), and the mappings whose instance the cell lacks
+    looked up in every cell: those no cell has are orphans."""
     from sqlalchemy import func, select
 
     from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances as i
 
-    bucket = (im.c.id // BUCKET).label("bucket")  # integer division on every dialect
     with audit.api.connect() as conn:
-        counts = {int(b): n for b, n in conn.execute(
-            select(bucket, func.count()).where(im.c.cell_id == cell.id).group_by(bucket))}
-    short = sorted(b for b, n in counts.items() if n > found.get(b, 0))
-    for b in short:
-        query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
-            im.c.cell_id == cell.id, im.c.id >= b * BUCKET, im.c.id < (b + 1) * BUCKET)
-        for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
-            uuids = [row.instance_uuid for row in rows]
+        total = int(conn.execute(select(func.count()).select_from(im)
+                                 .where(im.c.cell_id == cell.id)).scalar_one())
+    if total <= met:
+        return
+    query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(im.c.cell_id == cell.id)
+    for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
+        uuids = [row.instance_uuid for row in rows]
 
-            def lacking(db: Engine, keys: list[str] = uuids) -> list[str]:
-                return absent(keys, *_counter(db, i.c.uuid))
+        def lacking(db: Engine, keys: list[str] = uuids) -> list[str]:
+            return absent(keys, *_counter(db, i.c.uuid))
 
-            missing = audit.in_cell(cell, lacking)
-            if missing:
-                gone = {_fold(u) for u in missing}
-                _check_orphans(audit, [r for r in rows if _fold(r.instance_uuid) in gone])
+        missing = audit.in_cell(cell, lacking)
+        if missing:
+            gone = {_fold(u) for u in missing}
+            _check_orphans(audit, [r for r in rows if _fold(r.instance_uuid) in gone])
 
 
 def _check_orphans(audit: Audit, rows: list[Row[Any]]) -> None:
