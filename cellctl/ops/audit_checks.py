@@ -213,7 +213,7 @@ def _fold(value: str) -> str:
 
 
 # Below this many keys a short count is followed by fetching the keys themselves.
-SMALL = 250
+SMALL = 500
 SPLIT = 10
 
 
