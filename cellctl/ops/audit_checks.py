@@ -274,16 +274,32 @@ def check_instances(audit: Audit, cell: CellRef) -> None:
     from cellctl.tables.cell import instances as i
 
     met = 0
+    # Repairs wait until a page's worth is found: one locked transaction each.
+    to_map: list[str] = []
+    to_move: list[tuple[Any, int]] = []
     for rows in cell_pages(audit, cell, select(i.c.uuid), i.c.uuid):
         here, unmapped, elsewhere = _mapped_elsewhere(audit, cell, [row.uuid for row in rows])
         met += here
         if unmapped and audit.found.wants(INSTANCE_WITHOUT_MAPPING) and audit.mine(cell):
-            _unmapped_instances(audit, cell, unmapped)
+            to_map += _unmapped_instances(audit, cell, unmapped)
         if elsewhere and audit.found.wants(MAPPING_IN_WRONG_CELL):
-            _check_misplaced(audit, cell, elsewhere)
+            to_move += _check_misplaced(audit, cell, elsewhere)
+        if audit.fix and len(to_map) + len(to_move) >= PAGE:
+            _repair_instances(audit, cell, to_map, to_move)
+            to_map, to_move = [], []
+    if audit.fix:
+        _repair_instances(audit, cell, to_map, to_move)
     if (audit.found.wants(MAPPING_WITHOUT_INSTANCE) and audit.mine(cell)
             and not audit.found.is_lost(cell)):
         _check_orphans_of(audit, cell, met)
+
+
+def _repair_instances(audit: Audit, cell: CellRef, to_map: list[str],
+                      to_move: list[tuple[Any, int]]) -> None:
+    if to_map:
+        _map_instances(audit, cell, to_map)
+    if to_move:
+        _repair_mappings(audit, [], to_move)
 
 
 def _mapped_elsewhere(audit: Audit, cell: CellRef, uuids: Sequence[str]
@@ -314,7 +330,8 @@ def _mapped_elsewhere(audit: Audit, cell: CellRef, uuids: Sequence[str]
     return here, unmapped, elsewhere
 
 
-def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
+def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> list[str]:
+    """Report the visible ones of ``uuids`` (unmapped instances); those --fix may map."""
     from sqlalchemy import select
 
     from cellctl.ops.cell_queries import visible_instances
@@ -337,8 +354,7 @@ def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
             audit.found.add(INSTANCE_WITHOUT_MAPPING, cell, row.uuid,
                             f"{state}instance has no instance mapping "
                             "(map_instances maps it)", True)
-    if audit.fix and any(row.project_id is not None for row in unmapped):
-        _map_instances(audit, cell, [row.uuid for row in unmapped if row.project_id is not None])
+    return [row.uuid for row in unmapped if row.project_id is not None]
 
 
 def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
@@ -426,9 +442,11 @@ def check_mappings(audit: Audit) -> None:
         _check_cell_less(audit)
 
 
-def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Row[Any]]) -> None:
+def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Any]
+                     ) -> list[tuple[Any, int]]:
     """mapping_in_wrong_cell among live instances of ``cell`` mapped to other cells: each
-    reported once, from the first cell (by id) where it lives, under its mapping's cell."""
+    reported once, from the first cell (by id) where it lives, under its mapping's cell.
+    Returns the repairs --fix may make: (mapping, the cell to point it at)."""
     seen = _where_instances_are(audit, [m.instance_uuid for m in mappings])
     moves: list[tuple[Row[Any], int]] = []
     for mapping in mappings:
@@ -456,8 +474,7 @@ def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Row[Any]]) -> N
                             f"mapped to {mapped_to.label}, but the instance lives in {names}",
                             True)
             moves.append((mapping, target))
-    if audit.fix and moves:
-        _repair_mappings(audit, [], moves)
+    return moves
 
 
 def _check_orphans_of(audit: Audit, cell: CellRef, met: int) -> None:
