@@ -9,6 +9,7 @@ in CI: ``tests/test_docs.py`` runs both builds)::
 
 from __future__ import annotations
 
+import click
 from docutils import nodes
 from sphinx.application import Sphinx
 
@@ -50,19 +51,30 @@ man_pages = [
 man_show_urls = False
 
 
+def _command_paths(group: click.Group, prefix: str) -> set[str]:
+    paths = set()
+    for name, command in group.commands.items():
+        paths.add(f"{prefix} {name}")
+        if isinstance(command, click.Group):
+            paths |= _command_paths(command, f"{prefix} {name}")
+    return paths
+
+
 def _full_command_titles(app: Sphinx, doctree: nodes.document) -> None:
     """Title each generated command section with its whole path ("api_db sync").
 
     sphinx-click titles a sub-command with its own name ("sync"); in the man
-    page, where the hierarchy is flattened, "sync" appears once under api_db
-    and once under db. Its section's name is the full command path.
+    page, where the hierarchy is flattened, "sync" would appear once under
+    api_db and once under db. sphinx-click names the section with the full
+    command path ("cellctl api_db sync"), which is how it is recognised here.
     """
+    from cellctl.cli import main
+
+    paths = _command_paths(main, "cellctl")
     for section in doctree.findall(nodes.section):
         path = section["names"][0] if section["names"] else ""
         title = section[0] if section.children else None
-        if not path.startswith("cellctl ") or not isinstance(title, nodes.title):
-            continue
-        if title.astext() in (path, path.rsplit(" ", 1)[-1]):
+        if path in paths and isinstance(title, nodes.title):
             title.children = [nodes.Text(path.removeprefix("cellctl "))]
 
 
