@@ -153,9 +153,9 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
 
 def test_unmapped_instances_are_counted_across_batches(sqlite_cloud, monkeypatch):
     """Keyset pagination: with tiny batches every page is read and examples come first."""
-    from cellctl.ops import unmapped
+    from cellctl import paging
 
-    monkeypatch.setattr(unmapped, "BATCH_SIZE", 3)
+    monkeypatch.setattr(paging, "BATCH_SIZE", 3)
     cell1 = setup_cells(sqlite_cloud)
     uuids = add_instances(sqlite_cloud.cell_url, 10)
     map_instances(sqlite_cloud.api_url, cell1, uuids[::2])
