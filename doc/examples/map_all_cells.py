@@ -15,7 +15,6 @@ import sys
 from typing import TextIO
 
 import cellctl
-from cellctl.errors import CellctlError
 
 
 class LineProgress:
@@ -28,7 +27,9 @@ class LineProgress:
 
     def __init__(self, out: TextIO = sys.stderr, step: int = 20_000) -> None:
         self.out, self.step = out, step
-        self.label, self.total, self.done, self.shown = "", None, 0, 0
+        self.label = ""
+        self.total: int | None = None
+        self.done = self.shown = 0
 
     def start(self, label: str, total: int | None) -> None:
         self.label, self.total, self.done, self.shown = label, total, 0, 0
@@ -55,7 +56,7 @@ def map_all_cells(settings: cellctl.Settings, progress: cellctl.Progress) -> int
             print(f"Cell {name}:", file=sys.stderr)
             try:
                 result = cellctl.map_instances(dbs, cell["uuid"], progress=progress)
-            except CellctlError as exc:  # this cell's database cannot be used
+            except cellctl.CellctlError as exc:  # this cell's database cannot be used
                 failed += 1
                 print(f"  not mapped: {exc}", file=sys.stderr)
                 continue
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
         # works as is), else the environment, else the embedded defaults.
         settings = cellctl.resolve(config_files=argv)
         return map_all_cells(settings, LineProgress())
-    except CellctlError as exc:  # bad settings, a database that cannot be used
+    except cellctl.CellctlError as exc:  # bad settings, a database that cannot be used
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
 
