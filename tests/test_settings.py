@@ -40,7 +40,9 @@ def test_embedded_defaults_without_config(tmp_path):
     assert settings.database_connection.value == f"sqlite:///{tmp_path}/state/cell1.sqlite"
     assert settings.transport_url.value == "memory:///"
     assert settings.service_down_seconds == 60
-    assert all(s.source == "embedded default" for s in settings.all()[:4])
+    assert all(s.source == "embedded default" for s in settings.all()[:3])
+    # Nova's own default, whether or not a configuration file is read
+    assert settings.service_down_time.source == "default"
     assert (tmp_path / "state").is_dir()
 
 
@@ -60,9 +62,13 @@ def test_precedence_flag_env_file(nova_conf, tmp_path):
                "CELLCTL_API_DATABASE_CONNECTION": "sqlite:///env.sqlite",
                "CELLCTL_TRANSPORT_URL": "memory:///"}
     settings = resolve(config_files=[nova_conf], environ=environ,
-                       api_database_connection="sqlite:///flag.sqlite")
+                       api_database_connection="sqlite:///flag.sqlite", from_cli=True)
     assert settings.api_database_connection.value == "sqlite:///flag.sqlite"
     assert settings.api_database_connection.source == "--api-database-connection"
+    # a Python caller is not told of flags
+    from_python = resolve(config_files=[nova_conf], environ=environ,
+                          api_database_connection="sqlite:///flag.sqlite")
+    assert from_python.api_database_connection.source == "keyword api_database_connection"
     assert settings.transport_url.value == "memory:///"
     assert settings.transport_url.source == "CELLCTL_TRANSPORT_URL"
     assert settings.database_connection.source.endswith("[database] connection")
