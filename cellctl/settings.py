@@ -382,9 +382,11 @@ class _Configuration:
         group = None if spec.group == "DEFAULT" else spec.group
         for _ in range(len(self._lazy) + 1):
             try:
+                # get_location() first: it raises what went wrong, where reading a
+                # [DEFAULT] option by name turns every error into NoSuchOptError.
+                location = self._conf.get_location(spec.option, group)
                 value = self._conf[spec.group][spec.option] if group else \
                     self._conf[spec.option]
-                location = self._conf.get_location(spec.option, group)
                 break
             except cfg.NoSuchOptError as exc:
                 if not self._register_lazy(exc.opt_name):
