@@ -130,9 +130,9 @@ def _ordered(order: list[str], files: tuple[str, ...],
 @click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cellctl")
 @click.option("--config-file", "config_files", multiple=True, metavar="PATH",
-              help="Configuration file, read as nova-manage reads it (oslo.config); "
-                   "repeatable, later files win. Default: oslo.config's search for nova "
-                   "(~/.nova/nova.conf, ~/nova.conf, /etc/nova/nova.conf, /etc/nova.conf).")
+              help="Configuration file, read as nova-manage reads it; repeatable, later "
+                   "files win. Default: nova-manage's search (~/.nova/nova.conf, "
+                   "~/nova.conf, /etc/nova/nova.conf, /etc/nova.conf).")
 @click.option("--config-dir", "config_dirs", multiple=True, metavar="DIR",
               help="Directory whose *.conf files are read, sorted, where the option stands "
                    "among the --config-file options; repeatable. Default: nova.conf.d in "
