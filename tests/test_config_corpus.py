@@ -101,8 +101,8 @@ def reference(args: list[tuple[str, str]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, (group, option) in OPTIONS.items():
         values[name] = conf[option] if group == "DEFAULT" else conf[group][option]
-        if name == "transport_url" and conf.get_location(option).location == \
-                cfg.Locations.opt_default:
+        location = conf.get_location(option) if name == "transport_url" else None
+        if location is not None and location.location == cfg.Locations.opt_default:
             values[name] = None  # cellctl's one documented difference: no rabbit:// default
     return values
 
