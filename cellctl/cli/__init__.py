@@ -134,9 +134,9 @@ def _ordered(order: list[str], files: tuple[str, ...],
                    "files win. Default: nova-manage's search (~/.nova/nova.conf, "
                    "~/nova.conf, /etc/nova/nova.conf, /etc/nova.conf).")
 @click.option("--config-dir", "config_dirs", multiple=True, metavar="DIR",
-              help="Directory whose *.conf files are read, sorted, where the option stands "
-                   "among the --config-file options; repeatable. Default: nova.conf.d in "
-                   "the same places.")
+              help="Directory whose files ending in .conf are read, sorted, where the "
+                   "option stands among the --config-file options; repeatable. Default: "
+                   "nova.conf.d in the same places.")
 @click.option("--api-database-connection", metavar="URL",
               help="SQLAlchemy URL of the API database.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
