@@ -1,0 +1,182 @@
+"""The ``zk`` driver: Nova 12's ZooKeeper service group, read and joined through kazoo.
+
+Layout (Nova 12's ``nova/servicegroup/drivers/zk.py`` with evzookeeper's
+``Membership``): ``<[zookeeper] sg_prefix>/<topic>/<host>`` is a persistent znode
+holding ``ZKMembers``; each running process of that service holds one
+ephemeral child of it, named by its process id. ZooKeeper deletes an ephemeral
+node when its session ends (the process died, or lost the server for longer
+than its session timeout), so a host is up while its znode has a child.
+
+Reading, the cheapest correct way: one ``get_children`` of each group (topic)
+tells which hosts have a znode at all (the others are down without another
+call); then one ``get`` (data and Stat, whose ``numChildren`` counts the
+processes) of each listed host that was asked about, all sent at once through
+kazoo's async API and pipelined on the one session, so the cost is one round
+trip per group plus the server's time per znode, not a round trip per host.
+(ZooKeeper has no bulk read of several znodes' Stat: ``getAllChildrenNumber``
+counts a whole subtree, and kazoo does not speak the 3.6 ``multiRead``.)
+
+``report`` (``cellctl service heartbeat``) creates the host's znode when
+missing and keeps one ephemeral child for as long as the session lives; each
+beat checks the child is still there and recreates it after a session expiry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cellctl.liveness import BackendUnreachable, ServiceRecord
+from cellctl.liveness.options import ZooKeeperOptions
+from cellctl.urls import mask_urls_in_text
+
+if TYPE_CHECKING:
+    import datetime
+
+    from sqlalchemy.engine import Engine
+
+MEMBERS_DATA = b"ZKMembers"
+
+
+def _quiet_kazoo() -> None:
+    # kazoo logs every failed connection attempt at WARNING; Python's last-resort
+    # handler would print those on stderr. The driver reports failures itself.
+    logger = logging.getLogger("kazoo")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+class ZooKeeperDriver:
+    name = "zk"
+
+    def __init__(self, options: ZooKeeperOptions, *, timeout: float) -> None:
+        self.options = options
+        self.timeout = timeout
+        self.warnings: list[str] = []
+        self._zk: Any = None
+        self._member: str | None = None  # the ephemeral child this process holds
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        address = self.options.address or "(no [zookeeper] address)"
+        return mask_urls_in_text(f"ZooKeeper {address} (sg_prefix {self.options.sg_prefix})")
+
+    def _fail(self, what: str, exc: BaseException | None = None) -> BackendUnreachable:
+        reason = ""
+        if exc is not None:
+            text = str(exc).strip()
+            reason = ": " + (text.splitlines()[0] if text else type(exc).__name__)
+        return BackendUnreachable(mask_urls_in_text(f"{self.describe()} {what}{reason}"))
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._zk is not None:
+                return self._zk
+            if not self.options.address:
+                raise BackendUnreachable(
+                    "servicegroup_driver zk, but [zookeeper] address is not set")
+            _quiet_kazoo()
+            from kazoo.client import KazooClient
+            from kazoo.retry import KazooRetry
+
+            zk = KazooClient(hosts=self.options.address,
+                             timeout=self.options.recv_timeout_ms / 1000.0,
+                             connection_retry=KazooRetry(max_tries=-1, max_delay=1.0),
+                             randomize_hosts=False)
+            try:
+                zk.start(timeout=self.timeout)
+            except Exception as exc:  # kazoo's timeout, a bad address
+                _stop(zk)
+                raise self._fail(f"did not answer within {self.timeout:g} s"
+                                 if type(exc).__name__.endswith("Timeout") or
+                                 "time-out" in str(exc) else "cannot be used", exc) from None
+            self._zk = zk
+            return zk
+
+    def _wait(self, async_result: Any, deadline: float) -> Any:
+        return async_result.get(timeout=max(0.01, deadline - time.monotonic()))
+
+    def alive(self, services: Sequence[ServiceRecord],
+              now: datetime.datetime) -> list[bool | None]:
+        if not services:
+            return []
+        from kazoo.exceptions import NoNodeError
+
+        zk = self._client()
+        deadline = time.monotonic() + self.timeout
+        prefix = self.options.sg_prefix.rstrip("/")
+        wanted: dict[str, set[str]] = {}
+        for service in services:
+            wanted.setdefault(str(service.topic), set()).add(service.host)
+        up: set[tuple[str, str]] = set()
+        try:
+            listings = {topic: zk.get_children_async(f"{prefix}/{topic}") for topic in wanted}
+            pending: dict[tuple[str, str], Any] = {}
+            for topic, listing in listings.items():
+                try:
+                    present = set(self._wait(listing, deadline))
+                except NoNodeError:
+                    continue  # no service of this topic ever joined
+                for host in wanted[topic] & present:
+                    pending[(topic, host)] = zk.get_async(f"{prefix}/{topic}/{host}")
+            for member, request in pending.items():
+                try:
+                    data, stat = self._wait(request, deadline)
+                except NoNodeError:
+                    continue  # left between the listing and the get
+                if data == MEMBERS_DATA and stat.numChildren > 0:
+                    up.add(member)
+        except BackendUnreachable:
+            raise
+        except Exception as exc:  # connection loss, session expiry, timeout
+            self._reset()
+            raise self._fail("did not answer", exc) from None
+        return [(str(s.topic), s.host) in up for s in services]
+
+    def report(self, cell_db: Engine, service: ServiceRecord) -> None:
+        """Join ``<sg_prefix>/<topic>/<host>`` as evzookeeper's Membership does: the
+        host znode with ``ZKMembers``, and this process's ephemeral child."""
+        from kazoo.exceptions import NodeExistsError
+
+        zk = self._client()
+        group = f"{self.options.sg_prefix.rstrip('/')}/{service.topic}/{service.host}"
+        member = f"{group}/{os.getpid()}"
+        deadline = time.monotonic() + self.timeout
+        try:
+            if self._member == member and self._wait(zk.exists_async(member), deadline):
+                return
+            with contextlib.suppress(NodeExistsError):
+                self._wait(zk.create_async(group, MEMBERS_DATA, makepath=True), deadline)
+            try:
+                self._wait(zk.create_async(member, b"", ephemeral=True), deadline)
+            except NodeExistsError:
+                # A child of that name from an older session of the same pid: take it over.
+                self._wait(zk.delete_async(member), deadline)
+                self._wait(zk.create_async(member, b"", ephemeral=True), deadline)
+        except Exception as exc:
+            raise self._fail("did not take the heartbeat", exc) from None
+        self._member = member
+
+    def _reset(self) -> None:
+        with self._lock:
+            zk, self._zk = self._zk, None
+        if zk is not None:
+            _stop(zk)
+
+    def close(self) -> None:
+        self._member = None
+        self._reset()
+
+
+def _stop(zk: Any) -> None:
+    try:
+        zk.stop()
+        zk.close()
+    except Exception:  # already stopped, or the socket is gone
+        pass
