@@ -100,7 +100,7 @@ def test_key_is_oslo_caches_sha1_mangled_key() -> None:
 
 @pytest.mark.parametrize("bad", [
     pickle.dumps({"ct": 1.0, "v": 2}),  # a dict, not a CachedValue
-    pickle.dumps(datetime.timezone.utc),  # a global outside the allow-list
+    pickle.dumps(datetime.UTC),  # a global outside the allow-list
     b"\x80\x05garbage",
     pickle.dumps(CachedValue(1, {"v": 2}), 0)
     .replace(b"cellctl.liveness.memcache", b"dogpile.cache.api"),  # no creation time
@@ -286,7 +286,7 @@ def test_hostile_pickle_is_reported_never_run(
     proof.unlink()
     bad, good = unique_hosts(2)
     raw = Client(memcached_server)
-    raw.set(cache_key("compute", bad), payload, flags=1)
+    raw.set(cache_key("compute", bad), payload, flags=1, noreply=False)
     raw.close()
     mc = driver([memcached_server])
     try:
@@ -304,7 +304,7 @@ def test_value_of_another_client_is_unknown(memcached_server: str) -> None:
 
     host, = unique_hosts(1)
     raw = Client(memcached_server)
-    raw.set(cache_key("compute", host), b"2026-12-01T22:00:00", flags=0)
+    raw.set(cache_key("compute", host), b"2026-12-01T22:00:00", flags=0, noreply=False)
     raw.close()
     mc = driver([memcached_server])
     assert mc.alive([service(host)], utcnow()) == [None]

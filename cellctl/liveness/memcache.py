@@ -67,7 +67,11 @@ def pickle_protocol(backend: str) -> int:
 # --- writing: the bytes dogpile + the memcache client produce ----------------
 
 
-class _DogpilePickler(pickle._Pickler):  # type: ignore[name-defined,misc]
+# The pure-Python pickler (pickle._Pickler): its save_global can be overridden.
+_PurePickler: Any = getattr(pickle, "_Pickler")  # noqa: B009
+
+
+class _DogpilePickler(_PurePickler):
     """The standard pickler, which names ``CachedValue`` as dogpile's class.
 
     Pickling checks that a class is importable under its name; this driver does
@@ -130,7 +134,8 @@ def _datetime(*args: Any) -> datetime.datetime:
     # datetime's pickled state: one 10-byte string (naive: no tzinfo argument)
     if len(args) != 1 or not isinstance(args[0], bytes) or len(args[0]) != 10:
         raise NotAHeartbeat("datetime.datetime with an unexpected state")
-    return datetime.datetime(args[0])  # type: ignore[call-overload,no-any-return]
+    restore: Any = datetime.datetime  # the C type's unpickling form: datetime(state)
+    return restore(args[0])  # type: ignore[no-any-return]
 
 
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
@@ -183,8 +188,8 @@ def server_picker(backend: str, servers: Sequence[str]) -> Callable[[str], int]:
     """A function from key to the index in ``servers`` of the server Nova's client uses."""
     if backend != PYMEMCACHE_BACKEND:
         return lambda key: _python_memcached_bucket(key, len(servers))
-    from pymemcache.client.base import normalize_server_spec
-    from pymemcache.client.rendezvous import RendezvousHash
+    from pymemcache.client.base import normalize_server_spec  # type: ignore[import-untyped]
+    from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
 
     # HashClient's node names: "%s:%s" % (host, port) of the normalised spec
     names = []
@@ -201,7 +206,7 @@ def server_picker(backend: str, servers: Sequence[str]) -> Callable[[str], int]:
 def _address(server: str) -> tuple[str, int] | str:
     """A ``memcache_servers`` entry as pymemcache connects to it (python-memcached's
     ``inet:``/``inet6:`` prefixes allowed)."""
-    from pymemcache.client.base import normalize_server_spec
+    from pymemcache.client.base import normalize_server_spec  # type: ignore[import-untyped]
 
     for prefix in ("inet6:", "inet:"):
         server = server.removeprefix(prefix)
@@ -255,7 +260,7 @@ class MemcacheDriver:
         with self._lock:
             client = self._clients.get(index)
             if client is None:
-                from pymemcache.client.base import Client
+                from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
                 client = Client(_address(self.options.servers[index]), serde=_RawSerde(),
                                 connect_timeout=self.timeout, timeout=self.timeout,

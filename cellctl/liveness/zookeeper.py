@@ -61,6 +61,7 @@ class ZooKeeperDriver:
         self.warnings: list[str] = []
         self._zk: Any = None
         self._member: str | None = None  # the ephemeral child this process holds
+        self._broken: BackendUnreachable | None = None
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -78,24 +79,32 @@ class ZooKeeperDriver:
         with self._lock:
             if self._zk is not None:
                 return self._zk
+            if self._broken is not None:  # one try per command, not one per call
+                raise self._broken
             if not self.options.address:
                 raise BackendUnreachable(
                     "servicegroup_driver zk, but [zookeeper] address is not set")
             _quiet_kazoo()
-            from kazoo.client import KazooClient
-            from kazoo.retry import KazooRetry
+            from kazoo.client import KazooClient  # type: ignore[import-untyped]
+            from kazoo.retry import KazooRetry  # type: ignore[import-untyped]
 
             zk = KazooClient(hosts=self.options.address,
                              timeout=self.options.recv_timeout_ms / 1000.0,
                              connection_retry=KazooRetry(max_tries=-1, max_delay=1.0),
                              randomize_hosts=False)
+            # start_async + wait, not start(): start() stops a client that did not
+            # connect in time by joining its connection thread, which sits in a
+            # connect() to a black-holed address for the whole session timeout.
             try:
-                zk.start(timeout=self.timeout)
-            except Exception as exc:  # kazoo's timeout, a bad address
-                _stop(zk)
-                raise self._fail(f"did not answer within {self.timeout:g} s"
-                                 if type(exc).__name__.endswith("Timeout") or
-                                 "time-out" in str(exc) else "cannot be used", exc) from None
+                connected = zk.start_async().wait(timeout=self.timeout) and zk.connected
+            except Exception as exc:  # a malformed address
+                _stop_in_background(zk)
+                self._broken = self._fail("cannot be used", exc)
+                raise self._broken from None
+            if not connected:
+                _stop_in_background(zk)
+                self._broken = self._fail(f"did not answer within {self.timeout:g} s")
+                raise self._broken
             self._zk = zk
             return zk
 
@@ -106,7 +115,7 @@ class ZooKeeperDriver:
               now: datetime.datetime) -> list[bool | None]:
         if not services:
             return []
-        from kazoo.exceptions import NoNodeError
+        from kazoo.exceptions import NoNodeError  # type: ignore[import-untyped]
 
         zk = self._client()
         deadline = time.monotonic() + self.timeout
@@ -136,14 +145,16 @@ class ZooKeeperDriver:
             raise
         except Exception as exc:  # connection loss, session expiry, timeout
             self._reset()
-            raise self._fail("did not answer", exc) from None
+            self._broken = self._fail("did not answer", exc)
+            raise self._broken from None
         return [(str(s.topic), s.host) in up for s in services]
 
     def report(self, cell_db: Engine, service: ServiceRecord) -> None:
         """Join ``<sg_prefix>/<topic>/<host>`` as evzookeeper's Membership does: the
         host znode with ``ZKMembers``, and this process's ephemeral child."""
-        from kazoo.exceptions import NodeExistsError
+        from kazoo.exceptions import NodeExistsError  # type: ignore[import-untyped]
 
+        self._broken = None  # every beat tries again
         zk = self._client()
         group = f"{self.options.sg_prefix.rstrip('/')}/{service.topic}/{service.host}"
         member = f"{group}/{os.getpid()}"
@@ -163,15 +174,23 @@ class ZooKeeperDriver:
             raise self._fail("did not take the heartbeat", exc) from None
         self._member = member
 
-    def _reset(self) -> None:
+    def _reset(self, wait: float = 0.0) -> None:
+        """Drop the session; wait up to ``wait`` s for its close (ephemeral children
+        then go at once, instead of at the session timeout)."""
         with self._lock:
             zk, self._zk = self._zk, None
         if zk is not None:
-            _stop(zk)
+            _stop_in_background(zk).join(wait)
 
     def close(self) -> None:
         self._member = None
-        self._reset()
+        self._reset(wait=self.timeout)
+
+
+def _stop_in_background(zk: Any) -> threading.Thread:
+    thread = threading.Thread(target=_stop, args=(zk,), daemon=True, name="cellctl-zk-stop")
+    thread.start()
+    return thread
 
 
 def _stop(zk: Any) -> None:
