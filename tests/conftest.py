@@ -306,6 +306,24 @@ def throwaway_memcached() -> Iterator[Callable[[], Any]]:
 
 
 @pytest.fixture
+def throwaway_zookeeper(tmp_path: Path) -> Iterator[Any]:
+    """A private ZooKeeper (tests.servers.ThrowawayZooKeeper), killed at the end."""
+    from servers import ThrowawayZooKeeper
+
+    missing = ThrowawayZooKeeper.missing()
+    if missing:
+        unavailable("throwaway ZooKeeper", missing)
+    server = ThrowawayZooKeeper(tmp_path / "zookeeper")
+    try:
+        server.start()
+    except Exception as exc:
+        server.kill()
+        unavailable("throwaway ZooKeeper", exc)
+    yield server
+    server.kill()
+
+
+@pytest.fixture
 def zk_prefix(zookeeper_server: str) -> Iterator[str]:
     """A fresh sg_prefix znode path of this test's own, deleted afterwards."""
     from kazoo.client import KazooClient

@@ -214,3 +214,15 @@ def test_unset_address_is_unknown() -> None:
     drv = zk_driver(None, "/servicegroups")  # type: ignore[arg-type]
     assert judge(drv, [service("h")], utcnow()) == [None]
     assert "[zookeeper] address is not set" in drv.warnings[0]
+
+
+def test_frozen_server_mid_session_is_unknown_in_bounded_time(throwaway_zookeeper: Any) -> None:
+    server = throwaway_zookeeper
+    drv = zk_driver(server.address, "/servicegroups", timeout=1.5)
+    drv.report(None, service("frozen-1"))  # type: ignore[arg-type]
+    assert drv.alive([service("frozen-1")], utcnow()) == [True]
+    server.freeze()
+    try:
+        _assert_unreachable(drv, 5)
+    finally:
+        server.thaw()
