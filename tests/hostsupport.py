@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from conftest import Cloud
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
 

@@ -145,11 +145,11 @@ def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mari
     import threading
     from types import SimpleNamespace
 
-    import cellctl.ops.cellreach as cellreach
-    import cellctl.ops.spanning as spanning
+    import cellctl.ops.across_cells as across_cells
+    import cellctl.ops.cell_refs as cell_refs
 
     remote = remote_cell_on(throwaway_mariadb, two_cells)
-    probe = cellreach.run_bounded
+    probe = across_cells.run_bounded
     frozen = []
 
     def probe_then_freeze(jobs, timeout):
@@ -158,8 +158,8 @@ def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mari
         frozen.append(True)
         return outcomes
 
-    monkeypatch.setattr(cellreach, "run_bounded", probe_then_freeze)
-    monkeypatch.setattr(spanning, "STALLED_SERVER_TIMEOUT", 2.0)
+    monkeypatch.setattr(across_cells, "run_bounded", probe_then_freeze)
+    monkeypatch.setattr(cell_refs, "STALLED_SERVER_TIMEOUT", 2.0)
     outcome = []
     worker = threading.Thread(
         target=lambda: outcome.append(two_cells.run("--format", "json", *COMMANDS[command])),

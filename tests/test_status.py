@@ -36,7 +36,7 @@ def setup_cells(cloud, transport="memory:///"):
 
 
 def add_live_conductor(url, host="conductor-1"):
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
 
     add_services(url, [host], "nova-conductor", last_seen_up=utcnow())
 
@@ -165,9 +165,9 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
 
 def test_unmapped_instances_are_counted_across_batches(sqlite_cloud, monkeypatch):
     """Keyset pagination: with tiny batches every page is read and examples come first."""
-    from cellctl.ops import unmapped
+    from cellctl import paging
 
-    monkeypatch.setattr(unmapped, "BATCH_SIZE", 3)
+    monkeypatch.setattr(paging, "BATCH_SIZE", 3)
     cell1 = setup_cells(sqlite_cloud)
     uuids = add_instances(sqlite_cloud.cell_url, 10)
     map_instances(sqlite_cloud.api_url, cell1, uuids[::2])
@@ -581,7 +581,7 @@ def test_bad_timeout_is_usage_error(sqlite_cloud):
 def test_cell_conductors_are_judged_in_every_regular_cell(cloud_no_pg):
     import datetime
 
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
 
     cloud = cloud_no_pg
     setup_cells(cloud)  # cell1: a live conductor

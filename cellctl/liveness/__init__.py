@@ -1,21 +1,31 @@
-"""The service group: whether a Nova service is up, decided as Nova's configured driver decides.
+"""The service group: whether a Nova service is alive, decided as Nova decides it.
 
-Nova (``nova/servicegroup/api.py``) picks one driver by ``[DEFAULT]
-servicegroup_driver``: ``db`` (heartbeats in ``services.last_seen_up``), ``mc``
-(heartbeats in memcached) or, up to Nova 12, ``zk`` (ephemeral znodes in
-ZooKeeper). Its rules, carried over here:
+Nova asks its service group driver (``[DEFAULT] servicegroup_driver``) after
+two rules of its own, which hold whatever the driver:
 
-- ``forced_down`` wins over any heartbeat;
-- ``service_down_time <= report_interval`` is raised to ``int(2.5 * report_interval)``;
-- a driver whose backend cannot be reached judges nothing: those services are
-  *unknown* (None), never down.
+- a service an admin forced down is down, whatever its heartbeats say;
+- ``service_down_time`` no longer than ``report_interval`` is raised to
+  ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``).
 
-Drivers live in ``db.py``, ``memcache.py`` and ``zookeeper.py``; only the
-chosen one is imported, and its client library only when it first talks.
+A driver answers for many services at once (one query, multi-get or listing
+per batch, never a round trip per host). When its backend cannot be reached
+it raises ``BackendUnreachable`` and ``judge`` makes every service it would
+have judged *unknown*, never *down*: a cache that is down says nothing about
+the computes.
+
+A driver may also leave single services unjudged (None): the memcached
+server holding their keys is down, or what it holds is not a heartbeat; it
+says why in ``take_warnings``, which ``judge`` passes on.
+
+Drivers: ``db`` (cellctl.liveness.db), ``mc`` (cellctl.liveness.memcache),
+``zk`` (cellctl.liveness.zookeeper); only the configured one is imported, and
+its client library only when it first talks to its backend. Their options are
+read in cellctl.liveness.options.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,15 +33,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cellctl.errors import CellctlError
 
 if TYPE_CHECKING:
-    import datetime
-
     from sqlalchemy.engine import Engine
 
     from cellctl.settings import Settings
 
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
-DRIVERS = ("db", "mc", "zk")
-DEFAULT_DRIVER = "db"
+FORCED_DOWN, DISABLED = "forced down", "disabled"
+# The state of a mapped host whose cell has no nova-compute service for it.
+NO_SERVICE = "no service"
+
 DEFAULT_REPORT_INTERVAL = 10  # seconds, Nova's [DEFAULT] report_interval
 
 
@@ -49,21 +59,19 @@ class ServiceRecord:
 
     @classmethod
     def of(cls, row: Any) -> ServiceRecord:
-        """From any object with the ``services`` columns (a SQLAlchemy row)."""
+        """From any object with the ``services`` columns (a Row, say)."""
         return cls(host=row.host, binary=row.binary, topic=row.topic,
                    disabled=bool(row.disabled), forced_down=bool(row.forced_down),
                    last_seen_up=row.last_seen_up, created_at=row.created_at)
 
 
 class BackendUnreachable(CellctlError):
-    """The driver's backend cannot be reached; the message is masked and names the backend."""
+    """The driver's backend (memcached, ZooKeeper) cannot be reached; the message is
+    masked and names the backend."""
 
 
 class Driver(Protocol):
-    name: str  # "db" | "mc" | "zk"
-    # Warnings gathered while judging (a value that is not a heartbeat, a server that
-    # did not answer): the caller moves them into its Result.
-    warnings: list[str]
+    name: str  # "db", "mc", "zk"
 
     def describe(self) -> str:
         """The backend, masked, for ``cellctl config`` and warnings."""
@@ -71,66 +79,41 @@ class Driver(Protocol):
 
     def alive(self, services: Sequence[ServiceRecord],
               now: datetime.datetime) -> list[bool | None]:
-        """Each service's liveness by the driver alone (forced_down is the caller's):
-        True/False, or None where this one service cannot be judged (its server is
-        down, its value is not a heartbeat). Bulk: one multi-get per batch or one
-        listing per group, never a round trip per service. Raises BackendUnreachable
-        when nothing can be judged."""
+        """Each service's liveness by the driver alone (``forced_down`` is the caller's):
+        None for one it cannot judge (``take_warnings`` says why). Safe to call from
+        several threads at once (cells are read in parallel).
+
+        Raises BackendUnreachable when it can judge none."""
         ...
 
-    def report(self, cell_db: Engine, service: ServiceRecord) -> None:
-        """One heartbeat, written where Nova's driver writes it."""
+    def take_warnings(self) -> list[str]:
+        """Warnings gathered by ``alive`` since the last call (and forgotten)."""
+        ...
+
+    def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
+        """One heartbeat for ``service``, as its Nova process would send it; the time
+        reported. Raises LookupError when the cell has no live such service (the db
+        driver; mc and zk do not read the database), BackendUnreachable when the
+        backend did not take it."""
         ...
 
     def close(self) -> None: ...
 
 
-def down_seconds(service_down_time: int, report_interval: int) -> int:
-    """Nova's ``service_down_time``, raised to 2.5x ``report_interval`` when not above it."""
+def down_seconds(service_down_time: int, report_interval: int = DEFAULT_REPORT_INTERVAL) -> int:
+    """``service_down_time`` as Nova uses it (raised when not above ``report_interval``)."""
     if service_down_time <= report_interval:
         return int(report_interval * 2.5)
     return service_down_time
 
 
-def judge(driver: Driver, services: Sequence[ServiceRecord],
-          now: datetime.datetime) -> list[bool | None]:
-    """Nova's ``service_is_up`` for each service: forced_down wins; None (unknown) for
-    every service the driver cannot judge, all of them when its backend is unreachable
-    (the reason is added to ``driver.warnings`` once)."""
-    if not services:
-        return []
-    asked = [s for s in services if not s.forced_down]
-    try:
-        verdicts = iter(driver.alive(asked, now) if asked else [])
-    except BackendUnreachable as exc:
-        _warn_once(driver, f"{exc}: liveness of {len(asked)} service(s) unknown")
-        return [False if s.forced_down else None for s in services]
-    return [False if s.forced_down else next(verdicts) for s in services]
-
-
-def _warn_once(driver: Driver, text: str) -> None:
-    if text not in driver.warnings:
-        driver.warnings.append(text)
-
-
-def host_state(*, disabled: bool | None, forced_down: bool | None, up: bool | None) -> str:
-    """One word for a host's compute service, the most urgent first: "forced down",
-    then "unknown" (liveness could not be read), "down", "disabled", "up"."""
-    if forced_down:
-        return "forced down"
-    if up is None:
-        return UNKNOWN
-    if not up:
-        return DOWN
-    return "disabled" if disabled else UP
-
-
 def service_group(settings: Settings, *, timeout: float | None = None) -> Driver:
-    """The driver Nova would use with these settings ([DEFAULT] servicegroup_driver,
-    CELLCTL_SERVICEGROUP_DRIVER), with its down time already raised as Nova raises it.
-    ``timeout`` bounds each talk to the backend (default: the probe budget)."""
+    """The driver the deployment configured, as Nova picks it (``[DEFAULT]
+    servicegroup_driver``, ``CELLCTL_SERVICEGROUP_DRIVER``; default db), with
+    ``service_down_time`` raised as Nova raises it. ``timeout`` bounds each talk to
+    the backend (default: the probe budget of a cell database)."""
     from cellctl.liveness import options
-    from cellctl.reach import DEFAULT_TIMEOUT
+    from cellctl.probes import DEFAULT_TIMEOUT
 
     budget = DEFAULT_TIMEOUT if timeout is None else timeout
     name = options.driver_name(settings)
@@ -146,4 +129,72 @@ def service_group(settings: Settings, *, timeout: float | None = None) -> Driver
         return ZooKeeperDriver(options.zookeeper_options(settings), timeout=budget)
     from cellctl.liveness.db import DbDriver
 
-    return DbDriver(down_seconds=seconds)
+    return DbDriver(seconds)
+
+
+def judge(driver: Driver, services: Sequence[ServiceRecord],
+          now: datetime.datetime) -> tuple[list[bool | None], str | None]:
+    """Nova's ``service_is_up`` for each service, and the warning when the backend was out.
+
+    ``forced_down`` wins, and the driver is not asked about such a service;
+    otherwise the driver decides. None (unknown) for every service the driver
+    could not judge: all of them when its backend is unreachable.
+    """
+    asked = [service for service in services if not service.forced_down]
+    warnings = []
+    try:
+        verdicts = iter(driver.alive(asked, now) if asked else [])
+    except BackendUnreachable as exc:
+        verdicts = iter([None] * len(asked))
+        warnings.append(f"{exc}: liveness unknown")
+    warnings += driver.take_warnings()
+    alive: list[bool | None] = [False if service.forced_down else next(verdicts)
+                                for service in services]
+    return alive, "; ".join(warnings) or None
+
+
+def host_state(*, disabled: bool | None, forced_down: bool | None, up: bool | None) -> str:
+    """One word for a host's compute service, the most urgent first.
+
+    An operator acts first on a service an admin forced down, then on one that
+    stopped reporting; a disabled service that still reports is healthy but
+    takes no new instances. Unknown when the service group could not tell.
+    """
+    if forced_down:
+        return FORCED_DOWN
+    if up is None:
+        return UNKNOWN
+    if not up:
+        return DOWN
+    return DISABLED if disabled else UP
+
+
+def compute_host_states(engine: Engine, hosts: Sequence[str], driver: Driver,
+                        now: datetime.datetime) -> tuple[dict[str, str], str | None]:
+    """The state of each of ``hosts``'s nova-compute service in one cell database, and
+    the driver's warning if its backend could not be reached.
+
+    One query per batch of hosts; hosts with no live service get NO_SERVICE.
+    """
+    from sqlalchemy import select
+
+    from cellctl.paging import chunks
+    from cellctl.tables.cell import COMPUTE_BINARY
+    from cellctl.tables.cell import services as sv
+
+    wanted = sorted(set(hosts))
+    states = dict.fromkeys(wanted, NO_SERVICE)
+    records: list[ServiceRecord] = []
+    with engine.connect() as conn:
+        for batch in chunks(wanted):
+            rows = conn.execute(
+                select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
+                       sv.c.last_seen_up, sv.c.created_at)
+                .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.in_(batch))
+            )
+            records.extend(ServiceRecord.of(row) for row in rows if row.host in states)
+    alive, warning = judge(driver, records, now)
+    for record, up in zip(records, alive, strict=True):
+        states[record.host] = host_state(disabled=record.disabled,
+                                         forced_down=record.forced_down, up=up)
+    return states, warning

@@ -103,7 +103,7 @@ def dumps(value: CachedValue, protocol: int) -> bytes:
 def heartbeat_value(protocol: int, *, now: datetime.datetime | None = None,
                     ct: float | None = None) -> bytes:
     """What Nova's ``_report_state`` stores: ``region.set(key, timeutils.utcnow())``."""
-    from cellctl.ops.common import utcnow
+    from cellctl.clock import utcnow
 
     return dumps(CachedValue(now or utcnow(), {"ct": time.time() if ct is None else ct,
                                                "v": DOGPILE_VALUE_VERSION}), protocol)
@@ -135,7 +135,7 @@ def _datetime(*args: Any) -> datetime.datetime:
     if len(args) != 1 or not isinstance(args[0], bytes) or len(args[0]) != 10:
         raise NotAHeartbeat("datetime.datetime with an unexpected state")
     restore: Any = datetime.datetime  # the C type's unpickling form: datetime(state)
-    return restore(args[0])  # type: ignore[no-any-return]
+    return restore(args[0])
 
 
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
@@ -188,8 +188,8 @@ def server_picker(backend: str, servers: Sequence[str]) -> Callable[[str], int]:
     """A function from key to the index in ``servers`` of the server Nova's client uses."""
     if backend != PYMEMCACHE_BACKEND:
         return lambda key: _python_memcached_bucket(key, len(servers))
-    from pymemcache.client.base import normalize_server_spec  # type: ignore[import-untyped]
-    from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
+    from pymemcache.client.base import normalize_server_spec
+    from pymemcache.client.rendezvous import RendezvousHash
 
     # HashClient's node names: "%s:%s" % (host, port) of the normalised spec
     names = []
@@ -206,11 +206,11 @@ def server_picker(backend: str, servers: Sequence[str]) -> Callable[[str], int]:
 def _address(server: str) -> tuple[str, int] | str:
     """A ``memcache_servers`` entry as pymemcache connects to it (python-memcached's
     ``inet:``/``inet6:`` prefixes allowed)."""
-    from pymemcache.client.base import normalize_server_spec  # type: ignore[import-untyped]
+    from pymemcache.client.base import normalize_server_spec
 
     for prefix in ("inet6:", "inet:"):
         server = server.removeprefix(prefix)
-    return normalize_server_spec(server)  # type: ignore[no-any-return]
+    return normalize_server_spec(server)
 
 
 class _RawSerde:
@@ -227,19 +227,30 @@ class _RawSerde:
 
 
 class MemcacheDriver:
+    """Thread-safe: cells are judged in parallel, each call with its own connections
+    (taken from a small pool). A server that failed once is not asked again by the
+    same driver (one command): its hosts are unknown at once, so a dead server costs
+    the timeout once per command, not once per cell."""
+
     name = "mc"
 
     def __init__(self, options: MemcacheOptions, *, down_seconds: int, timeout: float) -> None:
         self.options = options
         self.down_seconds = down_seconds
         self.timeout = timeout
-        self.warnings: list[str] = []
-        self._clients: dict[int, Any] = {}
+        self._warnings: list[str] = []
+        self._idle: dict[int, list[Any]] = {}
+        self._dead: dict[int, str] = {}  # server index -> why
         self._lock = threading.Lock()
 
     def describe(self) -> str:
         servers = ", ".join(self.options.servers) or "(no servers)"
         return mask_urls_in_text(f"memcached {servers} ([cache] backend {self.options.backend})")
+
+    def take_warnings(self) -> list[str]:
+        with self._lock:
+            taken, self._warnings = self._warnings, []
+        return taken
 
     def _usable(self) -> None:
         """Nova's mc driver has no client unless caching is on with memcache servers."""
@@ -256,29 +267,39 @@ class MemcacheDriver:
                 f"servicegroup_driver mc, but [cache] backend {opts.backend} is not a memcached "
                 f"backend ({', '.join(MEMCACHED_BACKENDS)})")
 
-    def _client(self, index: int) -> Any:
+    def _acquire(self, index: int) -> Any:
         with self._lock:
-            client = self._clients.get(index)
-            if client is None:
-                from pymemcache.client.base import Client  # type: ignore[import-untyped]
+            idle = self._idle.setdefault(index, [])
+            if idle:
+                return idle.pop()
+        from pymemcache.client.base import Client
 
-                client = Client(_address(self.options.servers[index]), serde=_RawSerde(),
-                                connect_timeout=self.timeout, timeout=self.timeout,
-                                default_noreply=False)
-                self._clients[index] = client
-            return client
+        return Client(_address(self.options.servers[index]), serde=_RawSerde(),
+                      connect_timeout=self.timeout, timeout=self.timeout, default_noreply=False)
 
-    def _drop(self, index: int) -> None:
+    def _release(self, index: int, client: Any) -> None:
         with self._lock:
-            client = self._clients.pop(index, None)
-        if client is not None:
-            client.close()
+            self._idle.setdefault(index, []).append(client)
 
     def _unreachable(self, index: int, exc: BaseException) -> str:
         server = self.options.servers[index]
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
         return mask_urls_in_text(f"memcached {server} ([cache] backend {self.options.backend}) "
                                  f"did not answer: {reason}")
+
+    def _fetch(self, index: int, keys: list[str]) -> dict[str, tuple[int, bytes]]:
+        """Every key's (flags, value) on one server, GET_BATCH keys per request."""
+        client = self._acquire(index)
+        found: dict[str, tuple[int, bytes]] = {}
+        try:
+            for start in range(0, len(keys), GET_BATCH):
+                found.update(client.get_many(keys[start:start + GET_BATCH]))
+        except BaseException:
+            client.close()
+            raise
+        self._release(index, client)
+        return found
 
     def alive(self, services: Sequence[ServiceRecord],
               now: datetime.datetime) -> list[bool | None]:
@@ -287,62 +308,66 @@ class MemcacheDriver:
             return []
         keys = [cache_key(s.topic, s.host) for s in services]
         pick = server_picker(self.options.backend, self.options.servers)
+        servers = [pick(key) for key in keys]
         by_server: dict[int, list[str]] = {}
-        for key in dict.fromkeys(keys):
-            by_server.setdefault(pick(key), []).append(key)
+        for key, index in zip(keys, servers, strict=True):
+            by_server.setdefault(index, []).append(key)
+        with self._lock:
+            dead = {i: why for i, why in self._dead.items() if i in by_server}
         found: dict[str, tuple[int, bytes]] = {}
-        failed: dict[int, str] = {}
         lock = threading.Lock()
 
         def fetch(index: int, wanted: list[str]) -> None:
             try:
-                client = self._client(index)
-                for start in range(0, len(wanted), GET_BATCH):
-                    got = client.get_many(wanted[start:start + GET_BATCH])
-                    with lock:
-                        found.update(got)
+                got = self._fetch(index, list(dict.fromkeys(wanted)))
             except Exception as exc:  # socket errors, timeouts, protocol errors
-                self._drop(index)
                 with lock:
-                    failed[index] = self._unreachable(index, exc)
+                    dead[index] = self._unreachable(index, exc)
+                return
+            with lock:
+                found.update(got)
 
-        threads = [threading.Thread(target=fetch, args=item, daemon=True, name="cellctl-mc")
-                   for item in by_server.items()]
+        asked = [i for i in by_server if i not in dead]
+        threads = [threading.Thread(target=fetch, args=(i, by_server[i]), daemon=True,
+                                    name="cellctl-mc") for i in asked]
         for thread in threads:
             thread.start()
         # pymemcache's socket timeouts bound each read; this bounds a server that
         # trickles bytes forever
         deadline = time.monotonic() + self.timeout * 2 + 1
-        for thread, index in zip(threads, by_server, strict=True):
+        for thread, index in zip(threads, asked, strict=True):
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 with lock:
-                    failed.setdefault(index, self._unreachable(
+                    dead.setdefault(index, self._unreachable(
                         index, TimeoutError(f"no answer within {self.timeout:g} s")))
-        if failed and len(failed) == len(by_server):
-            raise BackendUnreachable("; ".join(failed[i] for i in sorted(failed)))
-        for index in sorted(failed):
-            self.warnings.append(f"{failed[index]}: liveness of its hosts unknown")
+        with lock:
+            dead_now, snapshot = dict(dead), dict(found)
+        with self._lock:
+            fresh = [why for i, why in dead_now.items() if i not in self._dead]
+            self._dead.update(dead_now)
+        if len(dead_now) == len(by_server):
+            raise BackendUnreachable("; ".join(dead_now[i] for i in sorted(dead_now)))
         now_epoch = now.replace(tzinfo=datetime.UTC).timestamp()
-        dead_servers = set(failed)
         verdicts: list[bool | None] = []
         hostile: list[str] = []
-        with lock:
-            snapshot = dict(found)
-        for service, key in zip(services, keys, strict=True):
-            if pick(key) in dead_servers:
+        for service, key, index in zip(services, keys, servers, strict=True):
+            if index in dead_now:
                 verdicts.append(None)
                 continue
             verdict, why = self._verdict(snapshot.get(key), now_epoch)
             if why:
                 hostile.append(f"{service.topic}:{service.host} ({why})")
             verdicts.append(verdict)
+        warnings = [f"{why}: liveness of its hosts unknown" for why in fresh]
         if hostile:
             more = len(hostile) - MAX_HOSTS_NAMED
-            self.warnings.append(
+            warnings.append(
                 f"memcached holds {len(hostile)} value(s) under service keys that are not "
                 f"heartbeats Nova writes, not unpickled: {', '.join(hostile[:MAX_HOSTS_NAMED])}"
-                + (f" and {more} more" if more > 0 else "") + "; those hosts are unknown")
+                + (f" and {more} more" if more > 0 else "") + "; those services are unknown")
+        with self._lock:
+            self._warnings += warnings
         return verdicts
 
     def _verdict(self, item: tuple[int, bytes] | None,
@@ -360,18 +385,29 @@ class MemcacheDriver:
             return False, None  # dogpile: a value of another version is a miss
         return now_epoch - float(value.metadata["ct"]) <= self.down_seconds, None
 
-    def report(self, cell_db: Engine, service: ServiceRecord) -> None:
+    def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
         """``self.mc.set(str(key), timeutils.utcnow())``; the database is not touched."""
+        from cellctl.clock import utcnow
+
         self._usable()
         key = cache_key(service.topic, service.host)
         index = server_picker(self.options.backend, self.options.servers)(key)
-        value = heartbeat_value(pickle_protocol(self.options.backend))
+        now = utcnow()
+        value = heartbeat_value(pickle_protocol(self.options.backend), now=now)
+        client = self._acquire(index)
         try:
-            self._client(index).set(key, value, expire=self.options.backend_expiration_time or 0)
+            client.set(key, value, expire=self.options.backend_expiration_time or 0)
         except Exception as exc:
-            self._drop(index)
+            client.close()
             raise BackendUnreachable(self._unreachable(index, exc)) from None
+        self._release(index, client)
+        with self._lock:
+            self._dead.pop(index, None)
+        return now
 
     def close(self) -> None:
-        for index in list(self._clients):
-            self._drop(index)
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for clients in idle.values():
+            for client in clients:
+                client.close()

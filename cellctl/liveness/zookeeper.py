@@ -58,7 +58,6 @@ class ZooKeeperDriver:
     def __init__(self, options: ZooKeeperOptions, *, timeout: float) -> None:
         self.options = options
         self.timeout = timeout
-        self.warnings: list[str] = []
         self._zk: Any = None
         self._member: str | None = None  # the ephemeral child this process holds
         self._broken: BackendUnreachable | None = None
@@ -67,6 +66,9 @@ class ZooKeeperDriver:
     def describe(self) -> str:
         address = self.options.address or "(no [zookeeper] address)"
         return mask_urls_in_text(f"ZooKeeper {address} (sg_prefix {self.options.sg_prefix})")
+
+    def take_warnings(self) -> list[str]:
+        return []  # no per-service verdict is withheld: a listed znode is up or down
 
     def _fail(self, what: str, exc: BaseException | None = None) -> BackendUnreachable:
         reason = ""
@@ -85,8 +87,8 @@ class ZooKeeperDriver:
                 raise BackendUnreachable(
                     "servicegroup_driver zk, but [zookeeper] address is not set")
             _quiet_kazoo()
-            from kazoo.client import KazooClient  # type: ignore[import-untyped]
-            from kazoo.retry import KazooRetry  # type: ignore[import-untyped]
+            from kazoo.client import KazooClient
+            from kazoo.retry import KazooRetry
 
             zk = KazooClient(hosts=self.options.address,
                              timeout=self.options.recv_timeout_ms / 1000.0,
@@ -113,9 +115,10 @@ class ZooKeeperDriver:
 
     def alive(self, services: Sequence[ServiceRecord],
               now: datetime.datetime) -> list[bool | None]:
+        """Thread-safe: kazoo pipelines the requests of every caller on one session."""
         if not services:
             return []
-        from kazoo.exceptions import NoNodeError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NoNodeError
 
         zk = self._client()
         deadline = time.monotonic() + self.timeout
@@ -149,10 +152,12 @@ class ZooKeeperDriver:
             raise self._broken from None
         return [(str(s.topic), s.host) in up for s in services]
 
-    def report(self, cell_db: Engine, service: ServiceRecord) -> None:
+    def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
         """Join ``<sg_prefix>/<topic>/<host>`` as evzookeeper's Membership does: the
         host znode with ``ZKMembers``, and this process's ephemeral child."""
-        from kazoo.exceptions import NodeExistsError  # type: ignore[import-untyped]
+        from kazoo.exceptions import NodeExistsError
+
+        from cellctl.clock import utcnow
 
         self._broken = None  # every beat tries again
         zk = self._client()
@@ -161,7 +166,7 @@ class ZooKeeperDriver:
         deadline = time.monotonic() + self.timeout
         try:
             if self._member == member and self._wait(zk.exists_async(member), deadline):
-                return
+                return utcnow()
             with contextlib.suppress(NodeExistsError):
                 self._wait(zk.create_async(group, MEMBERS_DATA, makepath=True), deadline)
             try:
@@ -173,6 +178,7 @@ class ZooKeeperDriver:
         except Exception as exc:
             raise self._fail("did not take the heartbeat", exc) from None
         self._member = member
+        return utcnow()
 
     def _reset(self, wait: float = 0.0) -> None:
         """Drop the session; wait up to ``wait`` s for its close (ephemeral children
