@@ -29,8 +29,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_discover_hosts import Databases, cellctl, cellctl_env, seed
 
-from cellctl.liveness.memcache import cache_key, heartbeat_value
 from cellctl.clock import utcnow
+from cellctl.liveness.memcache import cache_key, heartbeat_value
 
 MEMCACHED = "127.0.0.1:11211"
 ZOOKEEPER = "127.0.0.1:2181"

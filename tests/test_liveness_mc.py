@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cellctl.clock import utcnow
 from cellctl.liveness import BackendUnreachable, ServiceRecord, judge
 from cellctl.liveness.memcache import (
     CachedValue,
@@ -24,7 +25,6 @@ from cellctl.liveness.memcache import (
     server_picker,
 )
 from cellctl.liveness.options import MemcacheOptions
-from cellctl.clock import utcnow
 
 pytestmark = pytest.mark.memcached
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from cellctl.clock import utcnow
 from cellctl.liveness import BackendUnreachable, ServiceRecord, judge
 from cellctl.liveness.options import ZooKeeperOptions
 from cellctl.liveness.zookeeper import ZooKeeperDriver
-from cellctl.clock import utcnow
 
 pytestmark = pytest.mark.zookeeper
 
