@@ -407,3 +407,53 @@ def test_heartbeat_value_is_a_naive_utc_now() -> None:
     assert value.payload.tzinfo is None
     assert abs((utcnow() - value.payload).total_seconds()) < 5
     assert abs(value.metadata["ct"] - time.time()) < 5 and value.metadata["v"] == 2
+
+
+# --- chosen as Nova chooses it ----------------------------------------------------
+
+
+def _settings(tmp_path: Path, text: str) -> Any:
+    from cellctl.settings import resolve
+
+    conf = tmp_path / "nova.conf"
+    conf.write_text(text)
+    return resolve(config_files=[str(conf)], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+
+
+def test_service_group_picks_mc_with_novas_down_time_raise(tmp_path: Path,
+                                                           memcached_server: str) -> None:
+    from cellctl.liveness import service_group
+
+    settings = _settings(tmp_path, (
+        "[DEFAULT]\nservicegroup_driver = mc\nservice_down_time = 5\nreport_interval = 10\n"
+        f"[cache]\nenabled = True\nbackend = oslo_cache.memcache_pool\n"
+        f"memcache_servers = {memcached_server}\nbackend_expiration_time = 120\n"))
+    mc = service_group(settings)
+    assert isinstance(mc, MemcacheDriver)
+    assert mc.down_seconds == 25  # service_down_time <= report_interval: 2.5 x 10
+    assert mc.options == MemcacheOptions(True, "oslo_cache.memcache_pool",
+                                         (memcached_server,), 120)
+    host, = unique_hosts(1)
+    mc.report(None, service(host))  # type: ignore[arg-type]
+    now = utcnow()
+    assert mc.alive([service(host)], now + datetime.timedelta(seconds=24)) == [True]
+    assert mc.alive([service(host)], now + datetime.timedelta(seconds=27)) == [False]
+    mc.close()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[DEFAULT]\nservicegroup_driver = redis\n", "servicegroup_driver must be one of"),
+    ("[DEFAULT]\nservicegroup_driver = mc\nreport_interval = soon\n",
+     "report_interval must be a positive whole number"),
+    ("[DEFAULT]\nservicegroup_driver = mc\n[cache]\nenabled = maybe\n",
+     "cache_enabled must be true or false"),
+    ("[DEFAULT]\nservicegroup_driver = zk\n[zookeeper]\nsg_prefix = relative\n",
+     "sg_prefix must be an absolute znode path"),
+])
+def test_bad_service_group_options_are_config_errors(tmp_path: Path, text: str,
+                                                     message: str) -> None:
+    from cellctl.errors import ConfigError
+    from cellctl.liveness import service_group
+
+    with pytest.raises(ConfigError, match=message):
+        service_group(_settings(tmp_path, text))
