@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,11 +112,27 @@ def unbeat_zk(zk: Any, hosts: list[str], prefix: str) -> None:
     zk.close()
 
 
+def cellctl_to_file(env: dict[str, str], out: Path, *args: str) -> tuple[float, float, str]:
+    """Run cellctl with its (large) stdout in a file; (seconds, peak RSS MiB, stdout)."""
+    with out.open("w") as stdout, out.with_suffix(".err").open("w") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "cellctl", *args],
+                                env={**os.environ, **env}, stdout=stdout, stderr=stderr)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"cellctl {' '.join(args)} exited {code}: "
+                         f"{out.with_suffix('.err').read_text().strip()}")
+    return seconds, usage.ru_maxrss / 1024, out.read_text()
+
+
 def run(env: dict[str, str], hosts: int, driver: str, conf: Path) -> None:
     figures = []
     for args, key in ((["list_hosts", "--status"], "state"), (["service", "list"], "state")):
-        seconds, rss, proc = cellctl(env, "--config-file", str(conf), *args, "--format", "json")
-        rows = json.loads(proc.stdout)
+        seconds, rss, stdout = cellctl_to_file(env, conf.with_name("out.json"), "--config-file",
+                                               str(conf), *args, "--format", "json")
+        rows = json.loads(stdout)
         up = sum(1 for r in rows if r[key] == "up")
         if up != hosts:
             raise SystemExit(f"{driver}: {' '.join(args)} shows {up} of {hosts} up")

@@ -61,7 +61,9 @@ def test_heartbeat_joins_as_nova_12_did(zookeeper_server: str, zk_prefix: str,
     assert raw_zk.get_children(f"{zk_prefix}/compute/cmp-1") == []
 
 
-def test_alive_reads_nova_layout(zookeeper_server: str, zk_prefix: str, raw_zk: Any) -> None:
+@pytest.mark.parametrize("multi_read", [None, False], ids=["multiRead", "pipelined gets"])
+def test_alive_reads_nova_layout(zookeeper_server: str, zk_prefix: str, raw_zk: Any,
+                                 multi_read: bool | None) -> None:
     # Laid out by hand as evzookeeper's Membership laid it out for Nova 12
     raw_zk.create(f"{zk_prefix}/compute/up-1", b"ZKMembers", makepath=True)
     raw_zk.create(f"{zk_prefix}/compute/up-1/4242", b"", ephemeral=True)
@@ -72,6 +74,7 @@ def test_alive_reads_nova_layout(zookeeper_server: str, zk_prefix: str, raw_zk: 
     raw_zk.create(f"{zk_prefix}/conductor/up-1", b"ZKMembers", makepath=True)
     raw_zk.create(f"{zk_prefix}/conductor/up-1/7", b"", ephemeral=True)
     drv = zk_driver(zookeeper_server, zk_prefix)
+    drv._multi_read = multi_read  # False: as with a server older than 3.6
     try:
         asked = [service("up-1"), service("no-process"), service("other-data"),
                  service("never-joined"), service("up-1", "conductor"),
@@ -82,30 +85,41 @@ def test_alive_reads_nova_layout(zookeeper_server: str, zk_prefix: str, raw_zk: 
         drv.close()
 
 
-def test_one_listing_per_group_and_pipelined_gets(zookeeper_server: str, zk_prefix: str,
-                                                  raw_zk: Any) -> None:
+def test_one_listing_per_group_and_batched_reads(zookeeper_server: str, zk_prefix: str,
+                                                 raw_zk: Any, monkeypatch: Any) -> None:
+    from cellctl.liveness import zookeeper
+
+    monkeypatch.setattr(zookeeper, "MULTI_READ_BATCH", 64)
     hosts = [f"h{i:04d}" for i in range(300)]
     for host in hosts[:200]:
         raw_zk.create(f"{zk_prefix}/compute/{host}", b"ZKMembers", makepath=True)
     for host in hosts[:100]:
         raw_zk.create(f"{zk_prefix}/compute/{host}/1", b"", ephemeral=True)
+    raw_zk.delete(f"{zk_prefix}/compute/h0150")  # listed, then gone before the read: down
     drv = zk_driver(zookeeper_server, zk_prefix)
     try:
         zk = drv._client()
-        calls: dict[str, int] = {"get_children": 0, "get": 0, "sync": 0}
-        for name in ("get_children", "get", "exists"):
-            setattr(zk, name, lambda *a, _n=name, **k: calls.__setitem__("sync", 1))
-        for name in ("get_children_async", "get_async"):
-            original = getattr(zk, name)
+        sent: list[tuple[int, int]] = []  # (request type, znodes asked)
+        original = zk._call
 
-            def counted(*args: Any, _o: Any = original, _n: str = name, **kw: Any) -> Any:
-                calls[_n.removesuffix("_async")] += 1
-                return _o(*args, **kw)
-            setattr(zk, name, counted)
+        def counted(request: Any, async_result: Any) -> Any:
+            sent.append((request.type, len(getattr(request, "paths", [None]))))
+            return original(request, async_result)
+        zk._call = counted
+        real_get_children = zk.get_children_async
+
+        def listing_then_delete(path: str, *args: Any, **kwargs: Any) -> Any:
+            result = real_get_children(path, *args, **kwargs)
+            result.get(timeout=5)
+            raw_zk.delete(f"{zk_prefix}/compute/h0199")
+            return result
+        zk.get_children_async = listing_then_delete
         verdicts = drv.alive([service(h) for h in hosts], utcnow())
         assert verdicts == [i < 100 for i in range(300)]
-        # one listing of the group; a get only for the 200 listed hosts; no sync call
-        assert calls == {"get_children": 1, "get": 200, "sync": 0}
+        # one listing of the group, then multiReads of the 199 listed hosts asked about,
+        # 64 a request: no request per host
+        assert sent[0][0] in (8, 12)  # GetChildren(2)
+        assert sent[1:] == [(22, 64), (22, 64), (22, 64), (22, 7)]
     finally:
         drv.close()
 

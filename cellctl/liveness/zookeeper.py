@@ -41,6 +41,59 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 MEMBERS_DATA = b"ZKMembers"
+MULTI_READ_BATCH = 1000  # znodes per multiRead: ~60 kB asked, ~90 kB answered (< jute.maxbuffer)
+# What kazoo raises when the server does not know multiRead (op 22, ZooKeeper < 3.6)
+_NO_MULTI_READ = ("UnimplementedError", "MarshallingError", "BadArgumentsError")
+
+
+def _multi_read_request() -> Any:
+    """kazoo's request type for ZooKeeper 3.6's multiRead of getData operations.
+
+    kazoo speaks ``multi`` (writes, op 14) but not ``multiRead`` (op 22); this
+    request is built from kazoo's own serialization pieces the way its
+    ``Transaction`` is, and sent through the client's session like any call.
+    Answers: per znode (data, ZnodeStat) or the error of that one read.
+    """
+    from kazoo.exceptions import EXCEPTIONS
+    from kazoo.protocol.serialization import (
+        GetData,
+        MultiHeader,
+        ZnodeStat,
+        int_struct,
+        multiheader_struct,
+        read_buffer,
+        stat_struct,
+    )
+
+    class MultiRead:
+        type = 22
+
+        def __init__(self, paths: list[str]) -> None:
+            self.paths = paths
+
+        def serialize(self) -> bytearray:
+            out = bytearray()
+            for path in self.paths:
+                out.extend(MultiHeader(GetData.type, False, -1).serialize()
+                           + GetData(path, None).serialize())
+            return out + multiheader_struct.pack(-1, True, -1)
+
+        def deserialize(self, data: bytes, offset: int) -> list[Any]:
+            results: list[Any] = []
+            header, offset = MultiHeader.deserialize(data, offset)
+            while not header.done:
+                if header.type == GetData.type:
+                    value, offset = read_buffer(data, offset)
+                    results.append((value, ZnodeStat._make(stat_struct.unpack_from(data, offset))))
+                    offset += stat_struct.size
+                else:  # -1: this read failed
+                    error = int_struct.unpack_from(data, offset)[0]
+                    offset += int_struct.size
+                    results.append(EXCEPTIONS[error]())
+                header, offset = MultiHeader.deserialize(data, offset)
+            return results
+
+    return MultiRead
 
 
 def _quiet_kazoo() -> None:
@@ -61,6 +114,7 @@ class ZooKeeperDriver:
         self._zk: Any = None
         self._member: str | None = None  # the ephemeral child this process holds
         self._broken: BackendUnreachable | None = None
+        self._multi_read: bool | None = None  # None: not tried yet
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -115,34 +169,34 @@ class ZooKeeperDriver:
 
     def alive(self, services: Sequence[ServiceRecord],
               now: datetime.datetime) -> list[bool | None]:
-        """Thread-safe: kazoo pipelines the requests of every caller on one session."""
+        """Thread-safe: kazoo pipelines the requests of every caller on one session.
+
+        Bounded: each answer must come within the timeout of the previous one
+        (a frozen server costs the timeout once; a large fleet is not cut short)."""
         if not services:
             return []
         from kazoo.exceptions import NoNodeError
 
         zk = self._client()
-        deadline = time.monotonic() + self.timeout
         prefix = self.options.sg_prefix.rstrip("/")
         wanted: dict[str, set[str]] = {}
         for service in services:
             wanted.setdefault(str(service.topic), set()).add(service.host)
         up: set[tuple[str, str]] = set()
         try:
+            deadline = time.monotonic() + self.timeout
             listings = {topic: zk.get_children_async(f"{prefix}/{topic}") for topic in wanted}
-            pending: dict[tuple[str, str], Any] = {}
+            members: list[tuple[str, str]] = []
             for topic, listing in listings.items():
                 try:
                     present = set(self._wait(listing, deadline))
                 except NoNodeError:
                     continue  # no service of this topic ever joined
-                for host in wanted[topic] & present:
-                    pending[(topic, host)] = zk.get_async(f"{prefix}/{topic}/{host}")
-            for member, request in pending.items():
-                try:
-                    data, stat = self._wait(request, deadline)
-                except NoNodeError:
-                    continue  # left between the listing and the get
-                if data == MEMBERS_DATA and stat.numChildren > 0:
+                deadline = time.monotonic() + self.timeout
+                members += [(topic, host) for host in sorted(wanted[topic] & present)]
+            for member, (data, stat) in zip(members, self._get_all(zk, prefix, members),
+                                            strict=True):
+                if data == MEMBERS_DATA and stat is not None and stat.numChildren > 0:
                     up.add(member)
         except BackendUnreachable:
             raise
@@ -151,6 +205,49 @@ class ZooKeeperDriver:
             self._broken = self._fail("did not answer", exc)
             raise self._broken from None
         return [(str(s.topic), s.host) in up for s in services]
+
+    def _get_all(self, zk: Any, prefix: str,
+                 members: list[tuple[str, str]]) -> list[tuple[bytes | None, Any]]:
+        """(data, Stat) of each member's znode, (None, None) where it is gone: ZooKeeper
+        3.6+'s multiRead, MULTI_READ_BATCH znodes a request, all requests pipelined;
+        one pipelined get per znode on an older server."""
+        paths = [f"{prefix}/{topic}/{host}" for topic, host in members]
+        if self._multi_read is not False:
+            try:
+                found = self._gets(zk, paths, batched=True)
+                self._multi_read = True
+                return found
+            except Exception as exc:
+                if self._multi_read or type(exc).__name__ not in _NO_MULTI_READ:
+                    raise
+                self._multi_read = False  # the server predates multiRead
+        return self._gets(zk, paths, batched=False)
+
+    def _gets(self, zk: Any, paths: list[str], *, batched: bool) -> list[tuple[Any, Any]]:
+        from kazoo.exceptions import NoNodeError
+
+        if batched:
+            request_class = _multi_read_request()
+            requests = []
+            for start in range(0, len(paths), MULTI_READ_BATCH):
+                async_result = zk.handler.async_result()
+                zk._call(request_class(paths[start:start + MULTI_READ_BATCH]), async_result)
+                requests.append(async_result)
+        else:
+            requests = [zk.get_async(path) for path in paths]
+        found: list[tuple[Any, Any]] = []
+        deadline = time.monotonic() + self.timeout
+        for request in requests:
+            try:
+                answer = self._wait(request, deadline)
+            except NoNodeError:
+                answer = (None, None)
+            deadline = time.monotonic() + self.timeout
+            for item in answer if batched else [answer]:
+                found.append((None, None) if isinstance(item, NoNodeError) else item)
+                if isinstance(item, Exception) and not isinstance(item, NoNodeError):
+                    raise item
+        return found
 
     def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
         """Join ``<sg_prefix>/<topic>/<host>`` as evzookeeper's Membership does: the
