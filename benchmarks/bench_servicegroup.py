@@ -127,9 +127,10 @@ def cellctl_to_file(env: dict[str, str], out: Path, *args: str) -> tuple[float, 
     return seconds, usage.ru_maxrss / 1024, out.read_text()
 
 
-def run(env: dict[str, str], hosts: int, driver: str, conf: Path) -> None:
+def run(env: dict[str, str], hosts: int, driver: str, conf: Path, repeat: int = 1) -> None:
     figures = []
-    for args, key in ((["list_hosts", "--status"], "state"), (["service", "list"], "state")):
+    commands = [(["list_hosts", "--status"], "state"), (["service", "list"], "state")] * repeat
+    for args, key in commands:
         seconds, rss, stdout = cellctl_to_file(env, conf.with_name("out.json"), "--config-file",
                                                str(conf), *args, "--format", "json")
         rows = json.loads(stdout)
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=100_000)
     parser.add_argument("--drivers", default="db,mc,zk")
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "mysql"])
+    parser.add_argument("--repeat", type=int, default=1, help="Run each command this often.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-sg-") as tmp:
         workdir = Path(tmp)
@@ -167,13 +169,13 @@ def main() -> None:
                 start = time.perf_counter()
                 if driver == "db":
                     beat_db(dbs)
-                    run(denv, args.hosts, driver, conf)
+                    run(denv, args.hosts, driver, conf, args.repeat)
                 elif driver == "mc":
                     keys = beat_mc(hosts)
                     print(f"    (mc: {len(keys)} heartbeats written in "
                           f"{time.perf_counter() - start:.1f} s)", flush=True)
                     try:
-                        run(denv, args.hosts, driver, conf)
+                        run(denv, args.hosts, driver, conf, args.repeat)
                     finally:
                         unbeat_mc(keys)
                 elif driver == "zk":
@@ -181,7 +183,7 @@ def main() -> None:
                     print(f"    (zk: {len(hosts)} members joined in "
                           f"{time.perf_counter() - start:.1f} s)", flush=True)
                     try:
-                        run(denv, args.hosts, driver, conf)
+                        run(denv, args.hosts, driver, conf, args.repeat)
                     finally:
                         unbeat_zk(zk, hosts, prefix)
         finally:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
-from cellctl.tables.cell import compute_nodes, instances, services
+from cellctl.tables.cell import compute_nodes, services
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0)
 
@@ -51,17 +51,6 @@ def add_services(url: str, hosts: Iterable[str], binary: str = "nova-compute", *
          "report_count": 0, "disabled": disabled, "forced_down": forced_down,
          "version": version, "last_seen_up": last_seen_up, "uuid": str(uuidlib.uuid4()),
          "deleted": 0} for h in hosts])
-
-
-def add_instances(url: str, count: int, *, deleted: bool = False,
-                  hidden: bool | None = None) -> list[str]:
-    uuids = [str(uuidlib.uuid4()) for _ in range(count)]
-    _insert(url, instances, [
-        {"created_at": NOW, "uuid": u, "project_id": "p", "user_id": "u", "hidden": hidden,
-         "deleted": 0} for u in uuids])
-    if deleted:
-        _soft_delete(url, instances, instances.c.uuid.in_(uuids))
-    return uuids
 
 
 def _soft_delete(url: str, table: sa.Table, where: sa.ColumnElement) -> None:

@@ -170,6 +170,21 @@ def closed_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
+def wait_stopped(pid: int, timeout: float = 10) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP reaches a busy thread a little
+    later: a JVM may answer one more request meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"process {pid} did not stop")
+
+
 class ThrowawayMemcached:
     """A private memcached on its own free port that a test may kill or freeze."""
 
@@ -213,6 +228,7 @@ class ThrowawayMemcached:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGSTOP)
             self.frozen = True
+            wait_stopped(self.process.pid)
 
     def thaw(self) -> None:
         if self.frozen and self.process is not None:
@@ -273,6 +289,7 @@ class ThrowawayZooKeeper:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGSTOP)
             self.frozen = True
+            wait_stopped(self.process.pid)
 
     def thaw(self) -> None:
         if self.frozen and self.process is not None:

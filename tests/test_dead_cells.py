@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from hostsupport import add_hosts, map_host, mappings
+from hostsupport import add_hosts, host_mappings, map_host
 from servers import PASSWORD, closed_port
 
 # Each command's reading of a dead cell: (exit code, what its JSON stdout shows).
@@ -83,7 +83,7 @@ def check_outcome(cloud, command, done, remote, secret):
         assert done.returncode == 1
         assert payload["hosts_mapped"] == 1
         assert payload["unreachable_cells"] == [remote]
-        assert mappings(cloud) == {"near": cloud.cell1, "new": cloud.cell1, "far": remote}
+        assert host_mappings(cloud) == {"near": cloud.cell1, "new": cloud.cell1, "far": remote}
     else:
         assert done.returncode == 2
         assert payload["unreachable_cells"] == [remote]

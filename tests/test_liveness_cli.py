@@ -202,9 +202,9 @@ def test_driver_from_environment_and_bad_driver(cell: Any, tmp_path: Path) -> No
     assert {r["state"] for r in json.loads(result.stdout)} == {"up", "forced down"}
     bad = cell.run("list_hosts", "--status", env={"CELLCTL_SERVICEGROUP_DRIVER": "redis"})
     assert bad.exit_code != 0
-    assert bad.stderr.strip().splitlines() == [
-        "ERROR: servicegroup_driver must be one of db, mc, zk, got 'redis' from "
-        "CELLCTL_SERVICEGROUP_DRIVER"]
+    (line,) = bad.stderr.strip().splitlines()
+    assert line.startswith("ERROR: ") and "servicegroup_driver" in line and "'redis'" in line
+    assert "CELLCTL_SERVICEGROUP_DRIVER" in line
 
 
 @pytest.mark.memcached

@@ -9,8 +9,9 @@ import time
 import uuid
 
 import pytest
-from cellrows import add_compute_nodes, add_instances, add_services, map_hosts, map_instances
+from cellrows import add_compute_nodes, add_services, map_hosts, map_instances
 from conftest import MYSQL_SERVER, RABBITMQ_URL, DatabaseFactory, unavailable
+from instance_helpers import add_instances
 from servers import PASSWORD, black_hole, closed_port, silent_port
 
 CELL0 = "00000000-0000-0000-0000-000000000000"

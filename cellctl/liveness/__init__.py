@@ -117,7 +117,7 @@ def service_group(settings: Settings, *, timeout: float | None = None) -> Driver
 
     budget = DEFAULT_TIMEOUT if timeout is None else timeout
     name = options.driver_name(settings)
-    seconds = down_seconds(options.service_down_time(settings), options.report_interval(settings))
+    seconds = options.down_seconds(settings)
     if name == "mc":
         from cellctl.liveness.memcache import MemcacheDriver
 
