@@ -42,7 +42,6 @@ FORCED_DOWN, DISABLED = "forced down", "disabled"
 # The state of a mapped host whose cell has no nova-compute service for it.
 NO_SERVICE = "no service"
 
-DEFAULT_REPORT_INTERVAL = 10  # seconds, Nova's [DEFAULT] report_interval
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,6 @@ class Driver(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def down_seconds(service_down_time: int, report_interval: int = DEFAULT_REPORT_INTERVAL) -> int:
-    """``service_down_time`` as Nova uses it (raised when not above ``report_interval``)."""
-    if service_down_time <= report_interval:
-        return int(report_interval * 2.5)
-    return service_down_time
 
 
 def service_group(settings: Settings, *, timeout: float | None = None) -> Driver:
