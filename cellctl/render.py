@@ -92,6 +92,8 @@ def _csv(result: Result, table: Table | None, out: IO[str]) -> None:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
     return "" if value is None else value
 
 
@@ -116,4 +118,6 @@ def _cell(value: Any, column: Column) -> str:
         return column.none_as
     if isinstance(value, datetime.datetime):
         return value.isoformat(" ", "seconds")
+    if isinstance(value, list | tuple):  # a list in JSON, one cell for people
+        return ", ".join(str(item) for item in value)
     return str(value)

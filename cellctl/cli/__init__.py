@@ -206,6 +206,7 @@ def _load_commands() -> None:
         dev,
         hosts,
         instances,
+        ironic,
         schema,
         services,
         setup,
