@@ -389,7 +389,7 @@ def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
 def _read_nodes(cell: _Cell, ring: _Ring, filters: _Filters) -> _CellOutcome:
     outcome = _CellOutcome()
     with cell.engine.connect() as conn:
-        for batch in node_batches(conn):
+        for batch in node_batches(conn, BATCH):
             instances = _live_instances(conn, [node for node, _ in batch])
             for node, reporters in batch:
                 _place(cell.ref, ring, node, reporters, instances.get(node), filters, outcome)
