@@ -25,9 +25,10 @@ filter ``compute_nodes.deleted``), host names lower-cased. This is the ring
 every live member agrees on; a service builds its ring with itself in it, so
 a service that is down or has no node row yet has a view of its own.
 
-Cells are read in parallel, nodes in keyset batches ordered by node, with one
-query for the batch's instances; memory holds one batch and the output rows
-(with ``--summary``, or a what-if without ``--all``, only their counts).
+Cells are read in parallel, nodes in keyset pages by primary key, with one
+query for the page's instances; memory holds one page, the duplicated nodes
+and the output rows (with ``--summary``, or a what-if without ``--all``, only
+their counts). Nodes are listed in the order their rows were created.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ STATES = (IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN)
 NO_SERVICE = "no service"  # summary State of a host that reports nodes but has no live service
 NEW_SERVICE = "new"  # summary State of a --with host that is no service yet
 
-BATCH = 5000  # compute_nodes rows per keyset page (and nodes per instances query)
+BATCH = 20_000  # compute_nodes rows per keyset page (and nodes per instances query)
 MAX_PARALLEL_CELLS = 8
 
 NODE_COLUMNS = [
@@ -389,6 +390,9 @@ def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
 def _read_nodes(cell: _Cell, ring: _Ring, filters: _Filters) -> _CellOutcome:
     outcome = _CellOutcome()
     with cell.engine.connect() as conn:
+        # One snapshot for every page (InnoDB's and SQLite's reads are already).
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         for batch in node_batches(conn, BATCH):
             instances = _live_instances(conn, [node for node, _ in batch])
             for node, reporters in batch:
@@ -453,47 +457,55 @@ def _moves(owner: str | None, after: str | None) -> bool:
 
 
 def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str, list[str]]]]:
-    """The cell's Ironic nodes with their reporters, a keyset page of rows at a time.
+    """The cell's Ironic nodes with their reporters, one keyset page of rows at a time.
 
-    Rows are read ordered by (node, id); the rows of the node a page ends on
-    are held back for the next page, so a node is never split. Under MySQL's
-    case-insensitive collation node names differing only in case sort
-    together; they are held back together.
+    Pages go by primary key (a range scan: no table has an index on
+    ``hypervisor_hostname``, so pages by node would sort the whole table each
+    time). A node reported twice or more is found first, with its reporters,
+    in one grouping query; it is yielded where its first row comes and skipped
+    at the others. Memory: one page, and the duplicated nodes.
     """
-    from sqlalchemy import and_, or_, select
+    from sqlalchemy import func, select
 
     from cellctl.tables.cell import compute_nodes as cn
 
     node = cn.c.hypervisor_hostname
-    base = (select(cn.c.id, node, cn.c.host)
-            .where(cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
-            .order_by(node, cn.c.id).limit(size))
-    held: list[Any] = []
-    last: tuple[str, int] | None = None
+    live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
+    # Two statements, not one with a subquery: on a table without statistics
+    # PostgreSQL plans "IN (SELECT .. GROUP BY ..)" as a nested loop, N^2.
+    twice = list(conn.execute(select(node).where(*live).group_by(node)
+                              .having(func.count() > 1)).scalars())
+    duplicated: dict[str, list[str] | None] = {}
+    for start in range(0, len(twice), size):
+        chunk = twice[start:start + size]
+        exact = set(chunk)  # MySQL's IN also matches names differing only in case
+        for row in conn.execute(select(node, cn.c.host).where(*live, node.in_(chunk))
+                                .order_by(cn.c.id)):
+            if row.hypervisor_hostname in exact:
+                reporters = duplicated.setdefault(row.hypervisor_hostname, [])
+                assert reporters is not None
+                reporters.append(row.host)
+    page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(size)
+    last = None
     while True:
-        query = base if last is None else base.where(
-            or_(node > last[0], and_(node == last[0], cn.c.id > last[1])))
+        query = page_query if last is None else page_query.where(cn.c.id > last)
         page = conn.execute(query).all()
-        rows = [*held, *page]
-        if len(page) < size:  # the last page
-            if rows:
-                yield _grouped(rows)
+        if not page:
             return
-        last = (page[-1].hypervisor_hostname, page[-1].id)
-        tail = rows[-1].hypervisor_hostname.casefold()
-        cut = len(rows)
-        while cut and rows[cut - 1].hypervisor_hostname.casefold() == tail:
-            cut -= 1
-        held, rows = rows[cut:], rows[:cut]
-        if rows:
-            yield _grouped(rows)
-
-
-def _grouped(rows: Sequence[Any]) -> list[tuple[str, list[str]]]:
-    reporters: dict[str, list[str]] = {}
-    for row in rows:
-        reporters.setdefault(row.hypervisor_hostname, []).append(row.host)
-    return list(reporters.items())
+        last = page[-1].id
+        batch: dict[str, list[str]] = {}
+        for row in page:
+            name = row.hypervisor_hostname
+            if name in duplicated:
+                reporters = duplicated[name]
+                if reporters is not None:  # its first row: every reporter at once
+                    batch[name] = reporters
+                    duplicated[name] = None
+            else:
+                batch.setdefault(name, []).append(row.host)
+        yield list(batch.items())
+        if len(page) < size:
+            return
 
 
 def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
