@@ -42,7 +42,7 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
 
 
 def _tuples(rows: list[dict[str, Any]], columns: list[str],
-            processors: list[Callable[[Any], Any] | None],
+            processors: list[Any],
             escape: Callable[[Any], str]) -> Iterator[str]:
     repeated: dict[tuple[type, Any], str] = {}
 

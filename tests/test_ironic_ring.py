@@ -21,7 +21,7 @@ from hostsupport import DEAD_CELL_URL, UNKNOWN_CELL, kill_cell, setup_cells
 from servers import PASSWORD, closed_port
 from tooz.hashring import HashRing as ToozRing
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 
 DOWN_TIME = 3600  # service_down_time of these tests: nothing goes down while they run
 KEYS = {"node", "cell_uuid", "cell_name", "reported_by", "owner", "state", "instance_uuid"}

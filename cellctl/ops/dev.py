@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cellctl import migrate
+from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ops.common import utcnow
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 from cellctl.urls import mask
@@ -39,7 +39,7 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
     many Ironic nodes ``host`` reports that have no live instance yet, as
     Nova's Ironic driver places them.
     """
-    from cellctl.ops.common import canonical_uuid
+    from cellctl.ids import canonical_uuid
 
     result = Result()
     if count < 1:

@@ -35,17 +35,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.errors import CellctlError
 from cellctl.hashring import HashRing
-from cellctl.ops.cellreach import probe_databases
-from cellctl.ops.common import utcnow
-from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
+from cellctl.ops.across_cells import read_cells
+from cellctl.ops.cell_refs import CellRef, select_cells
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import COMPUTE_BINARY
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -53,10 +52,7 @@ if TYPE_CHECKING:
 
     from cellctl.liveness import ServiceRecord
 
-T = TypeVar("T")
-
 IRONIC = "ironic"
-COMPUTE_BINARY = "nova-compute"
 IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN = (
     "in place", "moving", "orphaned", "duplicated", "unknown")
 STATES = (IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN)
@@ -64,7 +60,7 @@ NO_SERVICE = "no service"  # summary State of a host that reports nodes but has 
 NEW_SERVICE = "new"  # summary State of a --with host that is no service yet
 
 BATCH = 20_000  # compute_nodes rows per keyset page (and nodes per instances query)
-MAX_PARALLEL_CELLS = 8
+LEFT_OUT = "Ironic nodes of {cell} are not listed"
 
 NODE_COLUMNS = [
     Column("node", "Node"),
@@ -82,12 +78,6 @@ SUMMARY_COLUMNS = [
     Column("nodes_owned", "Nodes Owned"),
 ]
 OWNED_AFTER_COLUMN = Column("nodes_owned_after", "Nodes Owned After")
-
-
-@dataclass(frozen=True)
-class _Cell:
-    ref: CellRef
-    engine: Engine
 
 
 @dataclass(frozen=True)
@@ -175,12 +165,11 @@ def ironic_ring(
         refs = select_cells(conn, result, cell_uuid, not_found_code=1)
     if refs is None:
         return result
-    refs = [ref for ref in refs if not ref.is_cell0]  # cell0 has no compute services
-    probe_databases(dbs, refs)  # a dead cell then fails at once below
+    cells = [ref for ref in refs if not ref.is_cell0]  # cell0 has no compute services
 
-    cells = _open_cells(dbs, refs, result)
-    services = _each_cell(cells, lambda cell: _read_services(cell.engine, joining), result)
-    cells = [cell for cell in cells if cell.ref.uuid in services]
+    services = read_cells(dbs, cells, lambda _cell, engine: _read_services(engine, joining),
+                          result, left_out=LEFT_OUT)
+    cells = [cell for cell in cells if cell.uuid in services]
     verdicts = _judge(dbs, services, result)
     rings = _plan_rings(cells, services, verdicts, without=without, joining=joining,
                         result=result)
@@ -189,15 +178,15 @@ def ironic_ring(
     what_if = bool(without or joining)
     filters = _Filters(host.lower() if host else None, wanted_state, what_if,
                        moved_only=what_if and not show_all, summary=summary)
-    outcomes = _each_cell(cells, lambda cell: _read_nodes(cell, rings[cell.ref.uuid], filters),
-                          result)
-    cells = [cell for cell in cells if cell.ref.uuid in outcomes]
+    outcomes = read_cells(
+        dbs, cells, lambda cell, engine: _read_nodes(cell, engine, rings[cell.uuid], filters),
+        result, left_out=LEFT_OUT, probe=False)
+    cells = [cell for cell in cells if cell.uuid in outcomes]
     if summary:
         result.table = _summary(cells, rings, outcomes, filters)
     else:
         columns = [*NODE_COLUMNS, OWNER_AFTER_COLUMN] if what_if else list(NODE_COLUMNS)
-        result.table = Table(columns, [row for cell in cells
-                                       for row in outcomes[cell.ref.uuid].rows])
+        result.table = Table(columns, [row for cell in cells for row in outcomes[cell.uuid].rows])
     return result
 
 
@@ -228,46 +217,6 @@ def _valid_hosts(result: Result, *, host: str | None, without: Sequence[str],
 
 
 # --- reading cells --------------------------------------------------------------
-
-
-def _open_cells(dbs: Databases, refs: list[CellRef], result: Result) -> list[_Cell]:
-    """The engines of the cells that answered; made here: Databases' cache is not thread-safe."""
-    cells = []
-    for ref in refs:
-        try:
-            with cell_access(ref):
-                cells.append(_Cell(ref, cell_engine(dbs, ref)))
-        except CellUnreachable as exc:
-            _unreachable(result, ref, exc)
-    return cells
-
-
-def _each_cell(cells: list[_Cell], job: Callable[[_Cell], T], result: Result) -> dict[str, T]:
-    """``job`` on every cell at once (a pool of threads); cell UUID -> its answer.
-
-    A cell whose database fails is reported unreachable and has no answer.
-    """
-    answers: dict[str, T] = {}
-    if not cells:
-        return answers
-
-    def guarded(cell: _Cell) -> T:
-        with cell_access(cell.ref):
-            return job(cell)
-
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CELLS, len(cells)),
-                            thread_name_prefix="cell") as pool:
-        futures = [(cell, pool.submit(guarded, cell)) for cell in cells]
-        for cell, future in futures:
-            try:
-                answers[cell.ref.uuid] = future.result()
-            except CellUnreachable as exc:
-                _unreachable(result, cell.ref, exc)
-    return answers
-
-
-def _unreachable(result: Result, ref: CellRef, exc: CellctlError) -> None:
-    result.unreachable(ref.uuid, f"{exc} (Ironic nodes of {ref.label} are not listed)")
 
 
 def _read_services(engine: Engine, joining: Sequence[str]) -> list[_Service]:
@@ -307,20 +256,19 @@ def _judge(dbs: Databases, services: dict[str, list[_Service]], result: Result
     records = [s.record for listed in services.values() for s in listed]
     verdicts: list[bool | None] = []
     if records:
+        warning = None
         try:
             driver = service_group(dbs.settings)
         except BackendUnreachable as exc:
-            verdicts, backend = [None] * len(records), str(exc)
+            verdicts, warning = [None] * len(records), str(exc)
         else:
             try:
-                verdicts = list(judge(driver, records, utcnow()))
-                backend = driver.describe()
+                verdicts, warning = judge(driver, records, utcnow())
             finally:
                 driver.close()
-        if any(verdict is None for verdict in verdicts):
-            result.warn(f"The service group backend ({backend}) cannot be reached: which "
-                        f"services are up is unknown, and so are the owners of nodes without "
-                        f"an instance")
+        if warning is not None:
+            result.warn(f"{warning}: which services are up is unknown, and so are the owners "
+                        f"of nodes without an instance")
     split: dict[str, list[bool | None]] = {}
     position = 0
     for uuid, listed in services.items():
@@ -332,7 +280,7 @@ def _judge(dbs: Databases, services: dict[str, list[_Service]], result: Result
 # --- the rings ------------------------------------------------------------------
 
 
-def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
+def _plan_rings(cells: list[CellRef], services: dict[str, list[_Service]],
                 verdicts: dict[str, list[bool | None]], *, without: Sequence[str],
                 joining: Sequence[str], result: Result) -> dict[str, _Ring] | None:
     """Each cell's ring now and after the what-if; None (error 1 recorded) when a
@@ -341,9 +289,9 @@ def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
     joins = {h.lower(): h for h in joining}
     where: dict[str, set[str]] = {name: set() for name in {*leaving, *joins}}
     for cell in cells:
-        for service in services[cell.ref.uuid]:
+        for service in services[cell.uuid]:
             if service.record.host.lower() in where:
-                where[service.record.host.lower()].add(cell.ref.uuid)
+                where[service.record.host.lower()].add(cell.uuid)
     for name, shown in leaving.items():
         if not where[name]:
             message = f"--without {shown}: no Ironic compute service on host {shown}"
@@ -357,11 +305,11 @@ def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
                 result.error(f"--with {shown}: no nova-compute service on host {shown} in any "
                              f"cell; name the cell it joins with --cell_uuid", 1)
                 return None
-            where[name].add(cells[0].ref.uuid)
+            where[name].add(cells[0].uuid)
 
     rings: dict[str, _Ring] = {}
     for cell in cells:
-        uuid = cell.ref.uuid
+        uuid = cell.uuid
         listed, judged = services[uuid], verdicts[uuid]
         up = {s.record.host: verdict for s, verdict in zip(listed, judged, strict=True)}
         spelling: dict[str, str] = {}
@@ -387,16 +335,16 @@ def _plan_rings(cells: list[_Cell], services: dict[str, list[_Service]],
 # --- the nodes ------------------------------------------------------------------
 
 
-def _read_nodes(cell: _Cell, ring: _Ring, filters: _Filters) -> _CellOutcome:
+def _read_nodes(cell: CellRef, engine: Engine, ring: _Ring, filters: _Filters) -> _CellOutcome:
     outcome = _CellOutcome()
-    with cell.engine.connect() as conn:
+    with engine.connect() as conn:
         # One snapshot for every page (InnoDB's and SQLite's reads are already).
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         for batch in node_batches(conn, BATCH):
             instances = _live_instances(conn, [node for node, _ in batch])
             for node, reporters in batch:
-                _place(cell.ref, ring, node, reporters, instances.get(node), filters, outcome)
+                _place(cell, ring, node, reporters, instances.get(node), filters, outcome)
     return outcome
 
 
@@ -479,12 +427,12 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
     for start in range(0, len(twice), size):
         chunk = twice[start:start + size]
         exact = set(chunk)  # MySQL's IN also matches names differing only in case
-        for row in conn.execute(select(node, cn.c.host).where(*live, node.in_(chunk))
-                                .order_by(cn.c.id)):
-            if row.hypervisor_hostname in exact:
-                reporters = duplicated.setdefault(row.hypervisor_hostname, [])
+        for twin in conn.execute(select(node, cn.c.host).where(*live, node.in_(chunk))
+                                 .order_by(cn.c.id)):
+            if twin.hypervisor_hostname in exact:
+                reporters = duplicated.setdefault(twin.hypervisor_hostname, [])
                 assert reporters is not None
-                reporters.append(row.host)
+                reporters.append(twin.host)
     page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(size)
     last = None
     while True:
@@ -528,7 +476,7 @@ def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
 # --- the summary ----------------------------------------------------------------
 
 
-def _summary(cells: list[_Cell], rings: dict[str, _Ring], outcomes: dict[str, _CellOutcome],
+def _summary(cells: list[CellRef], rings: dict[str, _Ring], outcomes: dict[str, _CellOutcome],
              filters: _Filters) -> Table:
     """One row per service of each cell's rings (and per host that reports nodes)."""
     from cellctl.liveness import host_state
@@ -537,7 +485,7 @@ def _summary(cells: list[_Cell], rings: dict[str, _Ring], outcomes: dict[str, _C
         SUMMARY_COLUMNS)
     rows: list[dict[str, Any]] = []
     for cell in cells:
-        ring, outcome = rings[cell.ref.uuid], outcomes[cell.ref.uuid]
+        ring, outcome = rings[cell.uuid], outcomes[cell.uuid]
         states: dict[str, str] = {}
         for s in ring.services:
             states[s.record.host] = host_state(disabled=s.record.disabled,
@@ -551,7 +499,7 @@ def _summary(cells: list[_Cell], rings: dict[str, _Ring], outcomes: dict[str, _C
             if filters.host is not None and host.lower() != filters.host:
                 continue
             row: dict[str, Any] = {
-                "host": host, "cell_uuid": cell.ref.uuid, "cell_name": cell.ref.name,
+                "host": host, "cell_uuid": cell.uuid, "cell_name": cell.name,
                 "state": states[host], "nodes_reported": outcome.reported[host],
                 "nodes_owned": outcome.owned[host],
             }
