@@ -32,9 +32,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cellctl import migrate
+from cellctl.clock import utcnow
 from cellctl.db import create_engine
 from cellctl.hashring import nova_ring
-from cellctl.clock import utcnow
 from cellctl.ops.dev import insert_fake_instances
 from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
