@@ -1,35 +1,72 @@
-"""Resolve every setting in one place: flag > environment > config files > default.
+"""Resolve every setting in one place: flag > ``CELLCTL_*`` > configuration > embedded default.
 
-Config files are INI files compatible with nova.conf; later files win. The
-embedded defaults (SQLite files in the state directory, the in-memory kombu
-transport) apply only when no config file is given: an operator who points
-cellctl at a nova.conf must see a missing value reported as missing, not
-silently replaced by a local SQLite file.
+"Configuration" is read exactly as nova-manage reads it, by oslo.config itself
+(imported here, lazily, only when settings are resolved): a ``ConfigOpts`` for
+the project ``nova`` and the program ``nova-manage``, given the
+``--config-file``/``--config-dir`` arguments in their command-line order, with
+oslo.config's default files and directories when they are not given. Only the
+options cellctl reads are registered, with Nova's names, groups, types and
+defaults, plus the ones values commonly substitute (``$state_path``,
+``$pybasedir``, ``$my_ip``, ``$host``). So ``$name``/``${name}`` substitution
+and its escapes (``$$``, ``\\$``), quotes, section names, ignored keys, parse
+errors, ``OS_<GROUP>__<OPT>`` environment values and ``~`` expansion are
+oslo.config's own. doc/configuration.rst has the details.
+
+The embedded defaults (SQLite files in the state directory, the in-memory
+kombu transport) apply only when no configuration file is given or found: an
+operator who points cellctl at a nova.conf must see a missing value reported
+as missing, not silently replaced by a local SQLite file.
 """
 
 from __future__ import annotations
 
-import configparser
+import contextlib
 import functools
+import glob
 import os
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from cellctl.errors import ConfigError
 
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+T = TypeVar("T")
+
 ENV_PREFIX = "CELLCTL_"
 DEFAULT_SERVICE_DOWN_TIME = 60
+DEFAULT_REPORT_INTERVAL = 10
 DEFAULT_TRANSPORT_URL = "memory:///"
 EMBEDDED = "embedded default"
+DEFAULT = "default"  # the option's own default, as Nova (or oslo.cache) defines it
 NOT_SET = "not set"
+# Whose defaults oslo.config searches for: nova-manage's (project nova, program nova-manage).
+NOVA_PROJECT = "nova"
+NOVA_PROG = "nova-manage"
+SERVICEGROUP_DRIVERS = ("db", "mc", "zk")  # zk: Nova's old driver (gone since 13.0.0)
+# oslo.cache 4.3.0's [cache] backend choices, as Nova 34 has them.
+CACHE_BACKENDS = (
+    "oslo_cache.memcache_pool", "oslo_cache.dict", "oslo_cache.etcd3gw",
+    "dogpile.cache.pymemcache", "dogpile.cache.memcached", "dogpile.cache.pylibmc",
+    "dogpile.cache.bmemcached", "dogpile.cache.dbm", "dogpile.cache.redis",
+    "dogpile.cache.redis_sentinel", "dogpile.cache.memory", "dogpile.cache.memory_pickle",
+    "dogpile.cache.null",
+)
+
+ConfigKind = Literal["file", "dir"]
+ConfigPath = tuple[ConfigKind, str]  # ("file", "/etc/nova/nova.conf") or ("dir", "...conf.d")
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Generic[T]):
     name: str
-    value: str | None
-    # e.g. "--transport-url", "CELLCTL_TRANSPORT_URL", "nova.conf [DEFAULT] transport_url"
+    value: T | None
+    # e.g. "--transport-url", "CELLCTL_TRANSPORT_URL", "/etc/nova/nova.conf [DEFAULT]
+    # transport_url", "OS_DEFAULT__TRANSPORT_URL", "default", "embedded default", "not set"
     source: str
 
     @property
@@ -42,53 +79,148 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class ConfigRead:
+    """One configuration file or directory read, in the order oslo.config read it."""
+
+    kind: ConfigKind
+    path: str  # absolute
+    # "--config-file", "--config-dir", "default search", or "--config-dir DIR" / "DIR"
+    # (default search) for a file read from a directory
+    origin: str
+
+
+@dataclass(frozen=True)
 class _Spec:
-    name: str
-    env: str
-    section: str
-    key: str
-    flag: str | None
+    name: str  # Settings attribute and resolve() keyword
+    group: str  # oslo.config group; "DEFAULT" for options without one
+    option: str
+    env: str | None = None  # CELLCTL_ variable, without the prefix
+    flag: str | None = None  # the global flag, for the CLI's label
+    embedded: bool = False  # has an embedded default when no configuration is found
 
 
-_SPECS = {
-    "api_database_connection": _Spec(
-        "api_database_connection", "API_DATABASE_CONNECTION", "api_database", "connection",
-        "--api-database-connection",
-    ),
-    "database_connection": _Spec(
-        "database_connection", "DATABASE_CONNECTION", "database", "connection",
-        "--database_connection",
-    ),
-    "transport_url": _Spec(
-        "transport_url", "TRANSPORT_URL", "DEFAULT", "transport_url", "--transport-url"
-    ),
-    "service_down_time": _Spec(
-        "service_down_time", "SERVICE_DOWN_TIME", "DEFAULT", "service_down_time", None
-    ),
-}
+_SPECS = (
+    _Spec("api_database_connection", "api_database", "connection", "API_DATABASE_CONNECTION",
+          "--api-database-connection", embedded=True),
+    _Spec("database_connection", "database", "connection", "DATABASE_CONNECTION",
+          "--database_connection", embedded=True),
+    _Spec("transport_url", "DEFAULT", "transport_url", "TRANSPORT_URL", "--transport-url",
+          embedded=True),
+    _Spec("service_down_time", "DEFAULT", "service_down_time", "SERVICE_DOWN_TIME"),
+    _Spec("report_interval", "DEFAULT", "report_interval"),
+    _Spec("servicegroup_driver", "DEFAULT", "servicegroup_driver", "SERVICEGROUP_DRIVER"),
+    _Spec("cache_enabled", "cache", "enabled"),
+    _Spec("cache_backend", "cache", "backend"),
+    _Spec("cache_memcache_servers", "cache", "memcache_servers"),
+    _Spec("cache_expiration_time", "cache", "expiration_time"),
+    _Spec("cache_backend_expiration_time", "cache", "backend_expiration_time"),
+    _Spec("zookeeper_address", "zookeeper", "address"),
+    _Spec("zookeeper_sg_prefix", "zookeeper", "sg_prefix"),
+    _Spec("zookeeper_recv_timeout", "zookeeper", "recv_timeout"),
+)
+
+
+def _nova_options(cfg: Any) -> list[tuple[str, cfg.Opt]]:
+    """The options cellctl reads, each as Nova 34 (oslo.db, oslo.messaging, oslo.cache) has it.
+
+    One deliberate difference: oslo.messaging's ``transport_url`` defaults to
+    ``rabbit://`` (a broker on localhost); cellctl has no default for it, so a
+    missing transport URL is reported instead of stored in a cell mapping.
+    """
+    return [
+        ("api_database", cfg.StrOpt("connection", secret=True)),  # nova/conf/database.py
+        ("database", cfg.StrOpt("connection", secret=True)),  # oslo.db options
+        ("DEFAULT", cfg.StrOpt("transport_url", secret=True)),  # oslo.messaging (see above)
+        # nova/conf/service.py; 0 is valid: Nova then uses 2.5 x report_interval
+        ("DEFAULT", cfg.IntOpt("service_down_time", default=DEFAULT_SERVICE_DOWN_TIME)),
+        ("DEFAULT", cfg.IntOpt("report_interval", default=DEFAULT_REPORT_INTERVAL)),
+        # nova/conf/servicegroup.py has db and mc; cellctl also reads Nova's old zk
+        ("DEFAULT", cfg.StrOpt("servicegroup_driver", default="db",
+                               choices=list(SERVICEGROUP_DRIVERS))),
+        ("DEFAULT", cfg.StrOpt("state_path", default="$pybasedir")),  # nova/conf/paths.py
+        # oslo.cache 4.3.0 (oslo_cache/_opts.py)
+        ("cache", cfg.BoolOpt("enabled", default=False)),
+        ("cache", cfg.StrOpt("backend", default="dogpile.cache.null",
+                             choices=list(CACHE_BACKENDS))),
+        ("cache", cfg.ListOpt("memcache_servers", default=["localhost:11211"])),
+        ("cache", cfg.IntOpt("expiration_time", default=600, min=1)),
+        ("cache", cfg.IntOpt("backend_expiration_time", min=1)),
+        # the last nova/servicegroup/drivers/zk.py (removed in Nova 13.0.0)
+        ("zookeeper", cfg.StrOpt("address")),
+        ("zookeeper", cfg.StrOpt("sg_prefix", default="/servicegroups")),
+        ("zookeeper", cfg.IntOpt("recv_timeout", default=4000)),
+    ]
+
+
+# [DEFAULT] options that values substitute, registered only when a value refers
+# to one, so that their defaults (one of which asks the routing table) are
+# computed only then. Nova registers them with these defaults.
+def _lazy_options(cfg: Any) -> dict[str, Callable[[], cfg.Opt]]:
+    return {
+        # nova/conf/paths.py: the directory the nova package is installed in
+        "pybasedir": lambda: cfg.StrOpt("pybasedir", default=nova_pybasedir()),
+        # nova/conf/netconf.py
+        "my_ip": lambda: cfg.StrOpt("my_ip", default=my_ipv4()),
+        "host": lambda: cfg.HostDomainOpt("host", default=socket.gethostname()),
+    }
 
 
 @dataclass(frozen=True)
 class Settings:
-    api_database_connection: Setting
-    database_connection: Setting
-    transport_url: Setting
-    service_down_time: Setting
-    state_dir: Setting
-    config_files: tuple[str, ...]
+    api_database_connection: Setting[str]
+    database_connection: Setting[str]
+    transport_url: Setting[str]
+    service_down_time: Setting[int]
+    report_interval: Setting[int]
+    servicegroup_driver: Setting[str]
+    cache_enabled: Setting[bool]
+    cache_backend: Setting[str]
+    cache_memcache_servers: Setting[list[str]]
+    cache_expiration_time: Setting[int]
+    cache_backend_expiration_time: Setting[int]
+    zookeeper_address: Setting[str]
+    zookeeper_sg_prefix: Setting[str]
+    zookeeper_recv_timeout: Setting[int]
+    state_dir: Setting[str]
+    # Every configuration file and directory read, in order (empty: none given or found).
+    read: tuple[ConfigRead, ...] = ()
+
+    @property
+    def config_files(self) -> tuple[str, ...]:
+        """The configuration files read, in order: later ones win."""
+        return tuple(r.path for r in self.read if r.kind == "file")
+
+    @property
+    def config_dirs(self) -> tuple[str, ...]:
+        return tuple(r.path for r in self.read if r.kind == "dir")
 
     @property
     def service_down_seconds(self) -> int:
-        return int(self.service_down_time.value or DEFAULT_SERVICE_DOWN_TIME)
+        """Seconds without a heartbeat after which a service is down, as Nova's service
+        group decides it: ``service_down_time``, but ``int(2.5 * report_interval)``
+        when it is not above ``report_interval``."""
+        down = _or(self.service_down_time.value, DEFAULT_SERVICE_DOWN_TIME)
+        interval = _or(self.report_interval.value, DEFAULT_REPORT_INTERVAL)
+        return int(interval * 2.5) if down <= interval else down
 
-    def all(self) -> list[Setting]:
-        return [
-            self.api_database_connection,
-            self.database_connection,
-            self.transport_url,
-            self.service_down_time,
-            self.state_dir,
-        ]
+    @property
+    def embedded_in_use(self) -> list[Setting[str]]:
+        """The settings that are cellctl's embedded defaults (no configuration found)."""
+        return [s for s in (self.api_database_connection, self.database_connection,
+                            self.transport_url) if s.is_embedded_default]
+
+    @property
+    def embedded_note(self) -> str | None:
+        """What the CLI tells an operator before a command writes to embedded defaults."""
+        used = self.embedded_in_use
+        if not used:
+            return None
+        return ("No configuration file given or found (see `cellctl config`): using cellctl's "
+                f"embedded default for {', '.join(s.name for s in used)} "
+                f"(state directory {self.state_dir.value})")
+
+    def all(self) -> list[Setting[Any]]:
+        return [getattr(self, spec.name) for spec in _SPECS] + [self.state_dir]
 
     @functools.cached_property
     def embedded_urls(self) -> frozenset[str]:
@@ -100,6 +232,10 @@ class Settings:
         ) | ({_cell0_default(self)} if self.database_connection.is_embedded_default else set())
 
 
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def _cell0_default(settings: Settings) -> str:
     from cellctl.urls import derive_cell0_url
 
@@ -109,99 +245,355 @@ def _cell0_default(settings: Settings) -> str:
 def resolve(
     *,
     config_files: Sequence[str] = (),
-    api_database_connection: str | None = None,
+    config_dirs: Sequence[str] = (),
+    config_paths: Sequence[ConfigPath] | None = None,
+    default_config_files: Sequence[str] | None = None,
+    default_config_dirs: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    from_cli: bool = False,
+    api_database_connection: str | None = None,
+    database_connection: str | None = None,
+    transport_url: str | None = None,
+    service_down_time: int | None = None,
+    report_interval: int | None = None,
+    servicegroup_driver: str | None = None,
+    cache_enabled: bool | None = None,
+    cache_backend: str | None = None,
+    cache_memcache_servers: Sequence[str] | None = None,
+    cache_expiration_time: int | None = None,
+    cache_backend_expiration_time: int | None = None,
+    zookeeper_address: str | None = None,
+    zookeeper_sg_prefix: str | None = None,
+    zookeeper_recv_timeout: int | None = None,
 ) -> Settings:
-    """Resolve all settings. Raises ConfigError for unreadable files or bad values."""
+    """Resolve all settings; raises ConfigError (one line, masked) for a file oslo.config
+    rejects, cannot read or decode, and for a value of the wrong type.
+
+    ``config_files`` then ``config_dirs`` are read as ``--config-file`` and
+    ``--config-dir``; ``config_paths`` gives both in one sequence instead, in
+    command-line order (the CLI's way). Without files (or directories) the
+    default ones are oslo.config's for nova-manage: ``default_config_files``
+    and ``default_config_dirs`` replace that search (``[]``: none). ``environ``
+    (default ``os.environ``) holds the ``CELLCTL_*`` and ``OS_<GROUP>__<OPT>``
+    variables. Every other keyword sets that setting, above everything else;
+    ``from_cli`` names such values by their flag in ``cellctl config``.
+    """
+    given: dict[str, Any] = {
+        "api_database_connection": api_database_connection,
+        "database_connection": database_connection,
+        "transport_url": transport_url,
+        "service_down_time": service_down_time,
+        "report_interval": report_interval,
+        "servicegroup_driver": servicegroup_driver,
+        "cache_enabled": cache_enabled,
+        "cache_backend": cache_backend,
+        "cache_memcache_servers": cache_memcache_servers,
+        "cache_expiration_time": cache_expiration_time,
+        "cache_backend_expiration_time": cache_backend_expiration_time,
+        "zookeeper_address": zookeeper_address,
+        "zookeeper_sg_prefix": zookeeper_sg_prefix,
+        "zookeeper_recv_timeout": zookeeper_recv_timeout,
+    }
     environ = os.environ if environ is None else environ
-    parser = _read_config(config_files)
-    use_defaults = not config_files
+    paths: Sequence[ConfigPath] = config_paths if config_paths is not None else (
+        [("file", f) for f in config_files] + [("dir", d) for d in config_dirs])
+    config = _Configuration(paths, default_config_files, default_config_dirs, environ)
     state_dir = _state_dir(environ)
-    defaults = {
+    embedded = {
         "api_database_connection": _sqlite_url(Path(state_dir.value or "") / "api.sqlite"),
         "database_connection": _sqlite_url(Path(state_dir.value or "") / "cell1.sqlite"),
         "transport_url": DEFAULT_TRANSPORT_URL,
-        "service_down_time": str(DEFAULT_SERVICE_DOWN_TIME),
     }
-    flags = {"api_database_connection": api_database_connection}
-    resolved: dict[str, Setting] = {}
-    for name, spec in _SPECS.items():
-        resolved[name] = _resolve_one(
-            spec,
-            flag=flags.get(name),
-            environ=environ,
-            parser=parser,
-            # nova's own default for service_down_time holds with a nova.conf too
-            default=defaults[name] if use_defaults or name == "service_down_time" else None,
-        )
-    _check_down_time(resolved["service_down_time"])
-    settings = Settings(
-        state_dir=state_dir, config_files=tuple(config_files), **resolved
-    )
+    resolved: dict[str, Setting[Any]] = {}
+    for spec in _SPECS:
+        value = given[spec.name]
+        if value is not None and value != "":
+            label = spec.flag if from_cli and spec.flag else f"keyword {spec.name}"
+            resolved[spec.name] = Setting(spec.name, config.convert(spec, value, label), label)
+        elif spec.env and ENV_PREFIX + spec.env in environ:
+            name = ENV_PREFIX + spec.env
+            # An empty variable explicitly unsets the value (and its default).
+            raw = environ[name]
+            resolved[spec.name] = Setting(spec.name, config.convert(spec, raw, name)
+                                          if raw else None, name)
+        else:
+            setting = config.setting(spec)
+            if setting.value is None and spec.embedded and not config.read:
+                setting = Setting(spec.name, embedded[spec.name], EMBEDDED)
+            resolved[spec.name] = setting
+    settings = Settings(state_dir=state_dir, read=tuple(config.read), **resolved)
     if any(s.is_embedded_default for s in settings.all() if s.name.endswith("connection")):
         _ensure_state_dir(Path(state_dir.value or ""))
     return settings
 
 
-def _resolve_one(
-    spec: _Spec,
-    *,
-    flag: str | None,
-    environ: Mapping[str, str],
-    parser: _SourcedConfig,
-    default: str | None,
-) -> Setting:
-    if flag:
-        return Setting(spec.name, flag, spec.flag or spec.name)
-    env_name = ENV_PREFIX + spec.env
-    if env_name in environ:
-        # An empty variable explicitly unsets the value (and its default).
-        return Setting(spec.name, environ[env_name] or None, env_name)
-    found = parser.get(spec.section, spec.key)
-    if found is not None:
-        value, path = found
-        return Setting(spec.name, value or None, f"{path} [{spec.section}] {spec.key}")
-    if default is not None:
-        return Setting(spec.name, default, EMBEDDED)
-    return Setting(spec.name, None, NOT_SET)
+class _Configuration:
+    """oslo.config's view of the deployment's files, as nova-manage would get it."""
 
+    def __init__(self, paths: Sequence[ConfigPath], default_files: Sequence[str] | None,
+                 default_dirs: Sequence[str] | None, environ: Mapping[str, str]) -> None:
+        from oslo_config import cfg
 
-class _SourcedConfig:
-    """INI values with the file each came from; later files win, as in oslo.config."""
-
-    def __init__(self) -> None:
-        self._values: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def add(self, path: str, parser: configparser.ConfigParser) -> None:
-        for section in parser.sections():
-            for key, value in parser.items(section, raw=True):
-                self._values[(section, key.replace("-", "_"))] = (value.strip(), path)
-
-    def get(self, section: str, key: str) -> tuple[str, str] | None:
-        return self._values.get((section, key))
-
-
-def _read_config(paths: Sequence[str]) -> _SourcedConfig:
-    config = _SourcedConfig()
-    for path in paths:
-        # [DEFAULT] is an ordinary section in nova.conf, not configparser's
-        # defaults-for-every-section; oslo.config allows repeated keys.
-        parser = configparser.ConfigParser(
-            interpolation=None, strict=False, default_section="\x00none"
-        )
+        self._cfg = cfg
+        if default_files is None:
+            default_files = cfg.find_config_files(NOVA_PROJECT, NOVA_PROG)
+        if default_dirs is None:
+            default_dirs = cfg.find_config_dirs(NOVA_PROJECT, NOVA_PROG)
+        self.read = _files_read(paths, default_files, default_dirs)
+        self._sections: dict[str, dict[str, dict[str, list[str]]]] = {}
+        self._lazy = _lazy_options(cfg)
+        conf = cfg.ConfigOpts()
+        self._opts: dict[tuple[str, str], cfg.Opt] = {}
+        for group, opt in _nova_options(cfg):
+            conf.register_opt(opt, group=None if group == "DEFAULT" else group)
+            self._opts[(group, opt.name)] = opt
+        if environ is not os.environ:
+            _read_environment_from(conf, environ)
+        # "--config-file=PATH": a path that starts with "-" stays a path.
+        args = [f"--config-{kind}={path}" for kind, path in paths]
         try:
-            with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle, source=path)
+            conf(args, project=NOVA_PROJECT, prog=NOVA_PROG, default_config_files=list(
+                default_files), default_config_dirs=list(default_dirs), use_env=True)
+        except cfg.ConfigFileParseError as exc:
+            raise ConfigError(_parse_error(exc)) from None
+        except cfg.ConfigFilesNotFoundError as exc:
+            raise ConfigError(f"Cannot read config file {', '.join(exc.config_files)}: "
+                              "No such file or directory") from None
+        except cfg.ConfigFilesPermissionDeniedError as exc:
+            raise ConfigError(f"Cannot read config file {', '.join(exc.config_files)}: "
+                              "Permission denied") from None
+        except cfg.ConfigDirNotFoundError as exc:
+            raise ConfigError(f"Cannot read config directory {exc.config_dir}: "
+                              "No such file or directory") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(self._decode_error(exc)) from None
         except OSError as exc:
-            raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
-        except configparser.Error as exc:
-            first_line = str(exc).splitlines()[0]
-            raise ConfigError(f"Cannot parse config file {path}: {first_line}") from None
-        config.add(path, parser)
-    return config
+            raise ConfigError(f"Cannot read config file {exc.filename}: {exc.strerror}") from None
+        except cfg.Error as exc:
+            raise ConfigError(f"Cannot read the configuration: {exc}") from None
+        except SystemExit:  # argparse's way to reject an argument (it has said why)
+            raise ConfigError("Cannot read the configuration: invalid --config-file "
+                              "or --config-dir") from None
+        self._conf = conf
+
+    def setting(self, spec: _Spec) -> Setting[Any]:
+        """The option's value (substituted and converted by oslo.config) and its source."""
+        cfg = self._cfg
+        group = None if spec.group == "DEFAULT" else spec.group
+        for _ in range(len(self._lazy) + 1):
+            try:
+                # get_location() first: it raises what went wrong, where reading a
+                # [DEFAULT] option by name turns every error into NoSuchOptError.
+                location = self._conf.get_location(spec.option, group)
+                value = self._conf[spec.group][spec.option] if group else \
+                    self._conf[spec.option]
+                break
+            except cfg.NoSuchOptError as exc:
+                if not self._register_lazy(exc.opt_name):
+                    raise ConfigError(
+                        f"Cannot substitute ${exc.opt_name} in {self._where(spec)}: cellctl "
+                        f"knows no option {exc.opt_name} (write $$ for a literal $)") from None
+            except ValueError as exc:  # ConfigFileValueError, ConfigSourceValueError
+                cause = exc.__context__ if isinstance(exc.__context__, ValueError) else exc
+                raise ConfigError(f"Invalid value in {self._where(spec)}: {cause}") from None
+            except cfg.Error as exc:
+                raise ConfigError(f"Cannot read {self._where(spec)}: {exc}") from None
+        if location is None or value is None:
+            return Setting(spec.name, value, NOT_SET)
+        if location.location == cfg.Locations.environment:
+            return Setting(spec.name, value, location.detail)
+        if location.location == cfg.Locations.user:
+            return Setting(spec.name, value, self._where(spec))
+        return Setting(spec.name, value, DEFAULT)
+
+    def convert(self, spec: _Spec, value: Any, label: str) -> Any:
+        """A value given to cellctl itself (flag, keyword, CELLCTL_*), checked by the
+        option's own type; never substituted."""
+        try:
+            return self._opts[(spec.group, spec.option)].type(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"Invalid value for {spec.name} from {label}: {exc}") from None
+
+    def _register_lazy(self, name: str) -> bool:
+        factory = self._lazy.pop(name, None)
+        if factory is None:
+            return False
+        try:
+            self._conf.register_opt(factory())
+        except self._cfg.Error as exc:  # e.g. a host name that is no valid domain name
+            raise ConfigError(f"Cannot substitute ${name}: {exc}") from None
+        return True
+
+    def _where(self, spec: _Spec) -> str:
+        """Where the option's value comes from: the environment variable or the file
+        and section. oslo.config's get_location() names the last file with the
+        section, not the one with the option, so the files are looked through here."""
+        env_name = f"OS_{spec.group.upper()}__{spec.option.upper()}"
+        if env_name in self._environ_keys():
+            return env_name
+        for entry in reversed(self.read):
+            if entry.kind == "file" and spec.option in self._file_sections(entry.path).get(
+                    spec.group, {}):
+                return f"{entry.path} [{spec.group}] {spec.option}"
+        return f"[{spec.group}] {spec.option}"
+
+    def _environ_keys(self) -> Mapping[str, str]:
+        driver = getattr(self._conf, "_env_driver", None)
+        return driver.environ if isinstance(driver, _MappingEnvironment) else os.environ
+
+    def _file_sections(self, path: str) -> dict[str, dict[str, list[str]]]:
+        """A file's options by normalized section name, parsed by oslo.config's own parser."""
+        if path not in self._sections:
+            raw: dict[str, dict[str, list[str]]] = {}
+            # Parsed once already by oslo.config, so no error is expected here.
+            with contextlib.suppress(self._cfg.ParseError, OSError, UnicodeDecodeError):
+                self._cfg.ConfigParser(path, raw).parse()
+            normalized: dict[str, dict[str, list[str]]] = {}
+            for section, options in raw.items():
+                normalized.setdefault(_group_name(section), {}).update(options)
+            self._sections[path] = normalized
+        return self._sections[path]
+
+    def _decode_error(self, exc: UnicodeDecodeError) -> str:
+        """oslo.config does not say which file it could not decode: find it."""
+        for entry in self.read:
+            if entry.kind != "file":
+                continue
+            try:
+                with open(entry.path, "rb") as handle:
+                    data = handle.read()
+                data.decode(exc.encoding)
+            except UnicodeDecodeError as bad:
+                line = data[:bad.start].count(b"\n") + 1
+                return f"Cannot decode config file {entry.path} line {line}: {bad.reason} " \
+                       f"(not {exc.encoding})"
+            except OSError:
+                continue
+        return f"Cannot decode a config file: {exc}"
 
 
-def _state_dir(environ: Mapping[str, str]) -> Setting:
+def _group_name(section: str) -> str:
+    """oslo.config's rule: section names are case-insensitive, except DEFAULT."""
+    return section if section == "DEFAULT" else section.lower()
+
+
+def _files_read(paths: Sequence[ConfigPath], default_files: Sequence[str],
+                default_dirs: Sequence[str]) -> list[ConfigRead]:
+    """What oslo.config's ConfigOpts reads, in its order (cfg.ConfigOpts._parse_config_files):
+    the default files unless a --config-file is given, the default directories that
+    exist unless a --config-dir is given, then the arguments in order; each directory
+    is its ``*.conf`` files, sorted."""
+    read: list[ConfigRead] = []
+    if not any(kind == "file" for kind, _ in paths):
+        read += [ConfigRead("file", _fixpath(f), "default search") for f in default_files]
+    if not any(kind == "dir" for kind, _ in paths):
+        for directory in default_dirs:
+            if os.path.exists(directory):
+                read += _directory(directory, "default search", directory)
+    for kind, path in paths:
+        if kind == "file":
+            read.append(ConfigRead("file", _fixpath(path), "--config-file"))
+        else:
+            read += _directory(os.path.expanduser(path), "--config-dir",
+                               f"--config-dir {path}")
+    return read
+
+
+def _directory(directory: str, origin: str, file_origin: str) -> list[ConfigRead]:
+    files = sorted(glob.glob(os.path.join(directory, "*.conf")))
+    return [ConfigRead("dir", _fixpath(directory), origin)] + [
+        ConfigRead("file", _fixpath(f), file_origin) for f in files]
+
+
+def _fixpath(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _parse_error(exc: cfg.ConfigFileParseError) -> str:
+    from oslo_config import iniparser
+
+    cause = exc.__context__
+    if isinstance(cause, iniparser.ParseError):
+        return f"Cannot parse config file {exc.config_file} line {cause.lineno}: {cause.msg}" + (
+            f": {cause.line.strip()!r}" if cause.line else "")
+    return f"Cannot parse config file {exc.config_file}: {exc.msg}"
+
+
+class _MappingEnvironment:
+    """oslo.config's environment source (``OS_<GROUP>__<OPT>``) over a given mapping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        from oslo_config.sources import _environment
+
+        self.environ = environ
+        self._source = _environment.EnvironmentConfigurationSource
+
+    def get_name(self, group_name: str | None, option_name: str) -> str:
+        return self._source.get_name(group_name, option_name)
+
+    def get(self, group_name: str | None, option_name: str, opt: Any) -> tuple[Any, Any]:
+        from oslo_config import cfg, sources
+
+        name = self.get_name(group_name, option_name)
+        if name in self.environ:
+            return self.environ[name], cfg.LocationInfo(cfg.Locations.environment, name)
+        return sources._NoValue, None
+
+
+def _read_environment_from(conf: cfg.ConfigOpts, environ: Mapping[str, str]) -> None:
+    if not hasattr(conf, "_env_driver"):  # pragma: no cover - a future oslo.config
+        raise ConfigError("This oslo.config cannot read OS_* variables from a given environ")
+    conf._env_driver = _MappingEnvironment(environ)  # type: ignore[assignment]
+
+
+def nova_pybasedir() -> str:
+    """Nova's ``pybasedir`` default: the directory the ``nova`` package is installed in
+    (nova/conf/paths.py: ``abspath(dirname(nova/conf/paths.py)/../../)``), found without
+    importing nova; where no nova package is importable, the one cellctl is installed in."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("nova")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        package = next(iter(spec.submodule_search_locations))
+    else:
+        package = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(os.path.join(package, os.pardir))
+
+
+def my_ipv4() -> str:
+    """Nova's ``my_ip`` default, as oslo.utils' ``netutils.get_my_ipv4()`` finds it: the
+    source address of a route to a documentation address (RFC 5737; nothing is sent),
+    else the address of the default route's interface, else 127.0.0.1."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.0", 80))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return _default_interface_ipv4()
+
+
+def _default_interface_ipv4() -> str:
+    import fcntl
+    import struct
+
+    try:
+        with open("/proc/net/route") as routes:
+            interface = next((fields[0] for fields in (r.strip().split("\t") for r in routes)
+                              if len(fields) > 1 and fields[1] == "00000000"), None)
+        if interface is None:
+            return "127.0.0.1"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            packed = fcntl.ioctl(sock.fileno(), 0x8915,  # SIOCGIFADDR
+                                 struct.pack("256s", interface.encode()[:15]))
+        return socket.inet_ntoa(packed[20:24])
+    except OSError:
+        return "127.0.0.1"
+
+
+def _state_dir(environ: Mapping[str, str]) -> Setting[str]:
     if environ.get(ENV_PREFIX + "STATE_DIR"):
         return Setting("state_dir", environ[ENV_PREFIX + "STATE_DIR"], ENV_PREFIX + "STATE_DIR")
     import platformdirs
@@ -218,14 +610,3 @@ def _ensure_state_dir(path: Path) -> None:
 
 def _sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.absolute()}"
-
-
-def _check_down_time(setting: Setting) -> None:
-    try:
-        if setting.value is not None and int(setting.value) <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(
-            f"service_down_time must be a positive number of seconds, "
-            f"got {setting.value!r} from {setting.source}"
-        ) from None

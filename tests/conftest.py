@@ -30,6 +30,28 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "mysql", "postgresql"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_nova_configuration_outside_home() -> None:
+    """With no --config-file, cellctl reads oslo.config's default files for nova-manage
+    (~/.nova, ~, /etc/nova, /etc): tests that rely on the embedded default need a
+    machine without /etc/nova configuration. Tests point $HOME at their own directory."""
+    from oslo_config import cfg
+
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = "/nonexistent-cellctl-test-home"
+    try:
+        found = cfg.find_config_files("nova", "nova-manage") + cfg.find_config_dirs(
+            "nova", "nova-manage")
+    finally:
+        if home is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = home
+    if found:
+        pytest.fail(f"This machine has Nova configuration the tests would read: {found}",
+                    pytrace=False)
+
+
 def unavailable(what: str, why: object) -> None:
     """Skip locally; fail loudly in CI, where every server must be up."""
     message = f"{what} is not reachable: {why}"
@@ -150,6 +172,8 @@ class Cloud:
     @property
     def env(self) -> dict[str, str]:
         return {
+            # oslo.config's default search looks in ~/.nova and ~ too
+            "HOME": str(self.tmp_path / "home"),
             "CELLCTL_STATE_DIR": str(self.tmp_path / "state"),
             "CELLCTL_API_DATABASE_CONNECTION": self.api_url,
             "CELLCTL_DATABASE_CONNECTION": self.cell_url,

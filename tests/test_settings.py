@@ -40,7 +40,9 @@ def test_embedded_defaults_without_config(tmp_path):
     assert settings.database_connection.value == f"sqlite:///{tmp_path}/state/cell1.sqlite"
     assert settings.transport_url.value == "memory:///"
     assert settings.service_down_seconds == 60
-    assert all(s.source == "embedded default" for s in settings.all()[:4])
+    assert all(s.source == "embedded default" for s in settings.all()[:3])
+    # Nova's own default, whether or not a configuration file is read
+    assert settings.service_down_time.source == "default"
     assert (tmp_path / "state").is_dir()
 
 
@@ -60,9 +62,13 @@ def test_precedence_flag_env_file(nova_conf, tmp_path):
                "CELLCTL_API_DATABASE_CONNECTION": "sqlite:///env.sqlite",
                "CELLCTL_TRANSPORT_URL": "memory:///"}
     settings = resolve(config_files=[nova_conf], environ=environ,
-                       api_database_connection="sqlite:///flag.sqlite")
+                       api_database_connection="sqlite:///flag.sqlite", from_cli=True)
     assert settings.api_database_connection.value == "sqlite:///flag.sqlite"
     assert settings.api_database_connection.source == "--api-database-connection"
+    # a Python caller is not told of flags
+    from_python = resolve(config_files=[nova_conf], environ=environ,
+                          api_database_connection="sqlite:///flag.sqlite")
+    assert from_python.api_database_connection.source == "keyword api_database_connection"
     assert settings.transport_url.value == "memory:///"
     assert settings.transport_url.source == "CELLCTL_TRANSPORT_URL"
     assert settings.database_connection.source.endswith("[database] connection")
@@ -126,3 +132,70 @@ def test_config_command_masks_and_names_sources(nova_conf, tmp_path):
         "setting": "transport_url", "value": "rabbit://nova:****@ctl:5672/",
         "source": f"{nova_conf} [DEFAULT] transport_url"}
     assert by_name["service_down_time"]["value"] == "90"
+
+
+def test_every_setting_is_a_keyword_argument(tmp_path):
+    """A Python caller builds Settings without a CLI; values are typed, sources named."""
+    settings = resolve(
+        environ={"CELLCTL_STATE_DIR": str(tmp_path)}, default_config_files=[],
+        default_config_dirs=[],
+        api_database_connection="sqlite:///api.sqlite", database_connection="sqlite:///c.sqlite",
+        transport_url="rabbit://u:p@mq//", service_down_time=0, report_interval=4,
+        servicegroup_driver="mc", cache_enabled=True, cache_backend="dogpile.cache.pymemcache",
+        cache_memcache_servers=["127.0.0.1:11211", "127.0.0.2:11211"],
+        cache_expiration_time=30, cache_backend_expiration_time=90,
+        zookeeper_address="127.0.0.1:2181", zookeeper_sg_prefix="/sg",
+        zookeeper_recv_timeout=1000)
+    values = {s.name: s.value for s in settings.all()}
+    assert values == {
+        "api_database_connection": "sqlite:///api.sqlite",
+        "database_connection": "sqlite:///c.sqlite", "transport_url": "rabbit://u:p@mq//",
+        "service_down_time": 0, "report_interval": 4, "servicegroup_driver": "mc",
+        "cache_enabled": True, "cache_backend": "dogpile.cache.pymemcache",
+        "cache_memcache_servers": ["127.0.0.1:11211", "127.0.0.2:11211"],
+        "cache_expiration_time": 30, "cache_backend_expiration_time": 90,
+        "zookeeper_address": "127.0.0.1:2181", "zookeeper_sg_prefix": "/sg",
+        "zookeeper_recv_timeout": 1000, "state_dir": str(tmp_path)}
+    assert settings.servicegroup_driver.source == "keyword servicegroup_driver"
+    assert settings.service_down_seconds == 10  # Nova: 0 <= report_interval -> int(2.5 * 4)
+    assert settings.read == () and settings.embedded_in_use == []
+    with pytest.raises(ConfigError, match="servicegroup_driver from keyword"):
+        resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)}, servicegroup_driver="redis")
+    with pytest.raises(ConfigError, match="cache_expiration_time"):
+        resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)}, cache_expiration_time=0)
+
+
+@pytest.mark.parametrize(("down", "interval", "seconds"),
+                         [(60, 10, 60), (10, 10, 25), (0, 10, 25), (-5, 10, 25), (11, 10, 11),
+                          (20, 20, 50), (30, 20, 30)])
+def test_service_down_seconds_as_nova_computes_it(tmp_path, down, interval, seconds):
+    conf = tmp_path / "nova.conf"
+    conf.write_text(f"[DEFAULT]\nservice_down_time = {down}\nreport_interval = {interval}\n")
+    settings = resolve(config_files=[str(conf)], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert settings.service_down_time.value == down
+    assert settings.service_down_seconds == seconds
+
+
+def test_default_config_files_replace_the_search(tmp_path, nova_conf):
+    settings = resolve(default_config_files=[nova_conf], default_config_dirs=[],
+                       environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert settings.config_files == (nova_conf,)
+    assert settings.transport_url.source == f"{nova_conf} [DEFAULT] transport_url"
+    # a --config-file replaces the default files
+    other = tmp_path / "other.conf"
+    other.write_text("[DEFAULT]\n")
+    replaced = resolve(config_files=[str(other)], default_config_files=[nova_conf],
+                       default_config_dirs=[], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
+    assert replaced.config_files == (str(other),)
+    assert replaced.transport_url.value is None
+
+
+def test_config_without_any_file_says_embedded_defaults_apply(tmp_path):
+    runner = CliRunner(env={"CELLCTL_STATE_DIR": str(tmp_path), "HOME": str(tmp_path)})
+    rows = json.loads(runner.invoke(main, ["config", "--format", "json"]).stdout)
+    assert rows[0] == {"setting": "config_file", "value": None,
+                       "source": "none given or found (nova-manage's default search): "
+                                 "embedded defaults apply"}
+    by_name = {row["setting"]: row for row in rows}
+    assert by_name["transport_url"] == {"setting": "transport_url", "value": "memory:///",
+                                        "source": "embedded default"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -23,17 +23,24 @@ if TYPE_CHECKING:
     from cellctl.db import Databases
     from cellctl.progress import Progress
     from cellctl.result import Result
-    from cellctl.settings import Settings
+    from cellctl.settings import ConfigPath, Settings
 
 UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
+
+# Commands that never write. Every other command is told, on stderr, when it
+# runs on cellctl's embedded default (no configuration file given or found).
+READ_ONLY_COMMANDS = frozenset({
+    "config", "list_cells", "list_hosts", "verify_instance", "status", "service list",
+    "api_db version", "db version",
+})
 
 
 class App:
     """Global options, and the settings and databases resolved from them on first use."""
 
-    def __init__(self, *, config_files: tuple[str, ...], api_database_connection: str | None,
-                 debug: bool, fmt: str | None) -> None:
-        self.config_files = config_files
+    def __init__(self, *, config_paths: tuple[ConfigPath, ...],
+                 api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
+        self.config_paths = config_paths
         self.api_database_connection = api_database_connection
         self.debug = debug
         self.fmt = fmt
@@ -45,8 +52,9 @@ class App:
             from cellctl.settings import resolve
 
             self._settings = resolve(
-                config_files=self.config_files,
+                config_paths=self.config_paths,
                 api_database_connection=self.api_database_connection,
+                from_cli=True,
             )
         return self._settings
 
@@ -62,7 +70,7 @@ class Command(click.Command):
         return super().parse_args(ctx, [_expand_prefix(arg, owners) for arg in args])
 
 
-def _expand_prefix(arg: str, owners: dict[str, str | None]) -> str:
+def _expand_prefix(arg: str, owners: Mapping[str, str | None]) -> str:
     """``--cell`` -> ``--cell_uuid`` when only one option starts so.
 
     Two spellings of one option (``--cell_uuid``, ``--cell-uuid``) count once.
@@ -82,20 +90,64 @@ class Group(click.Group):
     command_class = Command
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+class MainGroup(Group):
+    """Remembers the order of --config-file and --config-dir: oslo.config reads each
+    where it stands on the command line (a directory after a file overrides it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["cellctl.config_order"] = _config_order(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+_CONFIG_OPTIONS = {"--config-file": "file", "--config-dir": "dir"}
+
+
+def _config_order(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """"file"/"dir" for each --config-file/--config-dir before the command name."""
+    takes_value = {opt for param in group.get_params(ctx) if isinstance(param, click.Option)
+                   and not param.is_flag for opt in param.opts}
+    order: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--" or not token.startswith("-"):
+            break
+        name, eq, _ = token.partition("=")
+        if name in _CONFIG_OPTIONS:
+            order.append(_CONFIG_OPTIONS[name])
+        if name in takes_value and not eq:
+            next(tokens, None)
+    return order
+
+
+def _ordered(order: list[str], files: tuple[str, ...],
+             dirs: tuple[str, ...]) -> tuple[ConfigPath, ...]:
+    if sorted(order) != sorted(["file"] * len(files) + ["dir"] * len(dirs)):
+        order = ["file"] * len(files) + ["dir"] * len(dirs)  # not expected: files first
+    queues = {"file": list(files), "dir": list(dirs)}
+    return tuple(("file" if kind == "file" else "dir", queues[kind].pop(0)) for kind in order)
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cellctl")
 @click.option("--config-file", "config_files", multiple=True, metavar="PATH",
-              help="INI file (nova.conf works as is); repeatable, later files win.")
+              help="Configuration file, read as nova-manage reads it; repeatable, later "
+                   "files win. Default: nova-manage's search (~/.nova/nova.conf, "
+                   "~/nova.conf, /etc/nova/nova.conf, /etc/nova.conf).")
+@click.option("--config-dir", "config_dirs", multiple=True, metavar="DIR",
+              help="Directory whose files ending in .conf are read, sorted, where the "
+                   "option stands among the --config-file options; repeatable. Default: "
+                   "nova.conf.d in the same places.")
 @click.option("--api-database-connection", metavar="URL",
               help="SQLAlchemy URL of the API database.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format for data (default: table).")
 @click.pass_context
-def main(ctx: click.Context, config_files: tuple[str, ...], api_database_connection: str | None,
-         debug: bool, fmt: str | None) -> None:
+def main(ctx: click.Context, config_files: tuple[str, ...], config_dirs: tuple[str, ...],
+         api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
     """Manage the cells v2 control plane: cells, host and instance mappings, services."""
-    ctx.obj = App(config_files=config_files, api_database_connection=api_database_connection,
+    paths = _ordered(ctx.meta.get("cellctl.config_order", []), config_files, config_dirs)
+    ctx.obj = App(config_paths=paths, api_database_connection=api_database_connection,
                   debug=debug, fmt=fmt)
 
 
@@ -173,6 +225,7 @@ def run(
         from cellctl.db import Databases
 
         dbs = Databases(app.settings)
+        _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
     except CellctlError as exc:
         _report(app, exc, str(exc), fmt)
@@ -188,6 +241,27 @@ def run(
             dbs.dispose()
     render(result, fmt, show_secrets=show_secrets)
     ctx.exit(result.code)
+
+
+def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
+    """Say once, before a command writes, that it writes to the embedded default."""
+    note = settings.embedded_note
+    if note is None or _command_name(ctx) in READ_ONLY_COMMANDS:
+        return
+    from cellctl.result import Message, Result
+
+    render(Result(messages=[Message("warning", note)]), fmt)
+
+
+def _command_name(ctx: click.Context) -> str:
+    """"service list" for ``cellctl cell_v2 service list``."""
+    names: list[str] = []
+    current: click.Context | None = ctx
+    while current is not None and current.parent is not None:
+        if current.info_name != "cell_v2" or current.parent.parent is not None:
+            names.append(current.info_name or "")
+        current = current.parent
+    return " ".join(reversed(names))
 
 
 def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:

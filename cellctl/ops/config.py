@@ -1,9 +1,11 @@
-"""The resolved settings as a listing."""
+"""``config``: the configuration read, in order, and every resolved setting with its source."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from cellctl.result import Column, Result, Table
-from cellctl.settings import Settings
+from cellctl.settings import NOVA_PROG, Settings
 
 CONFIG_COLUMNS = [
     Column("setting", "Setting"),
@@ -13,7 +15,25 @@ CONFIG_COLUMNS = [
 
 
 def show_config(settings: Settings) -> Result:
-    rows = [{"setting": s.name, "value": s.value, "source": s.source} for s in settings.all()]
-    rows.append({"setting": "config_files", "value": ", ".join(settings.config_files) or None,
-                 "source": "--config-file"})
+    """One row per file or directory read (``config_file``/``config_dir``, in the order
+    read: later files win), then one per setting, its value and where it came from."""
+    rows: list[dict[str, Any]] = [
+        {"setting": f"config_{read.kind}", "value": read.path, "source": read.origin}
+        for read in settings.read
+    ]
+    if not rows:
+        rows.append({"setting": "config_file", "value": None,
+                     "source": f"none given or found ({NOVA_PROG}'s default search): "
+                               "embedded defaults apply"})
+    rows += [{"setting": s.name, "value": _text(s.value), "source": s.source}
+             for s in settings.all()]
     return Result(table=Table(CONFIG_COLUMNS, rows))
+
+
+def _text(value: Any) -> str | None:
+    """Values as a configuration file would spell them."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
