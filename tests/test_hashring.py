@@ -79,4 +79,4 @@ def test_a_hundred_thousand_lookups_take_well_under_a_second():
     owners = [ring.owner(n) for n in nodes]
     elapsed = time.perf_counter() - started
     assert len(set(owners)) == 100
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 3, elapsed  # about 0.15 s on an idle core; a ring rebuilt per node: minutes
