@@ -65,7 +65,9 @@ def _json(result: Result, table: Table | None, out: IO[str]) -> None:
         payload = table.rows
     else:
         return
-    out.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    # Streamed: a listing of 100,000 rows is never held as one string as well.
+    json.dump(payload, out, indent=2, default=_json_default)
+    out.write("\n")
 
 
 def _json_default(value: Any) -> Any:
