@@ -65,9 +65,17 @@ def _json(result: Result, table: Table | None, out: IO[str]) -> None:
         payload = table.rows
     else:
         return
-    # Streamed: a listing of 100,000 rows is never held as one string as well.
-    json.dump(payload, out, indent=2, default=_json_default)
-    out.write("\n")
+    # Streamed in 64 KiB pieces: a listing of 100,000 rows is never held as one
+    # string as well, and not written a token at a time either.
+    pieces: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(indent=2, default=_json_default).iterencode(payload):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            out.write("".join(pieces))
+            pieces, size = [], 0
+    out.write("".join(pieces) + "\n")
 
 
 def _json_default(value: Any) -> Any:
