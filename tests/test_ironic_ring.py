@@ -206,6 +206,7 @@ def test_table_filters_and_cell(fleet):
         assert ring(fleet, "--state", state) == [r for r in everything if r["state"] == state]
     assert ring(fleet, "--state", "IN_PLACE") == ring(fleet, "--state", "in place")
     assert ring(fleet, "--cell_uuid", fleet.cell1) == everything
+    assert fleet.run("cell_v2", "ironic", "ring").exit_code == 2  # cellctl's own: no cell_v2
     csv = fleet.run("ironic", "ring", "--format", "csv", "--state", "duplicated")
     assert csv.stdout.splitlines()[0] == ",".join(
         ["node", "cell_name", "reported_by", "owner", "state"])
