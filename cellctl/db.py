@@ -174,10 +174,10 @@ class Databases:
     def api_url(self) -> str:
         url = self.settings.api_database_connection.value
         if not url:
-            raise ConfigError(
-                "No API database configured: use --api-database-connection, "
-                "CELLCTL_API_DATABASE_CONNECTION or [api_database] connection"
-            )
+            argument = self.settings.argument("api_database_connection",
+                                              "--api-database-connection")
+            raise ConfigError(f"No API database configured: use {argument}, "
+                              "CELLCTL_API_DATABASE_CONNECTION or [api_database] connection")
         return url
 
     @property
@@ -187,13 +187,17 @@ class Databases:
     @property
     def local_cell(self) -> Engine:
         """The cell database of ``[database] connection`` (this host's own cell)."""
-        setting = self.settings.database_connection
-        if not setting.value:
-            raise ConfigError(
-                "No cell database configured: use --database_connection, "
-                "CELLCTL_DATABASE_CONNECTION or [database] connection"
-            )
-        return self._engine(setting.value, "cell database", kind="cell")
+        return self._engine(self.local_cell_url, "cell database", kind="cell")
+
+    @property
+    def local_cell_url(self) -> str:
+        """``[database] connection``; ConfigError, saying how to set it, when it is not set."""
+        url = self.settings.database_connection.value
+        if not url:
+            argument = self.settings.argument("database_connection", "--database_connection")
+            raise ConfigError(f"No cell database configured: use {argument}, "
+                              "CELLCTL_DATABASE_CONNECTION or [database] connection")
+        return url
 
     def cell(self, stored_url: str | None, label: str = "cell database", *,
              connect_timeout: float | None = None,

@@ -184,6 +184,12 @@ class Settings:
     state_dir: Setting[str]
     # Every configuration file and directory read, in order (empty: none given or found).
     read: tuple[ConfigRead, ...] = ()
+    # Resolved for the command line: messages then name arguments by their flags.
+    from_cli: bool = False
+
+    def argument(self, name: str, flag: str) -> str:
+        """How the caller passes ``name``: ``flag`` on the command line, else the keyword."""
+        return flag if self.from_cli else f"{name}="
 
     @property
     def config_files(self) -> tuple[str, ...]:
@@ -321,7 +327,8 @@ def resolve(
             if setting.value is None and spec.embedded and not config.read:
                 setting = Setting(spec.name, embedded[spec.name], EMBEDDED)
             resolved[spec.name] = setting
-    settings = Settings(state_dir=state_dir, read=tuple(config.read), **resolved)
+    settings = Settings(state_dir=state_dir, read=tuple(config.read), from_cli=from_cli,
+                        **resolved)
     if any(s.is_embedded_default for s in settings.all() if s.name.endswith("connection")):
         _ensure_state_dir(Path(state_dir.value or ""))
     return settings

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
-from cellctl.tables.cell import compute_nodes
+from cellctl.tables.cell import compute_nodes, services
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0)
 
@@ -40,6 +40,17 @@ def add_compute_nodes(url: str, hosts: Iterable[str], *, deleted: bool = False) 
     _insert(url, compute_nodes, rows)
     if deleted:
         _soft_delete(url, compute_nodes, compute_nodes.c.host.in_(hosts))
+
+
+def add_services(url: str, hosts: Iterable[str], binary: str = "nova-compute", *,
+                 version: int = 74, last_seen_up: datetime.datetime | None = None,
+                 forced_down: bool = False, disabled: bool = False) -> None:
+    """One live services row per host (``created_at`` is NOW; ``last_seen_up`` as given)."""
+    _insert(url, services, [
+        {"created_at": NOW, "host": h, "binary": binary, "topic": binary.removeprefix("nova-"),
+         "report_count": 0, "disabled": disabled, "forced_down": forced_down,
+         "version": version, "last_seen_up": last_seen_up, "uuid": str(uuidlib.uuid4()),
+         "deleted": 0} for h in hosts])
 
 
 def _soft_delete(url: str, table: sa.Table, where: sa.ColumnElement) -> None:

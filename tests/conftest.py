@@ -271,6 +271,100 @@ def throwaway_mariadb(_throwaway_mariadb_session: Any) -> Iterator[Any]:
     _throwaway_mariadb_session.thaw()
 
 
+# --- memcached and ZooKeeper (service group drivers mc and zk) ---------------
+# The shared servers (Debian's memcached on 11211, zookeeperd on 2181) are only
+# read and written under each test's own keys / znode prefix; a test that needs
+# one down or frozen starts its own (ThrowawayMemcached) or uses a dead port.
+
+MEMCACHED_SERVER = os.environ.get("CELLCTL_TEST_MEMCACHED", "127.0.0.1:11211")
+ZOOKEEPER_SERVER = os.environ.get("CELLCTL_TEST_ZOOKEEPER", "127.0.0.1:2181")
+
+
+def _tcp_check(address: str) -> str | None:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), 3):
+            return None
+    except OSError as exc:
+        return str(exc)
+
+
+@pytest.fixture
+def memcached_server() -> str:
+    """host:port of the shared memcached (skips locally, fails in CI, when down)."""
+    why = _tcp_check(MEMCACHED_SERVER)
+    if why:
+        unavailable(f"memcached {MEMCACHED_SERVER}", why)
+    return MEMCACHED_SERVER
+
+
+@pytest.fixture
+def zookeeper_server() -> str:
+    """host:port of the shared ZooKeeper (skips locally, fails in CI, when down)."""
+    why = _tcp_check(ZOOKEEPER_SERVER)
+    if why:
+        unavailable(f"ZooKeeper {ZOOKEEPER_SERVER}", why)
+    return ZOOKEEPER_SERVER
+
+
+@pytest.fixture
+def throwaway_memcached() -> Iterator[Callable[[], Any]]:
+    """Starts private memcached servers (tests.servers.ThrowawayMemcached); all are
+    killed at the end."""
+    from servers import ThrowawayMemcached
+
+    if ThrowawayMemcached.binary() is None:
+        unavailable("throwaway memcached", "memcached is not installed")
+    started: list[Any] = []
+
+    def start() -> Any:
+        server = ThrowawayMemcached().start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def throwaway_zookeeper(tmp_path: Path) -> Iterator[Any]:
+    """A private ZooKeeper (tests.servers.ThrowawayZooKeeper), killed at the end."""
+    from servers import ThrowawayZooKeeper
+
+    missing = ThrowawayZooKeeper.missing()
+    if missing:
+        unavailable("throwaway ZooKeeper", missing)
+    server = ThrowawayZooKeeper(tmp_path / "zookeeper")
+    try:
+        server.start()
+    except Exception as exc:
+        server.kill()
+        unavailable("throwaway ZooKeeper", exc)
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def zk_prefix(zookeeper_server: str) -> Iterator[str]:
+    """A fresh sg_prefix znode path of this test's own, deleted afterwards."""
+    from kazoo.client import KazooClient
+
+    prefix = f"/cellctl-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    zk = KazooClient(hosts=zookeeper_server)
+    zk.start(timeout=10)
+    try:
+        zk.delete(prefix, recursive=True)
+    except Exception:
+        pass
+    finally:
+        zk.stop()
+        zk.close()
+
+
 # --- instance mapping tests (map_instances, verify_instance) ---------------
 
 

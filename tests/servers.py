@@ -168,3 +168,136 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         yield int(holder.getsockname()[1])
+
+
+def wait_stopped(pid: int, timeout: float = 10) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP reaches a busy thread a little
+    later: a JVM may answer one more request meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"process {pid} did not stop")
+
+
+class ThrowawayMemcached:
+    """A private memcached on its own free port that a test may kill or freeze."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.frozen = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def binary() -> str | None:
+        return shutil.which("memcached") or (
+            "/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None)
+
+    def start(self) -> ThrowawayMemcached:
+        binary = self.binary()
+        if binary is None:
+            raise RuntimeError("memcached is not installed")
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16", *user],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"throwaway memcached on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still accepts connections; nothing answers."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.frozen = True
+            wait_stopped(self.process.pid)
+
+    def thaw(self) -> None:
+        if self.frozen and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = False
+
+
+class ThrowawayZooKeeper:
+    """A private ZooKeeper (Debian's zookeeper jar) on its own port and data dir."""
+
+    JAR = Path("/usr/share/java/zookeeper.jar")
+    CONF_DIR = Path("/etc/zookeeper/conf")  # log4j.properties
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.frozen = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def missing(cls) -> str | None:
+        if shutil.which("java") is None:
+            return "java is not installed"
+        return None if cls.JAR.exists() else f"{cls.JAR} is missing (zookeeperd)"
+
+    def start(self) -> ThrowawayZooKeeper:
+        self.base.mkdir(parents=True, exist_ok=True)
+        config = self.base / "zoo.cfg"
+        config.write_text(f"tickTime=2000\ndataDir={self.base / 'data'}\nclientPort={self.port}\n"
+                          "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                          "maxClientCnxns=0\n")
+        log = open(self.base / "server.log", "ab")  # noqa: SIM115 (kept open by the server)
+        self.process = subprocess.Popen(
+            ["java", "-Xmx64m", "-cp", f"{self.CONF_DIR}:{self.JAR}",
+             f"-Dzookeeper.log.dir={self.base}", "-Dzookeeper.root.logger=INFO,CONSOLE",
+             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(config)],
+            stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while not self._serving():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"throwaway ZooKeeper did not start; see {self.base}")
+            time.sleep(0.1)
+        return self
+
+    def _serving(self) -> bool:
+        """The port is open before the server takes sessions; ``srvr`` answers after."""
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), 1) as sock:
+            sock.sendall(b"srvr")
+            return b"Mode:" in sock.recv(4096)
+        return False
+
+    def freeze(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.frozen = True
+            wait_stopped(self.process.pid)
+
+    def thaw(self) -> None:
+        if self.frozen and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(30)

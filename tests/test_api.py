@@ -77,3 +77,28 @@ def test_map_every_cell_from_python(tmp_path, monkeypatch):
         assert cellctl.map_instances(dbs, cell["uuid"]).data["mapped"] == 0
     # disposed on leaving the block, and usable again afterwards
     assert dbs._engines == {}
+
+
+def test_messages_name_arguments_as_the_caller_passes_them(tmp_path):
+    """From Python a missing URL is asked for by keyword; the CLI keeps nova-manage's flag."""
+    api = f"sqlite:///{tmp_path / 'api.sqlite'}"
+    unset = {"CELLCTL_TRANSPORT_URL": "", "CELLCTL_DATABASE_CONNECTION": ""}
+    settings = cellctl.resolve(api_database_connection=api, default_config_files=[],
+                               default_config_dirs=[], environ=unset)
+    with cellctl.Databases(settings) as dbs:
+        assert cellctl.api_db_sync(dbs).code == 0
+        result = cellctl.create_cell(dbs, database_connection=api)
+    assert result.code == 1
+    assert [m.text for m in result.messages] == [
+        "Must specify transport_url= if [DEFAULT]/transport_url is not set in the "
+        "configuration file."]
+    cli = cellctl.resolve(api_database_connection=api, from_cli=True, default_config_files=[],
+                          default_config_dirs=[], environ=unset)
+    assert cli.argument("transport_url", "--transport-url") == "--transport-url"
+    with cellctl.Databases(settings) as dbs:
+        try:
+            dbs.local_cell  # noqa: B018
+        except cellctl.ConfigError as exc:
+            assert str(exc).startswith("No cell database configured: use database_connection=")
+        else:
+            raise AssertionError("expected ConfigError")

@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from cellrows import add_compute_nodes, map_hosts, map_instances
+from cellrows import add_compute_nodes, add_services, map_hosts, map_instances
 from conftest import MYSQL_SERVER, RABBITMQ_URL, DatabaseFactory, unavailable
 from instance_helpers import add_instances
 from servers import PASSWORD, black_hole, closed_port, silent_port
@@ -32,7 +32,14 @@ def setup_cells(cloud, transport="memory:///"):
     cloud.ok("api_db", "sync")
     cloud.ok("map_cell0")
     cloud.ok("db", "sync")
+    add_live_conductor(cloud.cell_url)
     return create_cell(cloud, "cell1", cloud.cell_url, transport)
+
+
+def add_live_conductor(url, host="conductor-1"):
+    from cellctl.clock import utcnow
+
+    add_services(url, [host], "nova-conductor", last_seen_up=utcnow())
 
 
 def create_cell(cloud, name, database, transport="memory:///"):
@@ -73,6 +80,10 @@ def plain_rows(*, cells=1, databases=2, hosts="all 2 compute hosts are mapped",
         ("Cell database schemas", "success", f"{databases} cell databases at head"),
         ("Host mappings", "success", hosts),
         ("Instance mappings", "success", instances),
+        ("Cell conductors", "success",
+         f"every cell has a live nova-conductor ({cells} cell{'s' if cells > 1 else ''}, "
+         "db driver)"),
+        ("Compute service versions", "success", "no nova-compute services to check"),
     ]
 
 
@@ -112,7 +123,7 @@ def test_healthy_cloud_passes(cloud):
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
     assert re.fullmatch(r"\|\s+Check\s+\|\s+Result\s+\|\s+Details\s+\|", lines[1])
-    assert [line.split("|")[2].strip() for line in lines[3:-1]] == ["Success"] * 7
+    assert [line.split("|")[2].strip() for line in lines[3:-1]] == ["Success"] * 9
 
 
 def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
@@ -139,6 +150,7 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
          f"3 instances have no instance mapping (1 in {CELL0_LABEL}, e.g. {in_cell0[0]}; "
          f"2 in {label}, e.g. {live[0]}, {deleted[0]}). Run command 'cellctl map_instances "
          "--cell_uuid <cell uuid>' for each of these cells and then retry."),
+        *plain_rows()[7:],
     ]
 
     map_hosts(cloud.api_url, cell1, ["host-b", "host-c"])
@@ -146,7 +158,7 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
     map_instances(cloud.api_url, CELL0, in_cell0)
     result, payload = status_json(cloud)
     assert result.exit_code == 0
-    assert rows(payload)[5:] == [
+    assert rows(payload)[5:7] == [
         ("Host mappings", "success", "all 3 compute hosts are mapped"),
         ("Instance mappings", "success", "all 5 instances are mapped"),
     ]
@@ -193,6 +205,8 @@ def test_nothing_mapped_fails(cloud_no_pg):
         ("Host mappings", "success", "No host mappings or compute nodes were found. Remember to "
          "run command 'cellctl discover_hosts' when new compute hosts are deployed."),
         ("Instance mappings", "success", "no instances found"),
+        ("Cell conductors", "success", "no regular cell database read"),
+        ("Compute service versions", "success", "no nova-compute services to check"),
     ]
 
 
@@ -289,6 +303,10 @@ def test_cell_on_closed_port_is_reported_and_others_still_checked(cloud, backend
          f"1 compute host has no host mapping (1 in cell 'cell1' ({cell1}), e.g. host-a). "
          "Run command 'cellctl discover_hosts' and then retry."),
         ("Instance mappings", "success", "no instances found"),
+        ("Cell conductors", "success",
+         "every cell has a live nova-conductor (1 cell, db driver) (1 unreachable, not checked)"),
+        ("Compute service versions", "success",
+         "no nova-compute services to check (1 unreachable, not checked)"),
     ]
     warnings = [json.loads(line) for line in result.stderr.splitlines()]
     assert warnings[0]["level"] == "warning"
@@ -308,6 +326,7 @@ def test_cell_whose_server_was_killed(cloud, throwaway_mariadb):
     remote_url = throwaway_mariadb.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
     remote = create_cell(cloud, "remote", remote_url, "memory:///remote")
     cloud.ok("db", "sync", "--all-cells")
+    add_live_conductor(remote_url)
     add_compute_nodes(remote_url, ["remote-host"])
     map_hosts(cloud.api_url, remote, ["remote-host"])
 
@@ -325,7 +344,7 @@ def test_cell_whose_server_was_killed(cloud, throwaway_mariadb):
         "Cell databases", "failure",
         f"1 of 3 cell databases unreachable: cell 'remote' ({remote}). Check the cell's "
         "database_connection ('cellctl list_cells') and its server, then retry.")
-    assert rows(payload)[4:] == [
+    assert rows(payload)[4:7] == [
         ("Cell database schemas", "success",
          "2 cell databases at head (1 unreachable, not checked)"),
         ("Host mappings", "success", "all 2 compute hosts are mapped"),
@@ -371,7 +390,7 @@ def test_cell_server_killed_while_status_reads_it(sqlite_cloud, throwaway_mariad
     assert killer.killed
     assert result.exit_code == 2
     assert payload["unreachable_cells"] == [remote]
-    assert rows(payload)[2:] == [
+    assert rows(payload)[2:7] == [
         ("Cell databases", "failure",
          f"1 of 3 cell databases unreachable: cell 'remote' ({remote}). Check the cell's "
          "database_connection ('cellctl list_cells') and its server, then retry."),
@@ -430,7 +449,7 @@ def rabbitmq():
 
 def connectivity_rows(payload):
     return [(c["check"], c["result"], re.sub(r"\d+(\.\d+)? ms", "N ms", c["details"]))
-            for c in payload["checks"][7:]]
+            for c in payload["checks"][9:]]
 
 
 def test_connectivity_all_reachable(cloud, rabbitmq):
@@ -440,7 +459,7 @@ def test_connectivity_all_reachable(cloud, rabbitmq):
     result, payload = status_json(cloud, "--check-connectivity")
 
     assert result.exit_code == 0, result.stderr
-    assert rows(payload)[:7] == plain_rows()
+    assert rows(payload)[:9] == plain_rows()
     from cellctl.urls import mask
 
     assert connectivity_rows(payload) == [
@@ -555,3 +574,116 @@ def test_bad_timeout_is_usage_error(sqlite_cloud):
     assert result.exit_code == 2
     assert "--timeout" in result.stderr
     assert MYSQL_SERVER not in result.stderr
+
+
+# --- service checks across cells, judged by the configured driver ---------------
+
+
+def test_cell_conductors_are_judged_in_every_regular_cell(cloud_no_pg):
+    import datetime
+
+    from cellctl.clock import utcnow
+
+    cloud = cloud_no_pg
+    setup_cells(cloud)  # cell1: a live conductor
+    stale_url, none_url, forced_url = (cloud.factory.new(n) for n in ("stale", "none", "forced"))
+    stale = create_cell(cloud, "stale", stale_url, "memory:///s")
+    none = create_cell(cloud, "none", none_url, "memory:///n")
+    forced = create_cell(cloud, "forced", forced_url, "memory:///f")
+    cloud.ok("db", "sync", "--all-cells")
+    add_services(stale_url, ["c-stale"], "nova-conductor",
+                 last_seen_up=utcnow() - datetime.timedelta(seconds=61))
+    add_services(none_url, ["sched-1"], "nova-scheduler", last_seen_up=utcnow())
+    add_services(forced_url, ["c-forced"], "nova-conductor", last_seen_up=utcnow(),
+                 forced_down=True)
+
+    result, payload = status_json(cloud)
+
+    assert result.exit_code == 1
+    details = {c["check"]: (c["result"], c["details"]) for c in payload["checks"]}
+    outcome, text = details["Cell conductors"]
+    assert outcome == "warning"
+    assert text.startswith(
+        f"no live nova-conductor in cell 'stale' ({stale}), cell 'none' ({none}), "
+        f"cell 'forced' ({forced}): its compute services cannot report or take work")
+    assert "cell1" not in text and "cell0" not in text
+
+    # a heartbeat brings the stale one back
+    cloud.execute(stale_url, "UPDATE services SET last_seen_up = :t", {"t": utcnow()})
+    _, payload = status_json(cloud)
+    text = {c["check"]: c["details"] for c in payload["checks"]}["Cell conductors"]
+    assert "stale" not in text and "'none'" in text
+
+
+def test_compute_service_versions_as_nova_status_counts_them(cloud_no_pg):
+    cloud = cloud_no_pg
+    setup_cells(cloud)
+    other_url = cloud.factory.new("other")
+    other = create_cell(cloud, "other", other_url, "memory:///o")
+    cloud.ok("db", "sync", "--all-cells")
+    add_live_conductor(other_url)
+
+    def check():
+        result, payload = status_json(cloud)
+        found = {c["check"]: (c["result"], c["details"]) for c in payload["checks"]}
+        return result.exit_code, found["Compute service versions"]
+
+    assert check() == (0, ("success", "no nova-compute services to check"))
+
+    add_services(cloud.cell_url, ["new-1"], version=74)
+    add_services(other_url, ["new-2"], version=72)
+    add_services(other_url, ["forced-old"], version=60, forced_down=True)  # not counted
+    add_services(other_url, ["gone-old"], version=50)
+    cloud.execute(other_url, "UPDATE services SET deleted = id WHERE host = 'gone-old'")
+    add_services(other_url, ["conductor-old"], "nova-conductor", version=40)  # not a compute
+    assert check() == (0, ("success",
+                           "oldest nova-compute service version 72 (at least 72)"))
+
+    add_services(other_url, ["old-1"], version=71)  # whatever its liveness: never reported
+    code, (outcome, text) = check()
+    assert (code, outcome) == (2, "failure")
+    assert text.startswith(
+        f"1 nova-compute service older than version 72, the oldest Nova 34 supports: "
+        f"old-1 (version 71, cell 'other' ({other}))")
+
+
+@pytest.mark.memcached
+def test_conductors_under_mc_read_memcached(sqlite_cloud, memcached_server, tmp_path):
+    from pymemcache.client.base import Client
+
+    from cellctl.liveness.memcache import cache_key, heartbeat_value
+
+    cloud = sqlite_cloud
+    setup_cells(cloud)  # its conductor has a fresh last_seen_up: irrelevant under mc
+    host = f"conductor-{uuid.uuid4().hex[:8]}"
+    cloud.execute(cloud.cell_url, "UPDATE services SET host = :h", {"h": host})
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[DEFAULT]\nservicegroup_driver = mc\n[cache]\nenabled = true\n"
+                    f"backend = dogpile.cache.memcached\nmemcache_servers = {memcached_server}\n")
+
+    def conductors(config):
+        result = cloud.run("--format", "json", "--config-file", str(config), "status")
+        payload = json.loads(result.stdout)
+        found = {c["check"]: (c["result"], c["details"]) for c in payload["checks"]}
+        return found["Cell conductors"], result
+
+    (outcome, text), _ = conductors(conf)
+    assert outcome == "warning" and "no live nova-conductor in cell 'cell1'" in text
+
+    client = Client(memcached_server, default_noreply=False)
+    client.set(cache_key("conductor", host), heartbeat_value(0), flags=1)
+    client.close()
+    (outcome, text), _ = conductors(conf)
+    assert (outcome, text) == ("success",
+                               "every cell has a live nova-conductor (1 cell, mc driver)")
+
+    with closed_port() as port:
+        dead = tmp_path / "dead.conf"
+        dead.write_text(conf.read_text().replace(memcached_server, f"127.0.0.1:{port}"))
+        started = time.monotonic()
+        (outcome, text), result = conductors(dead)
+    assert time.monotonic() - started < 15
+    assert outcome == "warning"
+    assert "is unknown: memcached 127.0.0.1:" in text
+    warnings = [json.loads(line)["message"] for line in result.stderr.splitlines()]
+    assert any(w.startswith(f"memcached 127.0.0.1:{port}") for w in warnings), warnings

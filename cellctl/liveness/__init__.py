@@ -13,7 +13,14 @@ it raises ``BackendUnreachable`` and ``judge`` makes every service it would
 have judged *unknown*, never *down*: a cache that is down says nothing about
 the computes.
 
-Drivers: ``db`` (cellctl.liveness.db).
+A driver may also leave single services unjudged (None): the memcached
+server holding their keys is down, or what it holds is not a heartbeat; it
+says why in ``take_warnings``, which ``judge`` passes on.
+
+Drivers: ``db`` (cellctl.liveness.db), ``mc`` (cellctl.liveness.memcache),
+``zk`` (cellctl.liveness.zookeeper); only the configured one is imported, and
+its client library only when it first talks to its backend. Their options are
+read in cellctl.liveness.options.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ FORCED_DOWN, DISABLED = "forced down", "disabled"
 # The state of a mapped host whose cell has no nova-compute service for it.
 NO_SERVICE = "no service"
 
-DEFAULT_REPORT_INTERVAL = 10  # seconds, Nova's [DEFAULT] report_interval
 
 
 @dataclass(frozen=True)
@@ -70,48 +76,73 @@ class Driver(Protocol):
         """The backend, masked, for ``cellctl config`` and warnings."""
         ...
 
-    def alive(self, services: Sequence[ServiceRecord], now: datetime.datetime) -> list[bool]:
-        """Each service's liveness by the driver alone (``forced_down`` is the caller's).
+    def alive(self, services: Sequence[ServiceRecord],
+              now: datetime.datetime) -> list[bool | None]:
+        """Each service's liveness by the driver alone (``forced_down`` is the caller's):
+        None for one it cannot judge (``take_warnings`` says why). Safe to call from
+        several threads at once (cells are read in parallel).
 
-        Raises BackendUnreachable."""
+        Raises BackendUnreachable when it can judge none."""
+        ...
+
+    def take_warnings(self) -> list[str]:
+        """Warnings gathered by ``alive`` since the last call (and forgotten)."""
         ...
 
     def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
         """One heartbeat for ``service``, as its Nova process would send it; the time
-        reported. Raises LookupError when the cell has no live such service."""
+        reported. Raises LookupError when the cell has no live such service (the db
+        driver; mc and zk do not read the database), BackendUnreachable when the
+        backend did not take it."""
         ...
 
     def close(self) -> None: ...
 
 
-def down_seconds(service_down_time: int, report_interval: int = DEFAULT_REPORT_INTERVAL) -> int:
-    """``service_down_time`` as Nova uses it (raised when not above ``report_interval``)."""
-    if service_down_time <= report_interval:
-        return int(report_interval * 2.5)
-    return service_down_time
+def service_group(settings: Settings, *, timeout: float | None = None) -> Driver:
+    """The driver the deployment configured, as Nova picks it (``[DEFAULT]
+    servicegroup_driver``, ``CELLCTL_SERVICEGROUP_DRIVER``; default db), with
+    ``service_down_time`` raised as Nova raises it. ``timeout`` bounds each talk to
+    the backend (default: the probe budget of a cell database)."""
+    from cellctl.liveness import options
+    from cellctl.probes import DEFAULT_TIMEOUT
 
+    budget = DEFAULT_TIMEOUT if timeout is None else timeout
+    name = options.driver_name(settings)
+    seconds = options.down_seconds(settings)
+    if name == "mc":
+        from cellctl.liveness.memcache import MemcacheDriver
 
-def service_group(settings: Settings) -> Driver:
-    """The driver the deployment configured, as Nova picks it."""
+        return MemcacheDriver(options.memcache_options(settings), down_seconds=seconds,
+                              timeout=budget)
+    if name == "zk":
+        from cellctl.liveness.zookeeper import ZooKeeperDriver
+
+        return ZooKeeperDriver(options.zookeeper_options(settings), timeout=budget)
     from cellctl.liveness.db import DbDriver
 
-    return DbDriver(down_seconds(settings.service_down_seconds))
+    return DbDriver(seconds)
 
 
 def judge(driver: Driver, services: Sequence[ServiceRecord],
           now: datetime.datetime) -> tuple[list[bool | None], str | None]:
     """Nova's ``service_is_up`` for each service, and the warning when the backend was out.
 
-    ``forced_down`` wins; otherwise the driver decides. None (unknown) for
-    every service the driver could not judge because its backend is unreachable.
+    ``forced_down`` wins, and the driver is not asked about such a service;
+    otherwise the driver decides. None (unknown) for every service the driver
+    could not judge: all of them when its backend is unreachable.
     """
+    asked = [service for service in services if not service.forced_down]
+    warnings = []
     try:
-        alive: list[bool | None] = list(driver.alive(services, now))
-        warning = None
+        verdicts = iter(driver.alive(asked, now) if asked else [])
     except BackendUnreachable as exc:
-        alive, warning = [None] * len(services), str(exc)
-    return [False if service.forced_down else up
-            for service, up in zip(services, alive, strict=True)], warning
+        verdicts = iter([None] * len(asked))
+        warnings.append(f"{exc}: liveness unknown")
+    warnings += driver.take_warnings()
+    alive: list[bool | None] = [False if service.forced_down else next(verdicts)
+                                for service in services]
+    return alive, "; ".join(warnings) or None
 
 
 def host_state(*, disabled: bool | None, forced_down: bool | None, up: bool | None) -> str:

@@ -37,9 +37,13 @@ class DbDriver:
     def describe(self) -> str:
         return "the cell databases (services.last_seen_up)"
 
-    def alive(self, services: Sequence[ServiceRecord], now: datetime.datetime) -> list[bool]:
+    def alive(self, services: Sequence[ServiceRecord],
+              now: datetime.datetime) -> list[bool | None]:
         return [is_up(last_seen_up=s.last_seen_up, created_at=s.created_at, now=now,
                       down_seconds=self.down_seconds) for s in services]
+
+    def take_warnings(self) -> list[str]:
+        return []
 
     def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
         """``report_count + 1``, ``last_seen_up`` and ``updated_at`` set to now, in one UPDATE.

@@ -14,29 +14,28 @@ if TYPE_CHECKING:
 
 
 def url_or_fallback(
-    given: str | None, setting: Setting, flag: str, result: Result
+    given: str | None, setting: Setting[str], argument: str, result: Result
 ) -> str | None:
     """The URL given by the caller, else the configured one (saying so, as Nova does).
 
-    ``flag`` names the argument as the command line spells it, since that is
-    where the caller of a command meets it.
+    ``argument`` names it as the caller passes it (``Settings.argument``).
     """
     if given:
         return given
     if setting.value:
-        result.info(
-            f"{flag} not provided in the command line, using the value from {setting.source}"
-        )
+        where = "in the command line" if argument.startswith("--") else "by the caller"
+        result.info(f"{argument.rstrip('=')} not provided {where}, using the value from "
+                    f"{setting.source}")
     return setting.value
 
 
 def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
     """The transport URL given, else the configured one; None (error 1 recorded) if missing
     or invalid. Templates are validated expanded and returned as written."""
-    transport = url_or_fallback(transport_url, dbs.settings.transport_url, "--transport-url",
-                                result)
+    argument = dbs.settings.argument("transport_url", "--transport-url")
+    transport = url_or_fallback(transport_url, dbs.settings.transport_url, argument, result)
     if not transport:
-        result.error("Must specify --transport-url if [DEFAULT]/transport_url is not set in "
+        result.error(f"Must specify {argument} if [DEFAULT]/transport_url is not set in "
                      "the configuration file.", 1)
         return None
     try:

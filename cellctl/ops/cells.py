@@ -78,12 +78,13 @@ def create_cell(
     transport = resolve_transport_url(dbs, transport_url, result)
     if transport is None:
         return result
+    argument = dbs.settings.argument("database_connection", "--database_connection")
     database = url_or_fallback(
-        database_connection, dbs.settings.database_connection, "--database_connection", result
+        database_connection, dbs.settings.database_connection, argument, result
     )
     if not database:
         return result.error(
-            "Must specify --database_connection if [database]/connection is not set in the "
+            f"Must specify {argument} if [database]/connection is not set in the "
             "configuration file.", 1,
         )
     invalid = _invalid_urls(dbs, None, database)

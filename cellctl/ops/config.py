@@ -27,7 +27,21 @@ def show_config(settings: Settings) -> Result:
                                "embedded defaults apply"})
     rows += [{"setting": s.name, "value": _text(s.value), "source": s.source}
              for s in settings.all()]
+    rows.append(_service_group_backend(settings))
     return Result(table=Table(CONFIG_COLUMNS, rows))
+
+
+def _service_group_backend(settings: Settings) -> dict[str, Any]:
+    """What the configured service group driver talks to (masked), e.g. its memcached
+    servers; a driver is built but never connects."""
+    from cellctl.liveness import service_group
+
+    driver = service_group(settings)
+    try:
+        return {"setting": "servicegroup_backend", "value": driver.describe(),
+                "source": f"servicegroup_driver {driver.name}"}
+    finally:
+        driver.close()
 
 
 def _text(value: Any) -> str | None:

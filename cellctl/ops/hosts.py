@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.errors import ConfigError
 from cellctl.ids import new_uuid
 from cellctl.liveness import UNKNOWN, compute_host_states, service_group
 from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases, read_cells
@@ -384,10 +383,7 @@ def _target_cell(
     from cellctl.ops.cells import CELL_LOCK
     from cellctl.tables.api import cell_mappings as cm
 
-    database = dbs.settings.database_connection.value
-    if not database:
-        raise ConfigError("No cell database configured: use --database_connection, "
-                          "CELLCTL_DATABASE_CONNECTION or [database] connection")
+    database = dbs.local_cell_url
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         rows = conn.execute(
             select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)

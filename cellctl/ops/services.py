@@ -9,6 +9,7 @@ service by that driver.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -255,6 +256,15 @@ def heartbeat(
     service = ServiceRecord(host=host, binary=binary, topic=topic_for(binary), disabled=False,
                             forced_down=False, last_seen_up=None, created_at=None)
     driver = service_group(dbs.settings)
+    if driver.name != "db":
+        # mc and zk never read the database (nor does Nova's): the row is looked up once,
+        # for its topic (the memcache key, the znode group)
+        with cell_db.connect() as conn:
+            row = _live_service(conn, host, binary)
+        if row is None:
+            driver.close()
+            return _no_service(result, host, binary, beats=0)
+        service = dataclasses.replace(service, topic=row.topic)
     try:
         return _beat_until_stopped(driver, cell_db, service, seconds, beats_wanted, wait, result)
     finally:
@@ -278,10 +288,7 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
                 raise
             missed, last_error = missed + 1, str(exc)
         except LookupError:
-            return result.error(
-                f"No live {binary} service on host {host} in the cell database"
-                + (" any more" if beats else "")
-                + f"; register it first with: cellctl service register --host {host}", 1)
+            return _no_service(result, host, binary, beats=beats)
         else:
             beats += 1
         if (beats_wanted is not None and beats + missed >= beats_wanted) or wait(seconds):
@@ -289,8 +296,15 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
     if missed:
         result.warn(f"{missed} of {beats + missed} reports could not be written: {last_error}")
     result.data = {"host": host, "binary": binary, "reports": beats, "missed": missed,
-                   "last_seen_up": last_seen_up}
+                   "last_seen_up": last_seen_up, "driver": driver.name}
     return result
+
+
+def _no_service(result: Result, host: str, binary: str, *, beats: int) -> Result:
+    return result.error(
+        f"No live {binary} service on host {host} in the cell database"
+        + (" any more" if beats else "")
+        + f"; register it first with: cellctl service register --host {host}", 1)
 
 
 def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
@@ -353,7 +367,7 @@ def _live_service(conn: Connection, host: str, binary: str) -> Any:
 
     from cellctl.tables.cell import services as sv
 
-    return conn.execute(select(sv.c.id, sv.c.uuid).where(
+    return conn.execute(select(sv.c.id, sv.c.uuid, sv.c.topic).where(
         sv.c.host == host, sv.c.binary == binary, sv.c.deleted == 0)).first()
 
 

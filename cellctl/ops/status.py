@@ -10,7 +10,7 @@ checks go on over the cells that answered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl import migrate
@@ -32,8 +32,15 @@ from cellctl.result import Column, Result, Table
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from cellctl.liveness import ServiceRecord
+
 Outcome = Literal["success", "warning", "failure"]
 _CODES: dict[Outcome, int] = {"success": 0, "warning": 1, "failure": 2}
+
+# nova.objects.service.SERVICE_VERSION_ALIASES['Gazpacho']: the oldest nova-compute
+# Nova 34 supports (nova-status "Older than N-1 computes").
+OLDEST_SUPPORTED_COMPUTE_VERSION = 72
+MAX_NAMED = 10  # hosts or cells named in one check's details
 
 STATUS_COLUMNS = [Column("check", "Check"), Column("result", "Result"),
                   Column("details", "Details")]
@@ -49,6 +56,16 @@ class Check:
         return {"check": self.name, "result": self.outcome, "details": self.details}
 
 
+@dataclass(frozen=True)
+class ComputeVersions:
+    """nova-compute services as Nova's minimum-version query counts them: not deleted,
+    forced_down false, whatever their liveness."""
+
+    minimum: int | None  # None: no such service in the cell
+    too_old: list[tuple[str, int]]  # (host, version) below the oldest supported, first few
+    too_old_count: int
+
+
 @dataclass
 class CellScan:
     """What could be read from one reachable cell's database."""
@@ -58,6 +75,8 @@ class CellScan:
     hosts: Unmapped | None = None  # None for cell0, which has no hosts
     instances: Unmapped | None = None
     unreadable: str | None = None  # why hosts and instances could not be read
+    conductors: list[ServiceRecord] = field(default_factory=list)
+    compute_versions: ComputeVersions | None = None  # None for cell0
 
     @property
     def schema_problem(self) -> str | None:
@@ -96,6 +115,9 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
         _cell_schemas_check(scans, skipped=len(result.unreachable_cells)),
         _hosts_check(scans),
         _instances_check(scans),
+        _conductors_check(dbs, scans, timeout, skipped=len(result.unreachable_cells),
+                          result=result),
+        _compute_versions_check(scans, skipped=len(result.unreachable_cells)),
     ]
     if check_connectivity:
         checks += _connectivity_checks(probes)
@@ -119,6 +141,7 @@ def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
     try:
         if not cell.is_cell0:
             scan.hosts = unmapped_hosts(engine, dbs.api)
+            scan.conductors, scan.compute_versions = _read_services(engine)
         scan.instances = unmapped_instances(engine, dbs.api, progress,
                                             f"Instances of {cell.label}")
     except SchemaMissing as exc:
@@ -126,6 +149,30 @@ def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
             raise
         scan.unreadable = str(exc)  # a table is missing: a schema problem, not a dead cell
     return scan
+
+
+def _read_services(engine: Engine) -> tuple[list[ServiceRecord], ComputeVersions]:
+    """The cell's live nova-conductor rows, and its nova-compute versions (one aggregate
+    and one short query, whatever the number of computes)."""
+    from sqlalchemy import case, false, func, select
+
+    from cellctl.liveness import ServiceRecord
+    from cellctl.tables.cell import services as sv
+
+    counted = (sv.c.binary == "nova-compute", sv.c.deleted == 0, sv.c.forced_down == false())
+    old = sv.c.version < OLDEST_SUPPORTED_COMPUTE_VERSION
+    with engine.connect() as conn:
+        rows = conn.execute(select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled,
+                                   sv.c.forced_down, sv.c.last_seen_up, sv.c.created_at)
+                            .where(sv.c.binary == "nova-conductor", sv.c.deleted == 0)).all()
+        minimum, too_old_count = conn.execute(
+            select(func.min(sv.c.version), func.count(case((old, 1)))).where(*counted)).one()
+        too_old = conn.execute(select(sv.c.host, sv.c.version).where(*counted, old)
+                               .order_by(sv.c.version, sv.c.host).limit(MAX_NAMED)).all()
+    return ([ServiceRecord.of(r) for r in rows],
+            ComputeVersions(None if minimum is None else int(minimum),
+                            [(r.host, int(r.version or 0)) for r in too_old],
+                            int(too_old_count or 0)))
 
 
 def _finish(result: Result, checks: list[Check], probes: list[CellProbe]) -> Result:
@@ -227,6 +274,83 @@ def _instances_check(scans: list[CellScan]) -> Check:
         fix="Run command 'cellctl map_instances --cell_uuid <cell uuid>' for each of these "
             "cells and then retry.",
         when_none="no instances found")
+
+
+def _conductors_check(dbs: Databases, scans: list[CellScan], timeout: float, *,
+                      skipped: int, result: Result) -> Check:
+    """Every regular cell has a live nova-conductor, judged by the configured driver:
+    without one, its computes cannot report or take work."""
+    from cellctl.clock import utcnow
+    from cellctl.liveness import judge, service_group
+
+    name = "Cell conductors"
+    regular = [s for s in scans if s.compute_versions is not None]
+    not_checked = f" ({skipped} unreachable, not checked)" if skipped else ""
+    if not regular:
+        return Check(name, "success", f"no regular cell database read{not_checked}")
+    driver = service_group(dbs.settings, timeout=timeout)
+    try:
+        records = [r for s in regular for r in s.conductors]
+        alive, warning = judge(driver, records, utcnow())  # one call for all cells
+        verdicts = iter(alive)
+        without: list[str] = []
+        unknown: list[str] = []
+        for scan in regular:
+            seen = [next(verdicts) for _ in scan.conductors]
+            if True in seen:
+                continue
+            (unknown if None in seen else without).append(scan.cell.label)
+        if warning:
+            result.warn(warning)
+        backend = driver.describe()
+    finally:
+        driver.close()
+    if not without and not unknown:
+        return Check(name, "success", f"every cell has a live nova-conductor "
+                     f"({_count(len(regular), 'cell')}, {driver.name} driver){not_checked}")
+    parts = []
+    if without:
+        parts.append(f"no live nova-conductor in {_names(without)}: its compute services "
+                     "cannot report or take work. Start nova-conductor for "
+                     f"{'that cell' if len(without) == 1 else 'those cells'}")
+    if unknown:
+        parts.append(f"liveness of the nova-conductor of {_names(unknown)} is unknown: "
+                     f"{backend} could not be read")
+    return Check(name, "warning", "; ".join(parts) + not_checked)
+
+
+def _compute_versions_check(scans: list[CellScan], *, skipped: int) -> Check:
+    """nova-status's "Older than N-1 computes": the oldest nova-compute in any cell (not
+    deleted, not forced down, whatever its liveness) is one Nova 34 supports."""
+    name = "Compute service versions"
+    # Nova's get_minimum_version_all_cells considers only cells whose minimum is not 0
+    # (None or 0: no computes there yet), and an overall 0 means a fresh install.
+    counted = [(s.cell, s.compute_versions) for s in scans
+               if s.compute_versions is not None and s.compute_versions.minimum]
+    not_checked = f" ({skipped} unreachable, not checked)" if skipped else ""
+    versions = [v.minimum for _, v in counted if v.minimum]
+    if not versions:
+        return Check(name, "success", f"no nova-compute services to check{not_checked}")
+    oldest = min(versions)
+    if oldest >= OLDEST_SUPPORTED_COMPUTE_VERSION:
+        return Check(name, "success", f"oldest nova-compute service version {oldest} "
+                     f"(at least {OLDEST_SUPPORTED_COMPUTE_VERSION}){not_checked}")
+    old = [(cell, v) for cell, v in counted if v.too_old_count]
+    total = sum(v.too_old_count for _, v in old)
+    named = [f"{host} (version {version}, {cell.label})"
+             for cell, v in old for host, version in v.too_old][:MAX_NAMED]
+    more = f" and {total - len(named)} more" if total > len(named) else ""
+    return Check(name, "failure",
+                 f"{_count(total, 'nova-compute service')} older than version "
+                 f"{OLDEST_SUPPORTED_COMPUTE_VERSION}, the oldest Nova 34 supports: "
+                 f"{', '.join(named)}{more}. Upgrade {'it' if total == 1 else 'them'} "
+                 "(or delete the services of hosts that are gone) and then retry."
+                 + not_checked)
+
+
+def _names(labels: list[str]) -> str:
+    shown = ", ".join(labels[:MAX_NAMED])
+    return shown + (f" and {len(labels) - MAX_NAMED} more" if len(labels) > MAX_NAMED else "")
 
 
 def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: str,

@@ -1,0 +1,304 @@
+"""The ``zk`` driver: Nova 12's ZooKeeper service group, read and joined through kazoo.
+
+Layout (Nova 12's ``nova/servicegroup/drivers/zk.py`` with evzookeeper's
+``Membership``): ``<[zookeeper] sg_prefix>/<topic>/<host>`` is a persistent znode
+holding ``ZKMembers``; each running process of that service holds one
+ephemeral child of it, named by its process id. ZooKeeper deletes an ephemeral
+node when its session ends (the process died, or lost the server for longer
+than its session timeout), so a host is up while its znode has a child.
+
+Reading, the cheapest correct way: one ``get_children`` of each group (topic)
+tells which hosts have a znode at all (the others are down without another
+call); then one ``get`` (data and Stat, whose ``numChildren`` counts the
+processes) of each listed host that was asked about, all sent at once through
+kazoo's async API and pipelined on the one session, so the cost is one round
+trip per group plus the server's time per znode, not a round trip per host.
+(ZooKeeper has no bulk read of several znodes' Stat: ``getAllChildrenNumber``
+counts a whole subtree, and kazoo does not speak the 3.6 ``multiRead``.)
+
+``report`` (``cellctl service heartbeat``) creates the host's znode when
+missing and keeps one ephemeral child for as long as the session lives; each
+beat checks the child is still there and recreates it after a session expiry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cellctl.liveness import BackendUnreachable, ServiceRecord
+from cellctl.liveness.options import ZooKeeperOptions
+from cellctl.urls import mask_urls_in_text
+
+if TYPE_CHECKING:
+    import datetime
+
+    from sqlalchemy.engine import Engine
+
+MEMBERS_DATA = b"ZKMembers"
+MULTI_READ_BATCH = 1000  # znodes per multiRead: ~60 kB asked, ~90 kB answered (< jute.maxbuffer)
+# What kazoo raises when the server does not know multiRead (op 22, ZooKeeper < 3.6)
+_NO_MULTI_READ = ("UnimplementedError", "MarshallingError", "BadArgumentsError")
+
+
+def _multi_read_request() -> Any:
+    """kazoo's request type for ZooKeeper 3.6's multiRead of getData operations.
+
+    kazoo speaks ``multi`` (writes, op 14) but not ``multiRead`` (op 22); this
+    request is built from kazoo's own serialization pieces the way its
+    ``Transaction`` is, and sent through the client's session like any call.
+    Answers: per znode (data, ZnodeStat) or the error of that one read.
+    """
+    from kazoo.exceptions import EXCEPTIONS
+    from kazoo.protocol.serialization import (
+        GetData,
+        MultiHeader,
+        ZnodeStat,
+        int_struct,
+        multiheader_struct,
+        read_buffer,
+        stat_struct,
+    )
+
+    class MultiRead:
+        type = 22
+
+        def __init__(self, paths: list[str]) -> None:
+            self.paths = paths
+
+        def serialize(self) -> bytearray:
+            out = bytearray()
+            for path in self.paths:
+                out.extend(MultiHeader(GetData.type, False, -1).serialize()
+                           + GetData(path, None).serialize())
+            return out + multiheader_struct.pack(-1, True, -1)
+
+        def deserialize(self, data: bytes, offset: int) -> list[Any]:
+            results: list[Any] = []
+            header, offset = MultiHeader.deserialize(data, offset)
+            while not header.done:
+                if header.type == GetData.type:
+                    value, offset = read_buffer(data, offset)
+                    results.append((value, ZnodeStat._make(stat_struct.unpack_from(data, offset))))
+                    offset += stat_struct.size
+                else:  # -1: this read failed
+                    error = int_struct.unpack_from(data, offset)[0]
+                    offset += int_struct.size
+                    results.append(EXCEPTIONS[error]())
+                header, offset = MultiHeader.deserialize(data, offset)
+            return results
+
+    return MultiRead
+
+
+def _quiet_kazoo() -> None:
+    # kazoo logs every failed connection attempt at WARNING; Python's last-resort
+    # handler would print those on stderr. The driver reports failures itself.
+    logger = logging.getLogger("kazoo")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+class ZooKeeperDriver:
+    name = "zk"
+
+    def __init__(self, options: ZooKeeperOptions, *, timeout: float) -> None:
+        self.options = options
+        self.timeout = timeout
+        self._zk: Any = None
+        self._member: str | None = None  # the ephemeral child this process holds
+        self._broken: BackendUnreachable | None = None
+        self._multi_read: bool | None = None  # None: not tried yet
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        address = self.options.address or "(no [zookeeper] address)"
+        return mask_urls_in_text(f"ZooKeeper {address} (sg_prefix {self.options.sg_prefix})")
+
+    def take_warnings(self) -> list[str]:
+        return []  # no per-service verdict is withheld: a listed znode is up or down
+
+    def _fail(self, what: str, exc: BaseException | None = None) -> BackendUnreachable:
+        reason = ""
+        if exc is not None:
+            text = str(exc).strip()
+            reason = ": " + (text.splitlines()[0] if text else type(exc).__name__)
+        return BackendUnreachable(mask_urls_in_text(f"{self.describe()} {what}{reason}"))
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._zk is not None:
+                return self._zk
+            if self._broken is not None:  # one try per command, not one per call
+                raise self._broken
+            if not self.options.address:
+                raise BackendUnreachable(
+                    "servicegroup_driver zk, but [zookeeper] address is not set")
+            _quiet_kazoo()
+            from kazoo.client import KazooClient
+            from kazoo.retry import KazooRetry
+
+            zk = KazooClient(hosts=self.options.address,
+                             timeout=self.options.recv_timeout_ms / 1000.0,
+                             connection_retry=KazooRetry(max_tries=-1, max_delay=1.0),
+                             randomize_hosts=False)
+            # start_async + wait, not start(): start() stops a client that did not
+            # connect in time by joining its connection thread, which sits in a
+            # connect() to a black-holed address for the whole session timeout.
+            try:
+                connected = zk.start_async().wait(timeout=self.timeout) and zk.connected
+            except Exception as exc:  # a malformed address
+                _stop_in_background(zk)
+                self._broken = self._fail("cannot be used", exc)
+                raise self._broken from None
+            if not connected:
+                _stop_in_background(zk)
+                self._broken = self._fail(f"did not answer within {self.timeout:g} s")
+                raise self._broken
+            self._zk = zk
+            return zk
+
+    def _wait(self, async_result: Any, deadline: float) -> Any:
+        return async_result.get(timeout=max(0.01, deadline - time.monotonic()))
+
+    def alive(self, services: Sequence[ServiceRecord],
+              now: datetime.datetime) -> list[bool | None]:
+        """Thread-safe: kazoo pipelines the requests of every caller on one session.
+
+        Bounded: each answer must come within the timeout of the previous one
+        (a frozen server costs the timeout once; a large fleet is not cut short)."""
+        if not services:
+            return []
+        from kazoo.exceptions import NoNodeError
+
+        zk = self._client()
+        prefix = self.options.sg_prefix.rstrip("/")
+        wanted: dict[str, set[str]] = {}
+        for service in services:
+            wanted.setdefault(str(service.topic), set()).add(service.host)
+        up: set[tuple[str, str]] = set()
+        try:
+            deadline = time.monotonic() + self.timeout
+            listings = {topic: zk.get_children_async(f"{prefix}/{topic}") for topic in wanted}
+            members: list[tuple[str, str]] = []
+            for topic, listing in listings.items():
+                try:
+                    present = set(self._wait(listing, deadline))
+                except NoNodeError:
+                    continue  # no service of this topic ever joined
+                deadline = time.monotonic() + self.timeout
+                members += [(topic, host) for host in sorted(wanted[topic] & present)]
+            for member, (data, stat) in zip(members, self._get_all(zk, prefix, members),
+                                            strict=True):
+                if data == MEMBERS_DATA and stat is not None and stat.numChildren > 0:
+                    up.add(member)
+        except BackendUnreachable:
+            raise
+        except Exception as exc:  # connection loss, session expiry, timeout
+            self._reset()
+            self._broken = self._fail("did not answer", exc)
+            raise self._broken from None
+        return [(str(s.topic), s.host) in up for s in services]
+
+    def _get_all(self, zk: Any, prefix: str,
+                 members: list[tuple[str, str]]) -> list[tuple[bytes | None, Any]]:
+        """(data, Stat) of each member's znode, (None, None) where it is gone: ZooKeeper
+        3.6+'s multiRead, MULTI_READ_BATCH znodes a request, all requests pipelined;
+        one pipelined get per znode on an older server."""
+        paths = [f"{prefix}/{topic}/{host}" for topic, host in members]
+        if self._multi_read is not False:
+            try:
+                found = self._gets(zk, paths, batched=True)
+                self._multi_read = True
+                return found
+            except Exception as exc:
+                if self._multi_read or type(exc).__name__ not in _NO_MULTI_READ:
+                    raise
+                self._multi_read = False  # the server predates multiRead
+        return self._gets(zk, paths, batched=False)
+
+    def _gets(self, zk: Any, paths: list[str], *, batched: bool) -> list[tuple[Any, Any]]:
+        from kazoo.exceptions import NoNodeError
+
+        if batched:
+            request_class = _multi_read_request()
+            requests = []
+            for start in range(0, len(paths), MULTI_READ_BATCH):
+                async_result = zk.handler.async_result()
+                zk._call(request_class(paths[start:start + MULTI_READ_BATCH]), async_result)
+                requests.append(async_result)
+        else:
+            requests = [zk.get_async(path) for path in paths]
+        found: list[tuple[Any, Any]] = []
+        deadline = time.monotonic() + self.timeout
+        for request in requests:
+            try:
+                answer = self._wait(request, deadline)
+            except NoNodeError:
+                answer = (None, None)
+            deadline = time.monotonic() + self.timeout
+            for item in answer if batched else [answer]:
+                found.append((None, None) if isinstance(item, NoNodeError) else item)
+                if isinstance(item, Exception) and not isinstance(item, NoNodeError):
+                    raise item
+        return found
+
+    def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:
+        """Join ``<sg_prefix>/<topic>/<host>`` as evzookeeper's Membership does: the
+        host znode with ``ZKMembers``, and this process's ephemeral child."""
+        from kazoo.exceptions import NodeExistsError
+
+        from cellctl.clock import utcnow
+
+        self._broken = None  # every beat tries again
+        zk = self._client()
+        group = f"{self.options.sg_prefix.rstrip('/')}/{service.topic}/{service.host}"
+        member = f"{group}/{os.getpid()}"
+        deadline = time.monotonic() + self.timeout
+        try:
+            if self._member == member and self._wait(zk.exists_async(member), deadline):
+                return utcnow()
+            with contextlib.suppress(NodeExistsError):
+                self._wait(zk.create_async(group, MEMBERS_DATA, makepath=True), deadline)
+            try:
+                self._wait(zk.create_async(member, b"", ephemeral=True), deadline)
+            except NodeExistsError:
+                # A child of that name from an older session of the same pid: take it over.
+                self._wait(zk.delete_async(member), deadline)
+                self._wait(zk.create_async(member, b"", ephemeral=True), deadline)
+        except Exception as exc:
+            raise self._fail("did not take the heartbeat", exc) from None
+        self._member = member
+        return utcnow()
+
+    def _reset(self, wait: float = 0.0) -> None:
+        """Drop the session; wait up to ``wait`` s for its close (ephemeral children
+        then go at once, instead of at the session timeout)."""
+        with self._lock:
+            zk, self._zk = self._zk, None
+        if zk is not None:
+            _stop_in_background(zk).join(wait)
+
+    def close(self) -> None:
+        self._member = None
+        self._reset(wait=self.timeout)
+
+
+def _stop_in_background(zk: Any) -> threading.Thread:
+    thread = threading.Thread(target=_stop, args=(zk,), daemon=True, name="cellctl-zk-stop")
+    thread.start()
+    return thread
+
+
+def _stop(zk: Any) -> None:
+    try:
+        zk.stop()
+        zk.close()
+    except Exception:  # already stopped, or the socket is gone
+        pass
