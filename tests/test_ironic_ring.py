@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 from hostsupport import DEAD_CELL_URL, UNKNOWN_CELL, kill_cell, setup_cells
-from servers import PASSWORD, closed_port
+from servers import PASSWORD, black_hole, closed_port
 from tooz.hashring import HashRing as ToozRing
 
 from cellctl.clock import utcnow
@@ -515,3 +515,51 @@ def test_unreachable_backend_makes_owners_unknown_never_guessed(cloud_no_pg, mon
     assert {s for h, s in states.items() if h != f["hosts"]["e"]} == {"unknown"}
     assert {r["owner_after"] for r in what_if.table.rows
             if r["node"] not in f["instance_hosts"]} == {"unknown"}
+
+
+def mc_conf(tmp_path, servers):
+    path = tmp_path / "mc.conf"
+    path.write_text("[DEFAULT]\nservicegroup_driver = mc\n[cache]\nenabled = true\n"
+                    f"backend = dogpile.cache.memcached\nmemcache_servers = {servers}\n")
+    return str(path)
+
+
+def zk_conf(tmp_path, address):
+    path = tmp_path / "zk.conf"
+    path.write_text("[DEFAULT]\nservicegroup_driver = zk\n"
+                    f"[zookeeper]\naddress = {address}\nsg_prefix = /servicegroups\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(("driver", "dead"), [("mc", "closed"), ("mc", "black hole"),
+                                              ("zk", "black hole")])
+def test_real_driver_whose_backend_is_unreachable(sqlite_fleet, tmp_path, driver, dead):
+    """The mc and zk drivers with nothing answering (a closed port, or a black hole that
+    accepts and never answers): owners and states unknown, one warning, a bounded wait."""
+    cloud = sqlite_fleet
+    f = cloud.fleet
+    with (closed_port() if dead == "closed" else black_hole()) as port:
+        conf = (mc_conf if driver == "mc" else zk_conf)(tmp_path, f"127.0.0.1:{port}")
+        started = time.monotonic()
+        done = cloud.run("--config-file", conf, "--format", "json", "ironic", "ring")
+        elapsed = time.monotonic() - started
+        summary = cloud.run("--config-file", conf, "--format", "json", "ironic", "ring",
+                            "--summary")
+    assert (done.exit_code, summary.exit_code) == (0, 0), done.stderr + summary.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 80
+    for row in rows:
+        if row["node"] in f["instance_hosts"]:
+            assert row["owner"] == f["instance_hosts"][row["node"]]  # known without it
+        else:
+            assert row["owner"] == "unknown", row
+        if row["reported_by"] == [f["hosts"]["e"]]:
+            assert row["state"] == "orphaned", row  # forced down is down, backend or not
+        else:
+            assert row["state"] == "unknown", row
+    (warning,) = [json.loads(line)["message"] for line in done.stderr.splitlines()]
+    assert f"127.0.0.1:{port}" in warning and "unknown" in warning
+    assert elapsed < 15, elapsed  # the backend's time budget, once
+    states = {r["host"]: r["state"] for r in json.loads(summary.stdout)}
+    assert states.pop(f["hosts"]["e"]) == "forced down"
+    assert set(states.values()) == {"unknown"}
