@@ -563,3 +563,30 @@ def test_real_driver_whose_backend_is_unreachable(sqlite_fleet, tmp_path, driver
     states = {r["host"]: r["state"] for r in json.loads(summary.stdout)}
     assert states.pop(f["hosts"]["e"]) == "forced down"
     assert set(states.values()) == {"unknown"}
+
+
+def test_owners_by_the_mc_driver(sqlite_cloud, tmp_path, memcached_server):
+    """Liveness from memcached, as Nova's mc driver keeps it: the services that beat through
+    it are the ring; the database's heartbeats (all fresh here) count for nothing."""
+    cloud = sqlite_cloud
+    cloud.extra_env["CELLCTL_SERVICE_DOWN_TIME"] = str(DOWN_TIME)
+    (cloud.cell1,) = setup_cells(cloud)
+    f = make_fleet(cloud, prefix=f"{uuid.uuid4().hex[:8]}-")  # keys of this test's own
+    h = f["hosts"]
+    conf = mc_conf(tmp_path, memcached_server)
+    for key in ("a", "b", "d", "ghost"):  # c never beats: down for mc, up by the database
+        beat = cloud.run("--config-file", conf, "service", "heartbeat", "--host", h[key],
+                         "--count", "1")
+        assert beat.exit_code == 0, beat.stderr
+    cloud.execute(cloud.cell_url, "UPDATE services SET last_seen_up = :t WHERE host = :h",
+                  {"t": utcnow(), "h": h["c"]})
+    done = cloud.run("--config-file", conf, "--format", "json", "ironic", "ring")
+    assert done.exit_code == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 80
+    for row in rows:
+        owner = expected_owner(f, row["node"])
+        assert row["owner"] == owner, row
+        assert row["state"] == expected_state(f, row["reported_by"], owner), row
+    by_db = ring(cloud)  # the db driver sees c up: c joins the ring there
+    assert any(r["owner"] == h["c"] and r["node"] not in f["instance_hosts"] for r in by_db)
