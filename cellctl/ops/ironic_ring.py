@@ -260,15 +260,14 @@ def _judge(dbs: Databases, services: dict[str, list[_Service]], result: Result
         try:
             driver = service_group(dbs.settings)
         except BackendUnreachable as exc:
-            verdicts, warning = [None] * len(records), str(exc)
+            verdicts, warning = [None] * len(records), f"{exc}: liveness unknown"
         else:
             try:
                 verdicts, warning = judge(driver, records, utcnow())
             finally:
                 driver.close()
         if warning is not None:
-            result.warn(f"{warning}: which services are up is unknown, and so are the owners "
-                        f"of nodes without an instance")
+            result.warn(f"{warning} (so are the owners of nodes without an instance)")
     split: dict[str, list[bool | None]] = {}
     position = 0
     for uuid, listed in services.items():
