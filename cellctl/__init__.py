@@ -66,6 +66,7 @@ _EXPORTS = {
     "register_service": "cellctl.ops.services",
     "heartbeat": "cellctl.ops.services",
     "show_config": "cellctl.ops.config",
+    "ironic_ring": "cellctl.ops.ironic_ring",
 }
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "delete_host",
     "discover_hosts",
     "heartbeat",
+    "ironic_ring",
     "list_cells",
     "list_hosts",
     "list_services",
@@ -128,6 +130,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from cellctl.ops.cells import create_cell, delete_cell, list_cells, map_cell0, update_cell
     from cellctl.ops.config import show_config
     from cellctl.ops.hosts import delete_host, discover_hosts, list_hosts, map_cell_and_hosts
+    from cellctl.ops.ironic_ring import ironic_ring
     from cellctl.ops.map_instances import map_instances
     from cellctl.ops.schema import api_db_sync, api_db_version, db_sync, db_version
     from cellctl.ops.services import heartbeat, list_services, register_service

@@ -65,7 +65,17 @@ def _json(result: Result, table: Table | None, out: IO[str]) -> None:
         payload = table.rows
     else:
         return
-    out.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    # Streamed in 64 KiB pieces: a listing of 100,000 rows is never held as one
+    # string as well, and not written a token at a time either.
+    pieces: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(indent=2, default=_json_default).iterencode(payload):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            out.write("".join(pieces))
+            pieces, size = [], 0
+    out.write("".join(pieces) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -92,6 +102,8 @@ def _csv(result: Result, table: Table | None, out: IO[str]) -> None:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
     return "" if value is None else value
 
 
@@ -116,4 +128,6 @@ def _cell(value: Any, column: Column) -> str:
         return column.none_as
     if isinstance(value, datetime.datetime):
         return value.isoformat(" ", "seconds")
+    if isinstance(value, list | tuple):  # a list in JSON, one cell for people
+        return ", ".join(str(item) for item in value)
     return str(value)

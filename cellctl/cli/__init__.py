@@ -281,6 +281,7 @@ def _load_commands() -> None:
         dev,
         hosts,
         instances,
+        ironic,
         schema,
         services,
         setup,

@@ -17,11 +17,16 @@ def dev() -> None:
 @click.option("--host", help="The compute host they run on (default: none).")
 @click.option("--deleted", type=int, default=0, show_default=True,
               help="How many of them (the oldest) are soft-deleted.")
+@click.option("--node", metavar="UUID", help="The Ironic node they run on (needs --host).")
+@click.option("--ironic", is_flag=True,
+              help="One instance on each of --count Ironic nodes of --host that have none.")
 @format_option
-def add_instances(count: int, host: str | None, deleted: int, fmt: str | None) -> None:
+def add_instances(count: int, host: str | None, deleted: int, node: str | None, ironic: bool,
+                  fmt: str | None) -> None:
     """Add fake instances to the [database] cell. Refuses a database Nova manages."""
     from cellctl.ops.dev import add_instances as operation
 
     progress = progress_for(fmt)
-    run(lambda dbs: operation(dbs, count, host=host, deleted=deleted, progress=progress),
+    run(lambda dbs: operation(dbs, count, host=host, deleted=deleted, node=node, ironic=ironic,
+                              progress=progress),
         fmt=fmt)

@@ -30,9 +30,18 @@ register(service)
 @click.option("--binary", default="nova-compute", show_default=True)
 @click.option("--no-compute-node", "no_compute_node", is_flag=True,
               help="Do not add a compute node for a nova-compute service.")
+@click.option("--hypervisor-type", "hypervisor_type", default="fake", show_default=True,
+              help="The compute nodes' hypervisor_type; 'ironic': bare-metal nodes, "
+                   "see --nodes and --node.")
+@click.option("--nodes", type=int, metavar="N",
+              help="With ironic: the host reports at least N Ironic nodes (new UUIDs).")
+@click.option("--node", "node_uuids", multiple=True, metavar="UUID",
+              help="With ironic: the host also reports this node (repeatable; a node "
+                   "another host reports too is duplicated).")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
 @format_option
-def service_register(host: str, binary: str, no_compute_node: bool,
+def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_type: str,
+                     nodes: int | None, node_uuids: tuple[str, ...],
                      database_connection: str | None, fmt: str | None) -> None:
     """Add a service (and its compute node) to the cell, as a starting service does.
 
@@ -42,6 +51,7 @@ def service_register(host: str, binary: str, no_compute_node: bool,
 
     run(lambda dbs: services.register_service(
         dbs, host, binary=binary, compute_node=not no_compute_node,
+        hypervisor_type=hypervisor_type, nodes=nodes, node_uuids=node_uuids,
         database_connection=database_connection,
     ), fmt=fmt)
 

@@ -30,13 +30,29 @@ USERS_PER_PROJECT = 10
 
 
 def add_instances(dbs: Databases, count: int, *, host: str | None = None, deleted: int = 0,
+                  node: str | None = None, ironic: bool = False,
                   progress: Progress = NO_PROGRESS) -> Result:
-    """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted."""
+    """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted.
+
+    Their ``node`` is ``host`` (a libvirt-like compute), or ``node`` (an
+    Ironic node UUID) for all of them, or with ``ironic`` one each on that
+    many Ironic nodes ``host`` reports that have no live instance yet, as
+    Nova's Ironic driver places them.
+    """
+    from cellctl.ids import canonical_uuid
+
     result = Result()
     if count < 1:
         return result.error("--count must be a positive number of instances", 1)
     if not 0 <= deleted <= count:
         return result.error("--deleted must be between 0 and --count", 1)
+    if (node is not None or ironic) and not host:
+        return result.error("--node and --ironic need --host: the service the instances are on",
+                            1)
+    if node is not None and ironic:
+        return result.error("--node and --ironic cannot be combined", 1)
+    if node is not None and canonical_uuid(node) is None:
+        return result.error(f"--node must be an Ironic node UUID, got {node!r}", 1)
     engine = dbs.local_cell
     where = mask(dbs.settings.database_connection.value)
     owner = migrate.schema_state(engine, "cell").owner
@@ -47,19 +63,52 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
         )
     if owner == "none":
         return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'", 1)
-    insert_fake_instances(engine, count, host=host, deleted=deleted, progress=progress)
+    nodes: list[str] | None = None
+    if node is not None:
+        nodes = [canonical_uuid(node) or node] * count
+    elif ironic:
+        assert host is not None
+        nodes = free_ironic_nodes(engine, host, count)
+        if len(nodes) < count:
+            return result.error(f"Host {host} reports {len(nodes)} Ironic nodes without an "
+                                f"instance, fewer than --count {count}", 1)
+    insert_fake_instances(engine, count, host=host, deleted=deleted, nodes=nodes,
+                          progress=progress)
     result.info(f"Added {count} instances ({deleted} deleted) to the cell database {where}")
     result.data = {"added": count, "deleted": deleted, "database": where}
     return result
 
 
+def free_ironic_nodes(engine: Engine, host: str, count: int) -> list[str]:
+    """Up to ``count`` Ironic nodes ``host`` reports that have no live instance (one query)."""
+    from sqlalchemy import exists, select
+
+    from cellctl.tables.cell import compute_nodes as cn
+    from cellctl.tables.cell import instances as inst
+
+    busy = exists().where(inst.c.node == cn.c.hypervisor_hostname, inst.c.deleted == 0)
+    query = (select(cn.c.hypervisor_hostname).distinct()
+             .where(cn.c.host == host, cn.c.hypervisor_type == "ironic", cn.c.deleted == 0,
+                    ~busy)
+             .order_by(cn.c.hypervisor_hostname).limit(count))
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
 def insert_fake_instances(engine: Engine, count: int, *, host: str | None = None,
-                          deleted: int = 0, progress: Progress = NO_PROGRESS) -> None:
-    """Bulk-insert ``count`` fake instance rows, one transaction per batch."""
+                          deleted: int = 0, nodes: list[str] | None = None,
+                          progress: Progress = NO_PROGRESS) -> None:
+    """Bulk-insert ``count`` fake instance rows, one transaction per batch.
+
+    Instance ``n`` runs on ``nodes[n]`` if given, else on the node named ``host``.
+    """
     progress.start("Adding instances", count)
     try:
         for first in range(0, count, INSERT_BATCH):
-            rows = list(_fake_rows(first, min(INSERT_BATCH, count - first), host))
+            size = min(INSERT_BATCH, count - first)
+            on: list[str | None] = (list(nodes[first:first + size]) if nodes is not None
+                                    else [host] * size)
+            rows = list(_fake_rows(first, size, host, on))
             with engine.begin() as conn:
                 _insert(conn, rows)
                 doomed = [row["uuid"] for n, row in enumerate(rows, first) if n < deleted]
@@ -70,9 +119,10 @@ def insert_fake_instances(engine: Engine, count: int, *, host: str | None = None
         progress.finish()
 
 
-def _fake_rows(first: int, count: int, host: str | None) -> Iterator[dict[str, Any]]:
+def _fake_rows(first: int, count: int, host: str | None,
+               nodes: list[str | None]) -> Iterator[dict[str, Any]]:
     now = utcnow()
-    for n in range(first, first + count):
+    for n, node in zip(range(first, first + count), nodes, strict=True):
         project = n % PROJECTS
         user = (n // PROJECTS) % USERS_PER_PROJECT
         yield {
@@ -85,7 +135,7 @@ def _fake_rows(first: int, count: int, host: str | None) -> Iterator[dict[str, A
             "vm_state": "active",
             "power_state": 1,
             "host": host,
-            "node": host,
+            "node": node,
             "launched_on": host,
             "display_name": f"fake-{n}",
             "hostname": f"fake-{n}",

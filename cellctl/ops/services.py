@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ids import new_uuid
+from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.ops.across_cells import read_cells
 from cellctl.ops.cell_refs import select_cells
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 SERVICE_VERSION = 74
 DEFAULT_INTERVAL = 10.0  # seconds, Nova's report_interval
 MAX_NAME = 255  # services.host / binary are VARCHAR(255)
+IRONIC = "ironic"  # compute_nodes.hypervisor_type of Nova's Ironic driver
+MAX_IRONIC_NODES = 1_000_000  # per register call: test data, not a cloud
+_LOOKUP_BATCH = 1000  # values per IN list
+_INSERT_BATCH = 5000  # rows per executemany
 
 SERVICE_COLUMNS = [
     Column("cell_name", "Cell Name", none_as="None"),
@@ -61,18 +65,46 @@ def service_row(host: str, binary: str, *, now: datetime.datetime) -> dict[str, 
     }
 
 
-def compute_node_row(host: str, service_id: int | None, *,
-                     now: datetime.datetime) -> dict[str, Any]:
-    """A ``compute_nodes`` row for ``host``'s (fake) hypervisor, not yet mapped."""
+def compute_node_row(host: str, service_id: int | None, *, now: datetime.datetime,
+                     hypervisor_type: str = "fake", hypervisor_hostname: str | None = None,
+                     uuid: str | None = None) -> dict[str, Any]:
+    """A ``compute_nodes`` row for ``host``'s (fake) hypervisor, not yet mapped.
+
+    An Ironic node is ``hypervisor_type='ironic'`` with the node's UUID as
+    ``hypervisor_hostname`` (and, as Nova's Ironic driver writes it, as ``uuid``).
+    """
     return {
-        "host": host, "hypervisor_hostname": host, "service_id": service_id,
-        "uuid": new_uuid(), "vcpus": 8, "memory_mb": 16384, "local_gb": 200,
+        "host": host, "hypervisor_hostname": hypervisor_hostname or host,
+        "service_id": service_id,
+        "uuid": uuid or new_uuid(), "vcpus": 8, "memory_mb": 16384, "local_gb": 200,
         "vcpus_used": 0, "memory_mb_used": 512, "local_gb_used": 0,
         "free_ram_mb": 15872, "free_disk_gb": 200, "disk_available_least": 200,
         "current_workload": 0, "running_vms": 0,
-        "hypervisor_type": "fake", "hypervisor_version": 1000, "cpu_info": "{}",
+        "hypervisor_type": hypervisor_type, "hypervisor_version": 1000, "cpu_info": "{}",
         "stats": "{}", "mapped": 0, "deleted": 0, "created_at": now,
     }
+
+
+def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
+                     node_uuids: list[str], *, now: datetime.datetime) -> list[dict[str, Any]]:
+    """``compute_nodes`` rows reporting these Ironic nodes from ``host``.
+
+    A node's row takes the node's UUID as its own ``uuid`` unless another row
+    (another host reporting the same node: a duplicate) has it already; then a
+    new one, since ``compute_nodes.uuid`` is unique.
+    """
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import compute_nodes as cn
+
+    taken: set[str] = set()
+    for start in range(0, len(node_uuids), _LOOKUP_BATCH):
+        batch = node_uuids[start:start + _LOOKUP_BATCH]
+        taken.update(conn.execute(select(cn.c.uuid).where(cn.c.uuid.in_(batch))).scalars())
+    return [compute_node_row(host, service_id, now=now, hypervisor_type=IRONIC,
+                             hypervisor_hostname=node,
+                             uuid=None if node in taken else node)
+            for node in node_uuids]
 
 
 def register_service(
@@ -81,9 +113,17 @@ def register_service(
     *,
     binary: str = COMPUTE_BINARY,
     compute_node: bool = True,
+    hypervisor_type: str = "fake",
+    nodes: int | None = None,
+    node_uuids: Sequence[str] = (),
     database_connection: str | None = None,
 ) -> Result:
     """Add ``host``'s service (and, for nova-compute, its compute node) to the cell.
+
+    With ``hypervisor_type='ironic'`` the service's compute nodes are Ironic
+    nodes instead of one named after the host: ``nodes`` makes sure the host
+    reports at least that many (new node UUIDs), and each of ``node_uuids`` is
+    reported by the host too (the same UUID on two hosts is a duplicated node).
 
     Idempotent and safe to run concurrently: rows that exist already (by
     Nova's unique keys) are left untouched.
@@ -93,6 +133,13 @@ def register_service(
     result = Result()
     if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
         return result
+    if not _valid_name(hypervisor_type, "--hypervisor-type", result):
+        return result
+    wanted_nodes = _ironic_request(binary, compute_node, hypervisor_type, nodes, node_uuids,
+                                   result)
+    if wanted_nodes is None:
+        return result
+    ironic = hypervisor_type == IRONIC and binary == COMPUTE_BINARY and compute_node
     cell_db = _local_cell(dbs, database_connection)
     now = utcnow()
     with cell_db.begin() as conn:
@@ -104,25 +151,79 @@ def register_service(
                 f"Cannot register {binary} on host {host}: another live service of that host "
                 f"already has the topic '{topic_for(binary)}'.", 1)
         node_uuid, node_created = None, False
-        if compute_node and binary == COMPUTE_BINARY:
-            node_created = insert_ignoring_duplicates(
-                conn, compute_nodes, [compute_node_row(host, service.id, now=now)]) == 1
+        added = 0
+        if ironic:
+            added = _add_ironic_nodes(conn, host, service.id, nodes or 0, wanted_nodes, now=now)
+        elif compute_node and binary == COMPUTE_BINARY:
+            row = compute_node_row(host, service.id, now=now, hypervisor_type=hypervisor_type)
+            node_created = insert_ignoring_duplicates(conn, compute_nodes, [row]) == 1
             node_uuid = conn.execute(
                 compute_nodes.select().with_only_columns(compute_nodes.c.uuid).where(
                     compute_nodes.c.host == host, compute_nodes.c.hypervisor_hostname == host,
                     compute_nodes.c.deleted == 0)
             ).scalar()
+        reported = _ironic_node_count(conn, host) if ironic else None
     result.info(f"Registered {binary} on host {host} (service {service.uuid})" if service_created
                 else f"{binary} on host {host} is already registered (service {service.uuid})")
     if node_uuid is not None:
         result.info(f"Added compute node {host} ({node_uuid}), not mapped to a cell yet"
                     if node_created else f"Compute node {host} ({node_uuid}) is already there")
+    if ironic:
+        result.info(f"Added {added} ironic nodes to host {host}; it reports {reported}")
     result.data = {
         "host": host, "binary": binary, "service_uuid": service.uuid,
         "service_created": service_created, "compute_node_uuid": node_uuid,
         "compute_node_created": node_created,
     }
+    if ironic:
+        result.data.update(ironic_nodes_added=added, ironic_nodes=reported)
     return result
+
+
+def _ironic_request(binary: str, compute_node: bool, hypervisor_type: str, nodes: int | None,
+                    node_uuids: Sequence[str], result: Result) -> list[str] | None:
+    """The canonical ``node_uuids``; None (error 1 recorded) if the request is inconsistent."""
+    if nodes is None and not node_uuids:
+        return []
+    if hypervisor_type != IRONIC or binary != COMPUTE_BINARY or not compute_node:
+        result.error("--nodes and --node add Ironic nodes: they need a nova-compute service "
+                     "with --hypervisor-type ironic", 1)
+        return None
+    if nodes is not None and not 0 <= nodes <= MAX_IRONIC_NODES:
+        result.error(f"--nodes must be between 0 and {MAX_IRONIC_NODES}, got {nodes}", 1)
+        return None
+    canonical = []
+    for value in node_uuids:
+        node = canonical_uuid(value)
+        if node is None:
+            result.error(f"--node must be an Ironic node UUID, got {value!r}", 1)
+            return None
+        canonical.append(node)
+    return list(dict.fromkeys(canonical))
+
+
+def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: int,
+                      node_uuids: list[str], *, now: datetime.datetime) -> int:
+    """Bulk-insert ``host``'s Ironic node rows; how many were new."""
+    from cellctl.tables.cell import compute_nodes
+
+    missing = max(0, at_least - _ironic_node_count(conn, host))
+    planned = node_uuids + [new_uuid() for _ in range(missing)]
+    added = 0
+    for start in range(0, len(planned), _INSERT_BATCH):
+        rows = ironic_node_rows(conn, host, service_id, planned[start:start + _INSERT_BATCH],
+                                now=now)
+        added += insert_ignoring_duplicates(conn, compute_nodes, rows)
+    return added
+
+
+def _ironic_node_count(conn: Connection, host: str) -> int:
+    from sqlalchemy import func, select
+
+    from cellctl.tables.cell import compute_nodes as cn
+
+    return int(conn.execute(select(func.count()).select_from(cn).where(
+        cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0)).scalar() or 0)
 
 
 def heartbeat(

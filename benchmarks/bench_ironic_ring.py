@@ -1,0 +1,204 @@
+"""Time ``cellctl ironic ring`` on 100,000 Ironic nodes over 100 services in one cell.
+
+Seeds one cell as Nova's Ironic driver leaves it (``service register
+--hypervisor-type ironic`` rows, in bulk): 100 nova-compute services, 95 up
+and 5 down, reporting 100,000 nodes (``hypervisor_hostname`` = a node
+UUID), 100 nodes also reported by a second service (duplicated), and one
+instance on every tenth node; each node reported by its owner on the ring of
+all 100 (the steady state before the 5 died). Then runs the real command as a subprocess, end
+to end, and prints the wall time and the child's peak RSS of: the full listing
+(JSON, every node), ``--summary``, and the what-if ``--without`` of one
+service. Run at two sizes (``--nodes 10000,100000``) to see memory stay flat
+where the output does not grow (summary, what-if) and grow only by the output
+rows where it does (the listing). Creates and drops its own databases.
+
+    .venv/bin/python benchmarks/bench_ironic_ring.py [--nodes 10000,100000]
+        [--services 100] [--backends sqlite,mysql,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from cellctl import migrate
+from cellctl.clock import utcnow
+from cellctl.db import create_engine
+from cellctl.hashring import nova_ring
+from cellctl.ops.dev import insert_fake_instances
+from cellctl.ops.services import compute_node_row, service_row
+from cellctl.tables.cell import compute_nodes, services
+
+SERVERS = {
+    "mysql": os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306"),
+    "postgresql": os.environ.get("CELLCTL_TEST_POSTGRESQL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432"),
+}
+SEED_CHUNK = 10_000
+DOWN_SERVICES = 5
+DUPLICATED = 100
+INSTANCE_EVERY = 10
+
+
+# Runs the command and reports its peak RSS. A child forked (vfork) straight from
+# this process, big after seeding, would count this process's pages as its own:
+# Linux carries the high-water mark across exec. A grandchild of this small
+# wrapper does not.
+_WRAPPER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss}\\n')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """Run cellctl; return (seconds, peak RSS in MiB of that process, stdout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "cellctl",
+                                *args], env={**os.environ, **env}, stdout=out, stderr=err)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        errors = err.read()
+        if code != 0:
+            raise SystemExit(f"cellctl {' '.join(args)} exited {code}: {errors.strip()}")
+        rss_kb = int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0])
+        return seconds, rss_kb / 1024, out.read()
+
+
+class Databases:
+    """A fresh API and cell database on one backend, dropped by ``drop``."""
+
+    def __init__(self, backend: str, workdir: Path) -> None:
+        self.backend = backend
+        self.names = [f"cellctl_bench_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("api", "cell")]
+        if backend == "sqlite":
+            self.urls = [f"sqlite:///{workdir / (name + '.sqlite')}" for name in self.names]
+        else:
+            self._admin(*(f"CREATE DATABASE {name}" for name in self.names))
+            self.urls = [f"{SERVERS[backend]}/{name}" for name in self.names]
+        self.api_url, self.cell_url = self.urls
+
+    def _admin(self, *statements: str) -> None:
+        server = SERVERS[self.backend]
+        if self.backend == "postgresql":
+            engine = sa.create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
+        else:
+            engine = sa.create_engine(server)
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+        engine.dispose()
+
+    def drop(self) -> None:
+        if self.backend == "postgresql":
+            self._admin(*(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in self.names))
+        elif self.backend != "sqlite":
+            self._admin(*(f"DROP DATABASE IF EXISTS {name}" for name in self.names))
+
+
+def seed(dbs: Databases, nodes: int, service_count: int) -> float:
+    """Both schemas, the services, their nodes and instances; the seconds it took."""
+    start = time.perf_counter()
+    for url, kind in ((dbs.api_url, "api"), (dbs.cell_url, "cell")):
+        engine = create_engine(url, must_exist=False)
+        migrate.sync(engine, kind)
+        engine.dispose()
+    engine = sa.create_engine(dbs.cell_url)
+    now = utcnow()
+    hosts = [f"ironic-{n:03d}" for n in range(service_count)]
+    node_uuids = [str(uuid.uuid4()) for _ in range(nodes)]
+    with engine.begin() as conn:
+        rows = [service_row(h, "nova-compute", now=now) for h in hosts]
+        for n, row in enumerate(rows):
+            down = n < DOWN_SERVICES
+            row["last_seen_up"] = now - datetime.timedelta(days=1) if down else now
+            row["created_at"] = now - datetime.timedelta(days=2)
+        conn.execute(services.insert(), rows)
+        ids = dict(conn.execute(sa.select(services.c.host, services.c.id)).all())
+        # Steady state before the down services died: each node reported by its owner.
+        ring = nova_ring(hosts)
+        spelled = {h.lower(): h for h in hosts}
+        reporter = {node: spelled[ring.owner(node) or hosts[0]] for node in node_uuids}
+        for first in range(0, nodes, SEED_CHUNK):
+            chunk = node_uuids[first:first + SEED_CHUNK]
+            conn.execute(compute_nodes.insert(), [
+                compute_node_row(reporter[node], ids[reporter[node]], now=now,
+                                 hypervisor_type="ironic", hypervisor_hostname=node, uuid=node)
+                for node in chunk])
+        twins = node_uuids[:DUPLICATED]
+        conn.execute(compute_nodes.insert(), [
+            compute_node_row(hosts[-1], ids[hosts[-1]], now=now, hypervisor_type="ironic",
+                             hypervisor_hostname=node)
+            for node in twins if reporter[node] != hosts[-1]])
+    # An instance on every tenth node, run by the node's reporter (grouped by host).
+    with_instance = node_uuids[::INSTANCE_EVERY]
+    for host in hosts:
+        mine = [node for node in with_instance if reporter[node] == host]
+        if mine:
+            insert_fake_instances(engine, len(mine), host=host, nodes=mine)
+    engine.dispose()
+    return time.perf_counter() - start
+
+
+def bench(backend: str, nodes: int, service_count: int, workdir: Path) -> None:
+    dbs = Databases(backend, workdir)
+    try:
+        seeded = seed(dbs, nodes, service_count)
+        env = {"CELLCTL_API_DATABASE_CONNECTION": dbs.api_url,
+               "CELLCTL_DATABASE_CONNECTION": dbs.cell_url,
+               "CELLCTL_TRANSPORT_URL": "memory:///", "CELLCTL_STATE_DIR": str(workdir),
+               # the seeded heartbeats must not age out while the benchmark runs
+               "CELLCTL_SERVICE_DOWN_TIME": "3600"}
+        cellctl(env, "create_cell", "--name", "bench")
+        listing, listing_rss, out = cellctl(env, "--format", "json", "ironic", "ring")
+        rows = json.loads(out)
+        if len(rows) != nodes:
+            raise SystemExit(f"wrong result: {len(rows)} rows for {nodes} nodes")
+        states: dict[str, int] = {}
+        for row in rows:
+            states[row["state"]] = states.get(row["state"], 0) + 1
+        del rows, out
+        summary, summary_rss, out = cellctl(env, "--format", "json", "ironic", "ring",
+                                            "--summary")
+        if len(json.loads(out)) != service_count:
+            raise SystemExit("wrong summary")
+        what_if, what_if_rss, out = cellctl(env, "--format", "json", "ironic", "ring",
+                                            "--without", f"ironic-{service_count - 1:03d}")
+        moving = len(json.loads(out))
+        print(f"{backend:10} {nodes:>7} nodes / {service_count} services (seeded in "
+              f"{seeded:5.1f} s) | listing {listing:5.2f} s = {nodes / listing:7.0f} nodes/s, "
+              f"RSS {listing_rss:4.0f} MiB | --summary {summary:5.2f} s, RSS {summary_rss:4.0f} "
+              f"MiB | --without one {what_if:5.2f} s ({moving} would move), RSS "
+              f"{what_if_rss:4.0f} MiB | states {dict(sorted(states.items()))}", flush=True)
+    finally:
+        dbs.drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", default="10000,100000")
+    parser.add_argument("--services", type=int, default=100)
+    parser.add_argument("--backends", default="sqlite,mysql,postgresql")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
+        for backend in args.backends.split(","):
+            for nodes in (int(n) for n in args.nodes.split(",")):
+                bench(backend, nodes, args.services, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
