@@ -170,8 +170,11 @@ DISCOVER_TRIALS = 3
 
 def test_concurrent_discover_hosts_through_two_nodes(galera, galera_factory, tmp_path):
     """4 runs at once, two through node 1 and two through node 2: each exits 0."""
+    cloud, _cell = new_cloud(galera_factory, tmp_path, hosts=DISCOVER_HOSTS)
     for trial in range(DISCOVER_TRIALS):
-        cloud, _cell = new_cloud(galera_factory, tmp_path / str(trial), hosts=DISCOVER_HOSTS)
+        if trial:  # the same hosts, unmapped again
+            cloud.execute(cloud.api_url, "DELETE FROM host_mappings")
+            cloud.execute(cloud.cell_url, "UPDATE compute_nodes SET mapped = 0")
         procs = [start(cloud, port(galera, n), "discover_hosts", "--verbose")
                  for n in (1, 2, 1, 2)]
         outputs = finish(procs)
@@ -188,7 +191,7 @@ def test_concurrent_discover_hosts_through_two_nodes(galera, galera_factory, tmp
         nodes_agree(galera, cloud)
 
 
-MAP_INSTANCES = 45_000
+MAP_INSTANCES = 30_000
 MAP_TRIALS = 2
 
 
@@ -213,8 +216,8 @@ def test_concurrent_map_instances_through_two_nodes(galera, galera_factory, tmp_
 
 # --- node loss ---------------------------------------------------------------------
 
-KILL_INSTANCES = 60_000  # three 20,000-instance batches: the kill lands after the first
-KILL_HOSTS = 40_000
+KILL_INSTANCES = 45_000  # 20,000-instance batches: the kill lands after the first
+KILL_HOSTS = 30_000
 
 
 def test_node_killed_mid_map_instances_then_rerun_elsewhere_and_rejoin(
@@ -230,7 +233,7 @@ def test_node_killed_mid_map_instances_then_rerun_elsewhere_and_rejoin(
     code, out, err = finish([proc])[0]
     assert code == 255, (code, out, err)  # the documented code for an unexpected failure
     assert_clean(err)
-    assert "Lost connection" in err or "gone away" in err, err
+    assert any(lost in err for lost in ("Lost connection", "gone away", "Can't connect")), err
 
     # What the killed run committed is consistent: the marker and the mappings agree.
     galera.wait_cluster_size(3, 2)
@@ -275,8 +278,7 @@ def test_node_killed_mid_discover_hosts_then_rerun_elsewhere(galera, galera_fact
 def test_virtual_ip_moves_to_another_node(galera, galera_factory, tmp_path):
     """Through a TCP proxy (the virtual IP): node 1 dies, the VIP moves to node 2 mid-run,
     the run fails with one line, and the rerun through the same address completes exactly."""
-    cloud, cell = new_cloud(galera_factory, tmp_path, instances=KILL_INSTANCES,
-                            hosts=DISCOVER_HOSTS)
+    cloud, cell = new_cloud(galera_factory, tmp_path, instances=KILL_INSTANCES, hosts=5000)
     with tcp_proxy(port(galera, 1)) as vip:
         through_2 = via(cloud.api_url, port(galera, 2))
         proc = start(cloud, vip.port, "--format", "json", "map_instances", "--cell_uuid", cell)
@@ -299,7 +301,7 @@ def test_virtual_ip_moves_to_another_node(galera, galera_factory, tmp_path):
     assert mapped == all_instances(via(cloud.cell_url, port(galera, 2)))
     assert rows == KILL_INSTANCES
     rows, hosts, flags = host_state(through_2, via(cloud.cell_url, port(galera, 2)))
-    assert rows == hosts == DISCOVER_HOSTS and flags == {1}
+    assert rows == hosts == 5000 and flags == {1}
     galera.start_node(1)
     galera.wait_cluster_size(1, 3)
     nodes_agree(galera, cloud)
@@ -307,8 +309,8 @@ def test_virtual_ip_moves_to_another_node(galera, galera_factory, tmp_path):
 
 # --- write-set limits --------------------------------------------------------------
 
-LIMIT_INSTANCES = 30_000
-LIMIT_HOSTS = 25_000
+LIMIT_INSTANCES = 15_000  # more than wsrep_max_ws_rows in all
+LIMIT_HOSTS = 12_000
 STRICT_LIMITS = {"wsrep_max_ws_rows": 10_000, "wsrep_max_ws_size": 1024 * 1024}
 
 
@@ -418,10 +420,10 @@ def test_as_novas_database_user(any_server_factory, tmp_path):
         created = cloud.ok("create_cell", "--name", "cell1", "--transport-url", "memory:///",
                            "--verbose")
         cell = created.stdout.strip().splitlines()[-1]
-        add_hosts(cell_db, [f"compute-{i:05d}" for i in range(3000)])
+        add_hosts(cell_db, [f"compute-{i:05d}" for i in range(3000)])  # three batches
         engine = sa.create_engine(cell_db)
         try:
-            insert_fake_instances(engine, 25_000)
+            insert_fake_instances(engine, 12_000)
         finally:
             engine.dispose()
         port_ = sa.engine.make_url(cloud.api_url).port
@@ -435,7 +437,7 @@ def test_as_novas_database_user(any_server_factory, tmp_path):
         rows, hosts, flags = host_state(api, cell_db)
         assert rows == hosts == 3000 and flags == {1}
         marker, mapped, rows = instance_state(api)
-        assert marker == [] and rows == 25_000 and mapped == all_instances(cell_db)
+        assert marker == [] and rows == 12_000 and mapped == all_instances(cell_db)
         cloud.ok("list_cells")
         cloud.ok("list_hosts")
     finally:

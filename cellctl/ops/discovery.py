@@ -18,7 +18,6 @@ from cellctl.db import Databases
 from cellctl.ops.cellreach import probe_databases
 from cellctl.ops.hosts import (
     BatchOutcome,
-    HostMappingCollision,
     compute_services,
     count_rows,
     map_hosts,
@@ -30,6 +29,7 @@ from cellctl.ops.hosts import (
 from cellctl.ops.spanning import CellRef, CellUnreachable, cell_access, cell_engine, select_cells
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.write_retry import Contention
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -57,7 +57,8 @@ def discover_hosts(
     progress: Progress = NO_PROGRESS,
 ) -> Result:
     """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
-    that could not be read; 2 when inserts kept colliding with another writer."""
+    that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
+    deadlocks, Galera certification conflicts) through every retry."""
     result = Result()
 
     def say(text: str) -> None:
@@ -87,7 +88,7 @@ def discover_hosts(
         except CellUnreachable as exc:
             result.unreachable(cell.uuid, f"{exc} (hosts of {cell.label} were not discovered)")
             continue
-        except HostMappingCollision as exc:
+        except Contention as exc:  # a collision or deadlock through every retry
             result.error(str(exc), 2)
             break
         say(f"Found {run.hosts_mapped} unmapped computes in cell: {cell.uuid}")

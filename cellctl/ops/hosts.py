@@ -14,8 +14,6 @@ which the next run marks, never nodes marked whose host is not mapped.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,14 @@ from cellctl.ops.common import CELL0_UUID, insert_cell, new_uuid, resolve_transp
 from cellctl.ops.spanning import CellRef
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.write_retry import (
+    WRITE_RETRIES,
+    Contention,
+    Retry,
+    in_parts,
+    retried,
+    write_limits,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, Row
@@ -33,29 +39,33 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 1000  # hosts per round trip; well under every backend's bind-parameter limit
 # Held while a batch is looked up and inserted, so concurrent cellctl runs
-# take turns per batch instead of colliding.
+# take turns per batch instead of colliding. On Galera the lock is one node's
+# only: runs through different nodes collide, and the batch is redone.
 HOST_MAPPING_LOCK = "host_mappings"
-# A collision can still come from writers that do not take the lock (nova-manage,
-# the scheduler's periodic discovery): the batch is rolled back and redone.
-COLLISION_RETRIES = 5
+# Write-set bytes of one host mapping, or of one compute node's mapped flag
+# (measured on Galera: about 450 for both together), with room to spare.
+HOST_ROW_BYTES = 400
+NODE_ROW_BYTES = 2000  # a node's row is written whole, before and after (ROW format)
 
 
-class HostMappingCollision(CellctlError):
+class HostMappingCollision(Contention):
     """Another writer kept mapping the same hosts at the same moment, through every retry."""
 
-    def __init__(self, host: str) -> None:
-        super().__init__(
+    def __init__(self, host: str, last: BaseException) -> None:
+        CellctlError.__init__(
+            self,
             "Duplicate host mapping was encountered: another program kept mapping the same "
-            f"hosts at the same time through {COLLISION_RETRIES} retries. Nothing is wrong "
+            f"hosts at the same time through {WRITE_RETRIES} retries. Nothing is wrong "
             "with the mappings made so far and it is safe to run the command again. "
             f"Error: Host '{host}' mapping already exists"
         )
         self.host = host
+        self.last = last
 
 
-class _Collided(Exception):
+class _Collided(Retry):
     def __init__(self, hosts: list[str]) -> None:
-        super().__init__()
+        super().__init__(f"{len(hosts)} hosts were mapped by another writer meanwhile")
         self.hosts = hosts
 
 
@@ -67,21 +77,36 @@ class BatchOutcome:
     in_cell: set[str] = field(default_factory=set)  # mapped to the cell now (created included)
     elsewhere: dict[str, str] = field(default_factory=dict)  # host -> the other cell's UUID
 
+    def add(self, other: BatchOutcome) -> None:
+        self.created |= other.created
+        self.in_cell |= other.in_cell
+        self.elsewhere.update(other.elsewhere)
+
 
 def map_hosts(api: Engine, cell: CellRef, hosts: Iterable[str]) -> BatchOutcome:
     """Map every host of one batch that has no mapping yet to ``cell``.
 
-    Raises HostMappingCollision when inserts keep colliding after retries.
+    One transaction per part of the batch that fits the server's write limits,
+    each redone when it loses to a concurrent writer (a collision, a deadlock,
+    a Galera certification conflict). Raises HostMappingCollision or Contention
+    when every retry lost.
     """
     wanted = sorted(set(hosts))  # one order for all runs: row locks taken alike
-    for attempt in range(COLLISION_RETRIES + 1):
+    outcome = BatchOutcome()
+
+    def write(part: Sequence[str], _last: bool) -> None:
         try:
-            return _map_once(api, cell, wanted)
-        except _Collided as collided:
-            unplaced = collided.hosts
-        if attempt < COLLISION_RETRIES:
-            time.sleep(0.05 * 2**attempt * (1 + random.random()))
-    raise HostMappingCollision(_first_mapped(api, unplaced) or unplaced[0])
+            outcome.add(retried(lambda: _map_once(api, cell, list(part)),
+                                what=f"Mapping hosts to {cell.label}"))
+        except Contention as exc:
+            if isinstance(exc.last, _Collided):
+                unplaced = exc.last.hosts
+                raise HostMappingCollision(_first_mapped(api, unplaced) or unplaced[0],
+                                           exc.last) from None
+            raise
+
+    in_parts(wanted, write_limits(api), HOST_ROW_BYTES, write)
+    return outcome
 
 
 def _map_once(api: Engine, cell: CellRef, wanted: list[str]) -> BatchOutcome:
@@ -173,18 +198,28 @@ def mark_hosts_mapped(cell_db: Engine, hosts: Iterable[str]) -> int:
 
 
 def _mark_mapped(cell_db: Engine, column: Any, values: Iterable[Any], *where: Any) -> int:
+    """One UPDATE per BATCH_SIZE values, in transactions that fit the server, each redone
+    when it loses to a concurrent writer (runs through other Galera nodes mark the same
+    nodes); setting a flag twice is harmless."""
     from cellctl.tables.cell import compute_nodes as cn
 
     wanted = sorted(set(values))
-    changed = 0
     now = utcnow()
-    with cell_db.begin() as conn:
-        for start in range(0, len(wanted), BATCH_SIZE):
-            changed += conn.execute(
-                cn.update().where(column.in_(wanted[start : start + BATCH_SIZE]), *where)
-                .values(mapped=1, updated_at=now)
-            ).rowcount
-    return changed
+
+    def once(part: Sequence[Any]) -> int:
+        changed = 0
+        with cell_db.begin() as conn:
+            for start in range(0, len(part), BATCH_SIZE):
+                changed += conn.execute(
+                    cn.update().where(column.in_(part[start : start + BATCH_SIZE]), *where)
+                    .values(mapped=1, updated_at=now)
+                ).rowcount
+        return changed
+
+    def write(part: Sequence[Any], _last: bool) -> int:
+        return retried(lambda: once(part), what="Marking compute nodes mapped")
+
+    return sum(in_parts(wanted, write_limits(cell_db), NODE_ROW_BYTES, write))
 
 
 # --- reading candidates from a cell, one keyset page at a time ----------------
