@@ -29,8 +29,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cellctl import migrate
+from cellctl.clock import utcnow
 from cellctl.db import create_engine
-from cellctl.ops.common import utcnow
 from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
 

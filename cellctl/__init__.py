@@ -1,3 +1,139 @@
-"""cellctl: manage the control plane of a cells v2 compute cloud."""
+"""cellctl: manage the control plane of a cells v2 compute cloud.
+
+The command line is one client of this package; an upgrade script can be
+another::
+
+    import cellctl
+
+    settings = cellctl.resolve(config_files=["/etc/nova/nova.conf"])
+    with cellctl.Databases(settings) as dbs:
+        for cell in cellctl.list_cells(dbs).table.rows:
+            result = cellctl.map_instances(dbs, cell["uuid"])
+            print(cell["name"], result.code, result.data)
+
+Every operation takes a ``Databases`` and keyword arguments named like the
+command's options, and returns a ``Result``: ``code`` (the command's exit
+code), ``messages`` (what the command would print on stderr), ``table``
+and/or ``data`` (what it would print on stdout). Operations never print,
+exit or prompt. Messages name options as the command line spells them.
+
+Names are imported on first use, so ``import cellctl`` stays as cheap as the
+command line's ``--help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "resolve": "cellctl.settings",
+    "Settings": "cellctl.settings",
+    "Setting": "cellctl.settings",
+    "Databases": "cellctl.db",
+    "Result": "cellctl.result",
+    "Table": "cellctl.result",
+    "Column": "cellctl.result",
+    "Message": "cellctl.result",
+    "Progress": "cellctl.progress",
+    "NO_PROGRESS": "cellctl.progress",
+    "CellctlError": "cellctl.errors",
+    "ConfigError": "cellctl.errors",
+    "DatabaseError": "cellctl.errors",
+    "InvalidURL": "cellctl.errors",
+    "SchemaMissing": "cellctl.errors",
+    "api_db_sync": "cellctl.ops.schema",
+    "api_db_version": "cellctl.ops.schema",
+    "db_sync": "cellctl.ops.schema",
+    "db_version": "cellctl.ops.schema",
+    "map_cell0": "cellctl.ops.cells",
+    "create_cell": "cellctl.ops.cells",
+    "list_cells": "cellctl.ops.cells",
+    "update_cell": "cellctl.ops.cells",
+    "delete_cell": "cellctl.ops.cells",
+    "discover_hosts": "cellctl.ops.hosts",
+    "list_hosts": "cellctl.ops.hosts",
+    "delete_host": "cellctl.ops.hosts",
+    "map_cell_and_hosts": "cellctl.ops.hosts",
+    "map_instances": "cellctl.ops.map_instances",
+    "verify_instance": "cellctl.ops.verify_instance",
+    "simple_cell_setup": "cellctl.ops.setup",
+    "status": "cellctl.ops.status",
+    "list_services": "cellctl.ops.services",
+    "register_service": "cellctl.ops.services",
+    "heartbeat": "cellctl.ops.services",
+    "show_config": "cellctl.ops.config",
+}
+
+__all__ = [
+    "NO_PROGRESS",
+    "CellctlError",
+    "Column",
+    "ConfigError",
+    "DatabaseError",
+    "Databases",
+    "InvalidURL",
+    "Message",
+    "Progress",
+    "Result",
+    "SchemaMissing",
+    "Setting",
+    "Settings",
+    "Table",
+    "__version__",
+    "api_db_sync",
+    "api_db_version",
+    "create_cell",
+    "db_sync",
+    "db_version",
+    "delete_cell",
+    "delete_host",
+    "discover_hosts",
+    "heartbeat",
+    "list_cells",
+    "list_hosts",
+    "list_services",
+    "map_cell0",
+    "map_cell_and_hosts",
+    "map_instances",
+    "register_service",
+    "resolve",
+    "show_config",
+    "simple_cell_setup",
+    "status",
+    "update_cell",
+    "verify_instance",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cellctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from cellctl.db import Databases
+    from cellctl.errors import CellctlError, ConfigError, DatabaseError, InvalidURL, SchemaMissing
+    from cellctl.ops.cells import create_cell, delete_cell, list_cells, map_cell0, update_cell
+    from cellctl.ops.config import show_config
+    from cellctl.ops.hosts import delete_host, discover_hosts, list_hosts, map_cell_and_hosts
+    from cellctl.ops.map_instances import map_instances
+    from cellctl.ops.schema import api_db_sync, api_db_version, db_sync, db_version
+    from cellctl.ops.services import heartbeat, list_services, register_service
+    from cellctl.ops.setup import simple_cell_setup
+    from cellctl.ops.status import status
+    from cellctl.ops.verify_instance import verify_instance
+    from cellctl.progress import NO_PROGRESS, Progress
+    from cellctl.result import Column, Message, Result, Table
+    from cellctl.settings import Setting, Settings, resolve

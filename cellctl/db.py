@@ -7,24 +7,20 @@ traceback or a secret for a database that is down, locked or misconfigured.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import math
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl.errors import ConfigError, DatabaseError, InvalidURL, SchemaMissing
 from cellctl.settings import Settings
+from cellctl.transactions import LOCK_TIMEOUT
 from cellctl.urls import expand_template, mask, mask_text
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 CONNECT_TIMEOUT = 10  # seconds; a database that does not answer is reported, not waited on
-SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for another writer's lock
 
 _MISSING_TABLE_MARKERS = ("no such table", "doesn't exist", "does not exist", "undefinedtable")
 
@@ -74,7 +70,7 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
         connect_args: dict[str, object] = {}
         if backend == "sqlite":
             _check_sqlite_path(parsed.database, url, label, must_exist)
-            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+            connect_args["timeout"] = LOCK_TIMEOUT
         elif backend in ("mysql", "mariadb", "postgresql"):
             connect_args["connect_timeout"] = _driver_timeout(
                 backend, connect_timeout or CONNECT_TIMEOUT
@@ -138,87 +134,6 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-@contextlib.contextmanager
-def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Connection]:
-    """A transaction for check-then-write work, serialised with other writers.
-
-    ``lock`` names an advisory lock held until the transaction ends, so two
-    cellctl processes doing the same check-then-insert never interleave:
-    MySQL ``GET_LOCK``, PostgreSQL ``pg_advisory_xact_lock``, and on SQLite the
-    database write lock that ``BEGIN IMMEDIATE`` takes.
-    """
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        conn = conn.execution_options(cellctl_write=True)
-        name = engine.dialect.name
-        got_lock = False
-        try:
-            if lock and name in ("mysql", "mariadb"):
-                got = conn.execute(
-                    text("SELECT GET_LOCK(:name, :timeout)"),
-                    {"name": f"cellctl.{lock}", "timeout": SQLITE_BUSY_TIMEOUT},
-                ).scalar()
-                conn.commit()
-                if got != 1:
-                    raise DatabaseError(
-                        f"Timed out waiting for the {lock} lock held by another run"
-                    )
-                got_lock = True
-            with conn.begin():
-                if lock and name == "postgresql":
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"),
-                        {"key": zlib.crc32(f"cellctl.{lock}".encode())},
-                    )
-                yield conn
-        finally:
-            if got_lock:
-                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": f"cellctl.{lock}"})
-                conn.commit()
-
-
-def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows``, skipping any that hit a unique key; return how many were inserted.
-
-    This is what makes bulk mapping safe to re-run and to run concurrently: a
-    row another run (or an earlier, killed run) already inserted is skipped by
-    the database itself, with no check-then-insert window.
-    """
-    if not rows:
-        return 0
-    name = conn.dialect.name
-    if name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
-        from cellctl.mysql_insert import insert_ignore
-
-        return insert_ignore(conn, table, rows)
-    if name in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        statement: Any = mysql_insert(table).prefix_with("IGNORE")
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        # psycopg reports no rowcount here; count the rows RETURNING gives back.
-        returning = pg_insert(table).on_conflict_do_nothing().returning(
-            table.primary_key.columns.values()[0]
-        )
-        return len(conn.execute(returning, rows).all())
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table).on_conflict_do_nothing()
-    else:
-        raise DatabaseError(f"Unsupported database dialect {name!r}")
-    # executemany, not one statement with every row in VALUES: the drivers
-    # still send few round trips (PyMySQL folds the rows into multi-row
-    # INSERTs, sqlite3 reuses one prepared statement, SQLAlchemy pages
-    # PostgreSQL's into multi-row INSERT .. RETURNING), but nothing compiles a
-    # statement with tens of thousands of bound parameters, which measured 3x
-    # slower and runs into SQLite's limit on parameters per statement.
-    return int(conn.execute(statement, rows).rowcount or 0)
-
-
 def abandon_stream(dbapi_connection: Any) -> None:
     """Let a connection go in the middle of a streamed (unbuffered) MySQL read, quietly.
 
@@ -260,7 +175,7 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip() or type(orig).__name__
     # PyMySQL renders (code, "message"): keep the message readable.
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
         text = args[1]
     return text.splitlines()[0] if text else type(orig).__name__
@@ -333,7 +248,8 @@ class Databases:
         """An engine that may create its SQLite file (for ``sync``)."""
         return self._engine(url, label, kind=None, must_exist=False)
 
-    def _engine(self, url: str, label: str, *, kind: str | None, must_exist: bool = True,
+    def _engine(self, url: str, label: str, *, kind: Literal["api", "cell"] | None,
+                must_exist: bool = True,
                 connect_timeout: float | None = None,
                 read_timeout: float | None = None) -> Engine:
         engine = self._engines.get(url)
@@ -350,6 +266,13 @@ class Databases:
         return engine
 
     def dispose(self) -> None:
+        """Close every connection pool opened so far; the object stays usable."""
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+    def __enter__(self) -> Databases:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
-from cellctl.tables.cell import compute_nodes, instances
+from cellctl.tables.cell import compute_nodes
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0)
 
@@ -40,17 +40,6 @@ def add_compute_nodes(url: str, hosts: Iterable[str], *, deleted: bool = False) 
     _insert(url, compute_nodes, rows)
     if deleted:
         _soft_delete(url, compute_nodes, compute_nodes.c.host.in_(hosts))
-
-
-def add_instances(url: str, count: int, *, deleted: bool = False,
-                  hidden: bool | None = None) -> list[str]:
-    uuids = [str(uuidlib.uuid4()) for _ in range(count)]
-    _insert(url, instances, [
-        {"created_at": NOW, "uuid": u, "project_id": "p", "user_id": "u", "hidden": hidden,
-         "deleted": 0} for u in uuids])
-    if deleted:
-        _soft_delete(url, instances, instances.c.uuid.in_(uuids))
-    return uuids
 
 
 def _soft_delete(url: str, table: sa.Table, where: sa.ColumnElement) -> None:

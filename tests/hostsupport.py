@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from conftest import Cloud
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
 
@@ -102,7 +102,7 @@ def kill_cell(cloud: Cloud, cell_uuid: str) -> None:
                   "WHERE uuid = :c", {"u": DEAD_CELL_URL, "c": cell_uuid})
 
 
-def mappings(cloud: Cloud) -> dict[str, str]:
+def host_mappings(cloud: Cloud) -> dict[str, str]:
     """host -> cell UUID of every host mapping."""
     engine = sa.create_engine(cloud.api_url)
     try:

@@ -32,10 +32,12 @@ def dead_cell(cloud) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def add_instances(cloud, count: int, **fields: Any) -> list[str]:
-    """Insert ``count`` instances into the cell; ``created_at`` may be a list of minute
-    offsets from BASE_TIME (one per instance) to control Nova's order. Returns UUIDs in
-    insertion (id) order."""
+def add_instances(target, count: int, *, deleted: bool = False, **fields: Any) -> list[str]:
+    """Insert ``count`` instances into the cell database of ``target`` (a Cloud, or a
+    cell database URL); ``created_at`` may be a list of minute offsets from BASE_TIME
+    (one per instance) to control Nova's order; ``deleted`` soft-deletes them as Nova
+    does (``deleted = id``). Returns UUIDs in insertion (id) order."""
+    url = target if isinstance(target, str) else target.cell_url
     offsets = fields.pop("created_at", None)
     rows = []
     for n in range(count):
@@ -46,10 +48,14 @@ def add_instances(cloud, count: int, **fields: Any) -> list[str]:
             row["created_at"] = BASE_TIME + datetime.timedelta(minutes=offsets[n])
         row.update(fields)
         rows.append(row)
-    engine = sa.create_engine(cloud.cell_url)
+    engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
             conn.execute(instances.insert(), rows)
+            if deleted:
+                conn.execute(instances.update()
+                             .where(instances.c.uuid.in_([r["uuid"] for r in rows]))
+                             .values(deleted=instances.c.id))
     finally:
         engine.dispose()
     return [r["uuid"] for r in rows]
@@ -61,7 +67,7 @@ def nova_order(cloud) -> list[str]:
     return [r["uuid"] for r in rows if not r["hidden"]]
 
 
-def mappings(cloud) -> dict[str, dict[str, Any]]:
+def instance_mappings(cloud) -> dict[str, dict[str, Any]]:
     """Real instance mappings (not the marker) by instance UUID."""
     return {r["instance_uuid"]: r for r in cloud.api_rows("instance_mappings")
             if r["project_id"] != MARKER}

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 import cellctl.mysql_insert
 from cellctl import migrate
-from cellctl.db import create_engine, insert_ignoring_duplicates, write_transaction
+from cellctl.db import create_engine
 from cellctl.errors import DatabaseError, SchemaMissing
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
+from cellctl.transactions import insert_ignoring_duplicates, write_transaction
 
 
 @pytest.fixture

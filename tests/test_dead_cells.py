@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from hostsupport import add_hosts, map_host, mappings
+from hostsupport import add_hosts, host_mappings, map_host
 from servers import PASSWORD, closed_port
 
 # Each command's reading of a dead cell: (exit code, what its JSON stdout shows).
@@ -83,7 +83,7 @@ def check_outcome(cloud, command, done, remote, secret):
         assert done.returncode == 1
         assert payload["hosts_mapped"] == 1
         assert payload["unreachable_cells"] == [remote]
-        assert mappings(cloud) == {"near": cloud.cell1, "new": cloud.cell1, "far": remote}
+        assert host_mappings(cloud) == {"near": cloud.cell1, "new": cloud.cell1, "far": remote}
     else:
         assert done.returncode == 2
         assert payload["unreachable_cells"] == [remote]
@@ -145,11 +145,11 @@ def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mari
     import threading
     from types import SimpleNamespace
 
-    import cellctl.ops.cellreach as cellreach
-    import cellctl.ops.spanning as spanning
+    import cellctl.ops.across_cells as across_cells
+    import cellctl.ops.cell_refs as cell_refs
 
     remote = remote_cell_on(throwaway_mariadb, two_cells)
-    probe = cellreach.run_bounded
+    probe = across_cells.run_bounded
     frozen = []
 
     def probe_then_freeze(jobs, timeout):
@@ -158,8 +158,8 @@ def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mari
         frozen.append(True)
         return outcomes
 
-    monkeypatch.setattr(cellreach, "run_bounded", probe_then_freeze)
-    monkeypatch.setattr(spanning, "STALLED_SERVER_TIMEOUT", 2.0)
+    monkeypatch.setattr(across_cells, "run_bounded", probe_then_freeze)
+    monkeypatch.setattr(cell_refs, "STALLED_SERVER_TIMEOUT", 2.0)
     outcome = []
     worker = threading.Thread(
         target=lambda: outcome.append(two_cells.run("--format", "json", *COMMANDS[command])),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hostsupport import add_hosts, add_node, cellctl_process, mappings, node_flags, setup_cells
+from hostsupport import add_hosts, add_node, cellctl_process, host_mappings, node_flags, setup_cells
 
 HOSTS = 3000  # three batches per run, so the runs interleave
 RUNS = 4
@@ -30,7 +30,7 @@ def test_concurrent_discover_maps_each_host_once(cloud):
         assert "Traceback" not in out + err
     assert set(codes) <= {0, 2}, outputs
     assert len(cloud.api_rows("host_mappings")) == HOSTS  # exactly one mapping per host
-    by_host = mappings(cloud)
+    by_host = host_mappings(cloud)
     assert all(by_host[h] == cell1 for h in hosts[: HOSTS // 2])
     assert all(by_host[h] == cell2 for h in hosts[HOSTS // 2 :])
     # Every mapping was created by exactly one of the runs.

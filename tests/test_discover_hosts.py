@@ -17,9 +17,9 @@ from hostsupport import (
     add_hosts,
     add_node,
     cellctl_process,
+    host_mappings,
     kill_cell,
     map_host,
-    mappings,
     node_flags,
     setup_cells,
 )
@@ -55,7 +55,7 @@ def test_discover_maps_each_cell_verbose_like_nova(any_cloud):
         f"Found 1 unmapped computes in cell: {cell2}",
     ]
     assert result.stderr == ""
-    assert mappings(cloud) == {"host0": cell1, "host1": cell2}
+    assert host_mappings(cloud) == {"host0": cell1, "host1": cell2}
     assert node_flags(cloud.cell_urls[0]) == {node0: 1}
     assert node_flags(cloud.cell_urls[1]) == {node1: 1}
 
@@ -64,7 +64,7 @@ def test_discover_maps_each_cell_verbose_like_nova(any_cloud):
     assert cloud.run("discover_hosts", "--strict").exit_code == 1
     add_hosts(cloud.cell_urls[1], ["host2"])
     assert cloud.run("discover_hosts", "--strict").exit_code == 0
-    assert mappings(cloud) == {"host0": cell1, "host1": cell2, "host2": cell2}
+    assert host_mappings(cloud) == {"host0": cell1, "host1": cell2, "host2": cell2}
 
 
 def test_discover_one_cell_then_all(cloud):
@@ -76,9 +76,9 @@ def test_discover_one_cell_then_all(cloud):
     assert result.exit_code == 0
     assert "Found 2 cell mappings." not in result.stdout  # only without --cell_uuid
     assert result.stdout.splitlines()[0] == f"Getting computes from cell 'cell2': {cell2}"
-    assert mappings(cloud) == {"b1": cell2}
+    assert host_mappings(cloud) == {"b1": cell2}
     cloud.ok("discover_hosts")
-    assert mappings(cloud) == {"a1": cell1, "a2": cell1, "b1": cell2}
+    assert host_mappings(cloud) == {"a1": cell1, "a2": cell1, "b1": cell2}
 
 
 def test_discover_unknown_or_malformed_cell_is_1(cloud):
@@ -88,7 +88,7 @@ def test_discover_unknown_or_malformed_cell_is_1(cloud):
         result = cloud.run("discover_hosts", "--cell_uuid", value)
         assert result.exit_code == 1, value
         assert f"Cell with uuid {value} was not found" in result.stderr
-    assert mappings(cloud) == {}
+    assert host_mappings(cloud) == {}
 
 
 def test_discover_marks_every_node_of_a_mapped_host(cloud):
@@ -110,7 +110,7 @@ def test_discover_marks_every_node_of_a_mapped_host(cloud):
     assert result.exit_code == 1
     assert f"Checking host mapping for compute host 'ironic': {late}" in result.stdout
     assert node_flags(cloud.cell_url)[late] == 1
-    assert mappings(cloud) == {"ironic": cell1, "other": cell1}
+    assert host_mappings(cloud) == {"ironic": cell1, "other": cell1}
 
 
 def test_discover_warns_about_host_mapped_to_another_cell(cloud):
@@ -121,7 +121,7 @@ def test_discover_warns_about_host_mapped_to_another_cell(cloud):
     assert result.exit_code == 0
     assert f"WARNING: Host 'moved' of cell 'cell2' ({cell2}) is mapped to cell {cell1}" \
         in result.stderr
-    assert mappings(cloud) == {"moved": cell1, "fresh": cell2}
+    assert host_mappings(cloud) == {"moved": cell1, "fresh": cell2}
     flags = sorted(node_flags(cloud.cell_urls[1]).values())
     assert flags == [0, 1]  # the conflicting node stays unmapped, to be seen again
 
@@ -143,7 +143,7 @@ def test_discover_by_service(cloud):
         "Creating host mapping for service off",
         f"Found 2 unmapped computes in cell: {cell1}",
     ]
-    assert mappings(cloud) == {"host1": cell1, "host2": cell1, "off": cell1}
+    assert host_mappings(cloud) == {"host1": cell1, "host2": cell1, "off": cell1}
 
 
 def test_discover_carries_on_past_a_dead_cell(cloud):
@@ -152,7 +152,7 @@ def test_discover_carries_on_past_a_dead_cell(cloud):
     add_hosts(cloud.cell_url, ["h1", "h2"])
     result = cloud.run("discover_hosts", "--format", "json")
     assert result.exit_code == 1
-    assert mappings(cloud) == {"h1": cell1, "h2": cell1}
+    assert host_mappings(cloud) == {"h1": cell1, "h2": cell1}
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     assert {"level": "warning", "message": "Some cells could not be reached",
             "unreachable_cells": [dead]} in lines
@@ -184,7 +184,7 @@ def test_discover_gives_up_with_2_when_another_writer_keeps_winning(cloud):
     assert "Duplicate host mapping was encountered" in result.stderr
     assert "mapping already exists" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert "victim" not in mappings(cloud)
+    assert "victim" not in host_mappings(cloud)
 
 
 def test_discover_maps_what_a_retry_finds_free(cloud):
@@ -207,7 +207,7 @@ def test_discover_maps_what_a_retry_finds_free(cloud):
         engine.dispose()
     assert proc.returncode == 0, err
     assert "Traceback" not in out + err
-    assert mappings(cloud) == {f"h{i}": cell1 for i in range(5)}
+    assert host_mappings(cloud) == {f"h{i}": cell1 for i in range(5)}
     assert "Creating host mapping for compute host 'h3'" not in out
     assert f"Found 4 unmapped computes in cell: {cell1}" in out
     assert set(node_flags(cloud.cell_url).values()) == {1}
@@ -237,7 +237,7 @@ def test_discover_shows_progress_on_a_terminal_only(sqlite_factory, make_cloud):
     assert out == ""
     assert b"Discovering hosts in cell 'cell1'" in shown
     assert b"1500/1500" in shown
-    assert len(mappings(cloud)) == 1500
+    assert len(host_mappings(cloud)) == 1500
 
 
 def test_discover_compares_hosts_as_the_database_does(cloud):
@@ -248,7 +248,7 @@ def test_discover_compares_hosts_as_the_database_does(cloud):
     result = cloud.run("discover_hosts")
     assert result.exit_code == 0, result.stderr
     if cloud.factory.backend == "mysql":
-        assert mappings(cloud) == {"host-a": cell1}
+        assert host_mappings(cloud) == {"host-a": cell1}
     else:
-        assert mappings(cloud) == {"host-a": cell1, "Host-A": cell1}
+        assert host_mappings(cloud) == {"host-a": cell1, "Host-A": cell1}
     assert set(node_flags(cloud.cell_url).values()) == {1}

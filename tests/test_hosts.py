@@ -12,14 +12,14 @@ from hostsupport import (
     UNKNOWN_CELL,
     add_hosts,
     add_node,
+    host_mappings,
     kill_cell,
     map_host,
-    mappings,
     node_flags,
     setup_cells,
 )
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 
 TRANSPORT = "rabbit://guest:devstack@127.0.0.1:9999/"
 
@@ -54,7 +54,7 @@ def test_map_cell_and_hosts_creates_cell_then_says_all_mapped(any_cloud):
     assert result.stdout == f"{cell['uuid']}\n"
     assert (cell["name"], cell["transport_url"], cell["database_connection"]) == (
         "ssd", TRANSPORT, cloud.cell_url)
-    assert mappings(cloud) == dict.fromkeys(["host0", "host1", "host2"], cell["uuid"])
+    assert host_mappings(cloud) == dict.fromkeys(["host0", "host1", "host2"], cell["uuid"])
     assert set(node_flags(cloud.cell_url).values()) == {1}
 
     again = cloud.run("map_cell_and_hosts", "--transport-url", TRANSPORT, "--name", "ssd",
@@ -87,7 +87,7 @@ def test_map_cell_and_hosts_joins_the_cell_of_mapped_hosts(cloud):
         existing,
     ]
     assert [c["name"] for c in cells(cloud)] == ["c"]
-    assert mappings(cloud)["host2"] == existing
+    assert host_mappings(cloud)["host2"] == existing
 
 
 def test_map_cell_and_hosts_without_hosts_is_0(cloud):
@@ -112,7 +112,7 @@ def test_map_cell_and_hosts_bad_transport_is_1(cloud):
         assert (result.exit_code, message in result.stderr) == (1, True), (args, result.stderr)
         assert "secretpw" not in result.stderr + result.stdout
     assert cells(cloud) == []
-    assert mappings(cloud) == {}
+    assert host_mappings(cloud) == {}
 
 
 def test_map_cell_and_hosts_reuses_the_cell_of_its_database(cloud):
@@ -240,12 +240,12 @@ def test_delete_host_exit_codes_in_nova_order(two_cells):
     for cell, host, code, message in cases:
         result = cloud.run("delete_host", "--cell_uuid", cell, "--host", host)
         assert (result.exit_code, message in result.stderr) == (code, True), (host, result.stderr)
-    assert set(mappings(cloud)) == {"busy", "theirs"}
+    assert set(host_mappings(cloud)) == {"busy", "theirs"}
 
     cloud.execute(cloud.cell_url, "UPDATE instances SET deleted = id")
     result = cloud.run("delete_host", "--cell_uuid", cloud.london, "--host", "busy")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
-    assert set(mappings(cloud)) == {"theirs"}
+    assert set(host_mappings(cloud)) == {"theirs"}
     assert set(node_flags(cloud.cell_url).values()) == {0}
 
 
@@ -263,7 +263,7 @@ def test_delete_host_without_nodes_and_json(two_cells):
     assert set(node_flags(cloud.cell_url).values()) == {0}
     # The node is found again.
     assert cloud.run("discover_hosts", "--strict").exit_code == 0
-    assert set(mappings(cloud)) == {"mapped"}
+    assert set(host_mappings(cloud)) == {"mapped"}
 
 
 def test_delete_host_with_dead_cell_database_is_255(two_cells):
@@ -274,4 +274,4 @@ def test_delete_host_with_dead_cell_database_is_255(two_cells):
     assert result.exit_code == 255
     assert len(result.stderr.splitlines()) == 1
     assert "secretpw" not in result.stderr
-    assert set(mappings(cloud)) == {"far"}
+    assert set(host_mappings(cloud)) == {"far"}

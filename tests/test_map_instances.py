@@ -9,8 +9,8 @@ import pytest
 from instance_helpers import (
     add_instances,
     dead_cell,
+    instance_mappings,
     mapped_cell,
-    mappings,
     markers,
     nova_order,
     put_marker,
@@ -39,7 +39,7 @@ def test_maps_every_instance_with_its_owner(cloud):
 
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    found = mappings(cloud)
+    found = instance_mappings(cloud)
     assert set(found) == {*live, deleted, soft, unhidden}
     cell_id = next(r["id"] for r in cloud.api_rows("cell_mappings") if r["uuid"] == cell)
     instances = {r["uuid"]: r for r in cloud.rows(cloud.cell_url, "instances")}
@@ -57,7 +57,7 @@ def test_cell_v2_alias_and_option_prefix(sqlite_cloud):
     add_instances(sqlite_cloud, 2)
     result = sqlite_cloud.run("cell_v2", "map_instances", "--cell", cell, "--max", "1")
     assert result.exit_code == 1, result.output
-    assert len(mappings(sqlite_cloud)) == 1
+    assert len(instance_mappings(sqlite_cloud)) == 1
 
 
 def test_already_mapped_instances_are_skipped(cloud_no_pg):
@@ -74,7 +74,7 @@ def test_already_mapped_instances_are_skipped(cloud_no_pg):
     assert json.loads(result.stdout) | {"cell_uuid": None} == {
         "cell_uuid": None, "processed": 4, "mapped": 3, "already_mapped": 1,
         "without_project": 0, "more": False, "marker": None, "exit_code": 0}
-    found = mappings(cloud)
+    found = instance_mappings(cloud)
     assert len(found) == 4
     assert found[first]["project_id"] == "someone"  # an existing mapping is left alone
 
@@ -97,7 +97,7 @@ def test_max_count_resumes_in_nova_order(cloud_no_pg):
         result = run_map(cloud, cell, *args)
         assert result.exit_code == code, (args, result.output)
         assert markers(cloud) == ([marker] if marker else []), args
-        assert set(mappings(cloud)) == set(mapped), args
+        assert set(instance_mappings(cloud)) == set(mapped), args
 
 
 @pytest.mark.parametrize(("count", "max_count", "runs"),
@@ -108,7 +108,7 @@ def test_exit_1_only_while_instances_remain(sqlite_cloud, count, max_count, runs
     codes = [run_map(sqlite_cloud, cell, "--max-count", str(max_count)).exit_code
              for _ in runs]
     assert codes == runs
-    assert len(mappings(sqlite_cloud)) == count
+    assert len(instance_mappings(sqlite_cloud)) == count
     assert markers(sqlite_cloud) == []
     # With no marker a further run starts over, as nova-manage's does, and maps nothing.
     again = run_map(sqlite_cloud, cell, "--max-count", str(max_count), "--format", "json")
@@ -123,7 +123,7 @@ def test_bad_max_count_is_127_and_changes_nothing(sqlite_cloud, value):
     result = run_map(sqlite_cloud, cell, f"--max-count={value}")
     assert result.exit_code == 127
     assert "Must supply a positive value for max-count" in result.stderr
-    assert mappings(sqlite_cloud) == {}
+    assert instance_mappings(sqlite_cloud) == {}
     assert len(markers(sqlite_cloud)) == 1
 
 
@@ -134,7 +134,7 @@ def test_unknown_or_malformed_cell_is_127(sqlite_cloud, cell):
     result = run_map(sqlite_cloud, cell)
     assert result.exit_code == 127
     assert len(result.stderr.strip().splitlines()) == 1
-    assert mappings(sqlite_cloud) == {}
+    assert instance_mappings(sqlite_cloud) == {}
 
 
 def test_unreachable_cell_database_is_255(sqlite_cloud):
@@ -156,7 +156,7 @@ def test_resumes_from_a_marker_nova_manage_left(cloud_no_pg):
     result = run_map(cloud, cell, "--max-count", "2")
 
     assert result.exit_code == 1
-    assert set(mappings(cloud)) == set(order[2:4])
+    assert set(instance_mappings(cloud)) == set(order[2:4])
     (row,) = [r for r in cloud.api_rows("instance_mappings")
               if r["project_id"] == "INSTANCE_MIGRATION_MARKER"]
     assert row["instance_uuid"] == order[3].replace("-", " ")
@@ -166,10 +166,10 @@ def test_resumes_from_a_marker_nova_manage_left(cloud_no_pg):
 
     # Without --max-count it finishes from there; --reset then picks up the first two.
     assert run_map(cloud, cell).exit_code == 0
-    assert set(mappings(cloud)) == set(order[2:])
+    assert set(instance_mappings(cloud)) == set(order[2:])
     assert markers(cloud) == []
     assert run_map(cloud, cell, "--reset").exit_code == 0
-    assert set(mappings(cloud)) == set(order)
+    assert set(instance_mappings(cloud)) == set(order)
 
 
 def test_marker_from_another_cell_starts_over_with_a_warning(sqlite_cloud):
@@ -182,7 +182,7 @@ def test_marker_from_another_cell_starts_over_with_a_warning(sqlite_cloud):
 
     assert result.exit_code == 0
     assert f"instance {elsewhere}" in result.stderr and "WARNING" in result.stderr
-    assert set(mappings(sqlite_cloud)) == set(instances)
+    assert set(instance_mappings(sqlite_cloud)) == set(instances)
     assert markers(sqlite_cloud) == []
 
 
@@ -196,7 +196,7 @@ def test_reset_ignores_the_marker_until_the_first_batch_commits(sqlite_cloud):
     result = run_map(sqlite_cloud, cell, "--reset", "--max-count", "1")
 
     assert result.exit_code == 1
-    assert set(mappings(sqlite_cloud)) == {order[0]}
+    assert set(instance_mappings(sqlite_cloud)) == {order[0]}
     assert markers(sqlite_cloud) == [order[0]]
 
 
@@ -208,7 +208,7 @@ def test_nothing_to_map_clears_a_finished_marker(sqlite_cloud):
     result = run_map(sqlite_cloud, cell, "--max-count", "5")
     assert result.exit_code == 0
     assert markers(sqlite_cloud) == []
-    assert mappings(sqlite_cloud) == {}  # the marker said they were done; it is trusted
+    assert instance_mappings(sqlite_cloud) == {}  # the marker said they were done; it is trusted
 
 
 def test_many_batches_commit_with_the_marker(backend, make_cloud, dbfactory, monkeypatch):
@@ -225,10 +225,10 @@ def test_many_batches_commit_with_the_marker(backend, make_cloud, dbfactory, mon
         result = run_map(cloud, cell, "--max-count", str(max_count))
         assert result.exit_code == code, result.output
         done += max_count
-        assert set(mappings(cloud)) == set(order[:done])
+        assert set(instance_mappings(cloud)) == set(order[:done])
         assert markers(cloud) == ([order[done - 1]] if code else [])
     assert run_map(cloud, cell).exit_code == 0
-    assert len(mappings(cloud)) == 23
+    assert len(instance_mappings(cloud)) == 23
 
 
 def test_instance_without_project_is_reported(sqlite_cloud):
@@ -238,4 +238,4 @@ def test_instance_without_project_is_reported(sqlite_cloud):
     result = run_map(sqlite_cloud, cell)
     assert result.exit_code == 0
     assert "1 instances have no project_id" in result.stderr
-    assert set(mappings(sqlite_cloud)) == set(good)
+    assert set(instance_mappings(sqlite_cloud)) == set(good)

@@ -19,7 +19,7 @@ from hostsupport import (
     setup_cells,
 )
 
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 from hostsupport import DEAD_CELL_URL
-from instance_helpers import add_instances, mappings
+from instance_helpers import add_instances, instance_mappings
 
 from cellctl import migrate
 
@@ -55,8 +55,8 @@ def test_sets_up_cell0_the_cell_its_hosts_and_instances(cloud_no_pg):
     assert cell["database_connection"] == cloud.cell_url
     assert {r["host"]: r["cell_id"] for r in cloud.api_rows("host_mappings")} == {
         "host0": cell["id"], "host1": cell["id"], "host2": cell["id"]}
-    assert set(mappings(cloud)) == set(instances)
-    assert {m["cell_id"] for m in mappings(cloud).values()} == {cell["id"]}
+    assert set(instance_mappings(cloud)) == set(instances)
+    assert {m["cell_id"] for m in instance_mappings(cloud).values()} == {cell["id"]}
 
 
 def test_second_run_says_so_and_changes_nothing(cloud_no_pg):
@@ -81,7 +81,7 @@ def test_new_instances_are_mapped_on_a_later_run(sqlite_cloud):
     cloud.ok("simple_cell_setup")
     later = add_instances(cloud, 2)
     assert cloud.run("simple_cell_setup").exit_code == 0
-    assert set(mappings(cloud)) == {*first, *later}
+    assert set(instance_mappings(cloud)) == {*first, *later}
 
 
 def test_cell0_schema_failure_is_reported_and_setup_goes_on(cloud_no_pg):
@@ -98,7 +98,7 @@ def test_cell0_schema_failure_is_reported_and_setup_goes_on(cloud_no_pg):
     assert "secretpw" not in result.output
     assert len(cells(cloud)) == 2
     assert [r["host"] for r in cloud.api_rows("host_mappings")] == ["host0"]
-    assert set(mappings(cloud)) == set(instances)
+    assert set(instance_mappings(cloud)) == set(instances)
 
 
 def test_no_compute_hosts_is_1_after_cell0(cloud_no_pg):
@@ -111,7 +111,7 @@ def test_no_compute_hosts_is_1_after_cell0(cloud_no_pg):
     assert result.exit_code == 1
     assert result.stdout == "No hosts found to map to cell, exiting.\n"
     assert list(cells(cloud)) == [CELL0]
-    assert mappings(cloud) == {}
+    assert instance_mappings(cloud) == {}
 
 
 @pytest.mark.parametrize(

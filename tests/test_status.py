@@ -9,8 +9,9 @@ import time
 import uuid
 
 import pytest
-from cellrows import add_compute_nodes, add_instances, map_hosts, map_instances
+from cellrows import add_compute_nodes, map_hosts, map_instances
 from conftest import MYSQL_SERVER, RABBITMQ_URL, DatabaseFactory, unavailable
+from instance_helpers import add_instances
 from servers import PASSWORD, black_hole, closed_port, silent_port
 
 CELL0 = "00000000-0000-0000-0000-000000000000"
@@ -153,9 +154,9 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
 
 def test_unmapped_instances_are_counted_across_batches(sqlite_cloud, monkeypatch):
     """Keyset pagination: with tiny batches every page is read and examples come first."""
-    from cellctl.ops import unmapped
+    from cellctl import paging
 
-    monkeypatch.setattr(unmapped, "BATCH_SIZE", 3)
+    monkeypatch.setattr(paging, "BATCH_SIZE", 3)
     cell1 = setup_cells(sqlite_cloud)
     uuids = add_instances(sqlite_cloud.cell_url, 10)
     map_instances(sqlite_cloud.api_url, cell1, uuids[::2])

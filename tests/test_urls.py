@@ -76,12 +76,19 @@ def test_mask_urls_in_free_text():
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["rabbit://u:p@h1:5672,u:p@h2:5672/vh", "amqp://guest:guest@localhost:5672//",
-     "memory:///", "redis://localhost:6379/0", "none:///", "rabbit://[::1]:5672/"],
+    ("url", "scheme", "hosts"),
+    [("rabbit://u:p@h1:5672,u:p@h2:5672/vh", "rabbit", [("h1:5672", "5672"), ("h2:5672", "5672")]),
+     ("amqp://guest:guest@localhost:5672//", "amqp", [("localhost:5672", "5672")]),
+     ("memory:///", "memory", [("", None)]),
+     ("redis://localhost:6379/0", "redis", [("localhost:6379", "6379")]),
+     ("none:///", "none", [("", None)]),
+     ("rabbit://[::1]:5672/", "rabbit", [("[::1]:5672", "5672")])],
 )
-def test_valid_transport_urls(url):
-    validate_transport_url(url)
+def test_valid_transport_urls(url, scheme, hosts):
+    """A valid URL is accepted and read as it is written: its scheme, every host, its port."""
+    parts = validate_transport_url(url)
+    assert parts.scheme == scheme
+    assert [(entry.host, entry.port) for entry in parts.hosts] == hosts
 
 
 @pytest.mark.parametrize(

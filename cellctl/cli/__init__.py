@@ -55,7 +55,7 @@ class Command(click.Command):
     """Accepts unambiguous prefixes of long options, as nova-manage's argparse does."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        owners = {
+        owners: dict[str, str | None] = {
             opt: param.name for param in self.get_params(ctx)
             for opt in param.opts + param.secondary_opts if opt.startswith("--")
         }

@@ -26,10 +26,10 @@ def discover_hosts(cell_uuid: str | None, verbose: bool, strict: bool, by_servic
     cell whose database could not be read (the others are still mapped);
     2 collided with a concurrent writer (safe to retry).
     """
-    from cellctl.ops import discovery
+    from cellctl.ops import hosts
 
     progress = progress_for(fmt)
-    run(lambda dbs: discovery.discover_hosts(
+    run(lambda dbs: hosts.discover_hosts(
         dbs, cell_uuid=cell_uuid, verbose=verbose, strict=strict, by_service=by_service,
         progress=progress,
     ), fmt=fmt)
@@ -65,9 +65,9 @@ def map_cell_and_hosts(transport_url: str | None, name: str | None, verbose: boo
 @format_option
 def list_hosts(cell_uuid: str | None, status: bool, fmt: str | None) -> None:
     """List host mappings sorted by host. Exit 0, 1 cell not found."""
-    from cellctl.ops import host_admin
+    from cellctl.ops import hosts
 
-    run(lambda dbs: host_admin.list_hosts(dbs, cell_uuid, status=status),
+    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid, status=status),
         failure_code=255, fmt=fmt)
 
 
@@ -82,6 +82,6 @@ def delete_host(cell_uuid: str, host: str, fmt: str | None) -> None:
     Exit 0 deleted, 1 cell not found, 2 host not found, 3 host in another cell,
     4 host has instances, 255 a database could not be used.
     """
-    from cellctl.ops import host_admin
+    from cellctl.ops import hosts
 
-    run(lambda dbs: host_admin.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)
+    run(lambda dbs: hosts.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
-from cellctl.reach import DEFAULT_TIMEOUT  # light: no SQLAlchemy or kombu at import
+from cellctl.probes import DEFAULT_TIMEOUT  # light: no SQLAlchemy or kombu at import
 
 
 @register

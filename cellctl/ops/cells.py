@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from cellctl.db import Databases, write_transaction
+from cellctl.clock import utcnow
+from cellctl.db import Databases
 from cellctl.errors import InvalidURL
-from cellctl.ops.common import (
+from cellctl.ids import new_uuid
+from cellctl.ops.cell_refs import (
     CELL0_NAME,
     CELL0_TRANSPORT_URL,
     CELL0_UUID,
@@ -16,12 +18,11 @@ from cellctl.ops.common import (
     insert_cell,
     is_cell0,
     load_cell,
-    new_uuid,
-    resolve_transport_url,
-    url_or_fallback,
-    utcnow,
 )
+from cellctl.ops.cell_urls import resolve_transport_url, url_or_fallback
+from cellctl.ops.host_mappings import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
+from cellctl.transactions import write_transaction
 from cellctl.urls import derive_cell0_url, validate_database_url, validate_transport_url
 
 if TYPE_CHECKING:
@@ -108,10 +109,10 @@ def list_cells(dbs: Databases) -> Result:
     from cellctl.tables.api import cell_mappings as cm
 
     with dbs.api.connect() as conn:
-        rows = conn.execute(
+        rows = list(conn.execute(
             select(cm.c.id, cm.c.name, cm.c.uuid, cm.c.transport_url,
                    cm.c.database_connection, cm.c.disabled)
-        ).all()
+        ))
     rows.sort(key=lambda r: (r.name or "", r.id))
     return Result(table=Table(CELL_COLUMNS, [
         {
@@ -245,14 +246,8 @@ def _has_living_instances(dbs: Databases, cell: Any) -> bool:
 
 
 def _unmap_compute_nodes(dbs: Databases, cell: Any) -> None:
-    from cellctl.tables.cell import compute_nodes as cn
-
     with cell_database(dbs, cell).begin() as conn:
-        conn.execute(
-            cn.update()
-            .where(cn.c.deleted == 0, cn.c.mapped != 0)
-            .values(mapped=0, updated_at=utcnow())
-        )
+        mark_hosts_unmapped(conn)
 
 
 def _invalid_urls(dbs: Databases, transport: str | None, database: str | None) -> str | None:

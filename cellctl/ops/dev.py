@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cellctl import migrate
+from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ops.common import utcnow
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 from cellctl.urls import mask

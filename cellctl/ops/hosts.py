@@ -1,280 +1,302 @@
-"""Host mappings: map a cell's compute hosts in set-based batches, and map_cell_and_hosts.
+"""The host commands: discover_hosts, list_hosts, delete_host and map_cell_and_hosts.
 
-Cells live in other databases than the API database, so nothing joins across
-them: candidate hosts are read from the cell in keyset batches, each batch is
-looked up in ``host_mappings`` with one IN query, the unmapped ones are
-inserted in one batch, and the batch's compute nodes whose host is mapped to
-that cell are marked ``mapped = 1`` with one UPDATE. The API database is
-written first, so a run killed between the two steps leaves nodes unmarked,
-which the next run marks, never nodes marked whose host is not mapped.
-
-``discover_hosts`` (cellctl.ops.discovery) and ``simple_cell_setup`` build on
-``map_hosts`` and ``map_cell_and_hosts`` here.
+``discover_hosts`` has Nova's semantics and verbose wording, with three
+fixes: every compute node of a host mapped to the cell is marked mapped (so
+none is rescanned forever), a host mapped to another cell is reported
+instead of silently skipped, and a collision with a concurrent run is
+retried rather than fatal. A cell whose database cannot be used is named and
+skipped; the others are still mapped. The batches themselves are
+cellctl.ops.host_mappings'; a host's state is cellctl.liveness'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cellctl.db import Databases, insert_ignoring_duplicates, write_transaction
-from cellctl.errors import CellctlError
-from cellctl.ops.common import CELL0_UUID, insert_cell, new_uuid, resolve_transport_url, utcnow
-from cellctl.ops.spanning import CellRef
-from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.result import Result
-from cellctl.write_retry import (
-    WRITE_RETRIES,
-    Contention,
-    Retry,
-    in_parts,
-    retried,
-    write_limits,
+from cellctl.clock import utcnow
+from cellctl.db import Databases
+from cellctl.errors import ConfigError
+from cellctl.ids import new_uuid
+from cellctl.liveness import UNKNOWN, compute_host_states, service_group
+from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases, read_cells
+from cellctl.ops.cell_queries import compute_services, live_nodes, unmapped_nodes
+from cellctl.ops.cell_refs import (
+    CELL0_UUID,
+    CellRef,
+    cell_database,
+    insert_cell,
+    load_cell,
+    select_cells,
 )
+from cellctl.ops.cell_urls import resolve_transport_url
+from cellctl.ops.host_mappings import (
+    BatchOutcome,
+    host_key,
+    map_hosts,
+    mapped_cells,
+    mark_hosts_mapped,
+    mark_hosts_unmapped,
+    mark_nodes_mapped,
+)
+from cellctl.paging import count_rows, keyset_pages, page_after
+from cellctl.progress import NO_PROGRESS, Progress
+from cellctl.result import Column, Result, Table
+from cellctl.transactions import Contention, write_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine, Row
-    from sqlalchemy.sql import Select
-
-BATCH_SIZE = 1000  # hosts per round trip; well under every backend's bind-parameter limit
-# Held while a batch is looked up and inserted, so concurrent cellctl runs
-# take turns per batch instead of colliding. On Galera the lock is one node's
-# only: runs through different nodes collide, and the batch is redone.
-HOST_MAPPING_LOCK = "host_mappings"
-# Write-set bytes of one host mapping, or of one compute node's mapped flag
-# (measured on Galera: about 450 for both together), with room to spare.
-HOST_ROW_BYTES = 400
-NODE_ROW_BYTES = 2000  # a node's row is written whole, before and after (ROW format)
+    from sqlalchemy.engine import Engine, Row
 
 
-class HostMappingCollision(Contention):
-    """Another writer kept mapping the same hosts at the same moment, through every retry."""
-
-    def __init__(self, host: str, last: BaseException) -> None:
-        CellctlError.__init__(
-            self,
-            "Duplicate host mapping was encountered: another program kept mapping the same "
-            f"hosts at the same time through {WRITE_RETRIES} retries. Nothing is wrong "
-            "with the mappings made so far and it is safe to run the command again. "
-            f"Error: Host '{host}' mapping already exists"
-        )
-        self.host = host
-        self.last = last
-
-
-class _Collided(Retry):
-    def __init__(self, hosts: list[str]) -> None:
-        super().__init__(f"{len(hosts)} hosts were mapped by another writer meanwhile")
-        self.hosts = hosts
+# --- discover_hosts ----------------------------------------------------------
 
 
 @dataclass
-class BatchOutcome:
-    """What became of one batch of hosts; every set holds the hosts as they were given."""
+class _CellRun:
+    """One cell's discovery: what it mapped, and the lines --verbose prints."""
 
-    created: set[str] = field(default_factory=set)  # mapped to the cell by this call
-    in_cell: set[str] = field(default_factory=set)  # mapped to the cell now (created included)
-    elsewhere: dict[str, str] = field(default_factory=dict)  # host -> the other cell's UUID
-
-    def add(self, other: BatchOutcome) -> None:
-        self.created |= other.created
-        self.in_cell |= other.in_cell
-        self.elsewhere.update(other.elsewhere)
+    cell: CellRef
+    say: Callable[[str], Any]
+    verbose: bool
+    by_service: bool
+    hosts_mapped: int = 0
+    warned: set[str] = field(default_factory=set)  # hosts mapped to another cell
 
 
-def map_hosts(api: Engine, cell: CellRef, hosts: Iterable[str]) -> BatchOutcome:
-    """Map every host of one batch that has no mapping yet to ``cell``.
+def discover_hosts(
+    dbs: Databases,
+    *,
+    cell_uuid: str | None = None,
+    verbose: bool = False,
+    strict: bool = False,
+    by_service: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> Result:
+    """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
+    that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
+    deadlocks, Galera certification conflicts) through every retry."""
+    result = Result()
 
-    One transaction per part of the batch that fits the server's write limits,
-    each redone when it loses to a concurrent writer (a collision, a deadlock,
-    a Galera certification conflict). Raises HostMappingCollision or Contention
-    when every retry lost.
-    """
-    wanted = sorted(set(hosts))  # one order for all runs: row locks taken alike
-    outcome = BatchOutcome()
+    def say(text: str) -> None:
+        if verbose:
+            result.info(text)
 
-    def write(part: Sequence[str], _last: bool) -> None:
+    with dbs.api.connect() as conn:
+        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+    if cells is None:
+        return result
+    if cell_uuid is None:
+        say(f"Found {len(cells)} cell mappings.")
+
+    # A dead cell then fails at once in the loop below.
+    probe_databases(dbs, [cell for cell in cells if not cell.is_cell0])
+    runs: list[_CellRun] = []
+    for cell in cells:
+        if cell.is_cell0:
+            say("Skipping cell0 since it does not contain hosts.")
+            continue
+        say(f"Getting computes from cell '{cell.name}': {cell.uuid}" if cell.name
+            else f"Getting computes from cell: {cell.uuid}")
+        run = _CellRun(cell, say, verbose, by_service)
+        runs.append(run)
         try:
-            outcome.add(retried(lambda: _map_once(api, cell, list(part)),
-                                what=f"Mapping hosts to {cell.label}"))
-        except Contention as exc:
-            if isinstance(exc.last, _Collided):
-                unplaced = exc.last.hosts
-                raise HostMappingCollision(_first_mapped(api, unplaced) or unplaced[0],
-                                           exc.last) from None
-            raise
+            _discover_in_cell(dbs, run, result, progress)
+        except CellUnreachable as exc:
+            result.unreachable(cell.uuid, f"{exc} (hosts of {cell.label} were not discovered)")
+            continue
+        except Contention as exc:  # a collision or deadlock through every retry
+            result.error(str(exc), 2)
+            break
+        say(f"Found {run.hosts_mapped} unmapped computes in cell: {cell.uuid}")
 
-    in_parts(wanted, write_limits(api), HOST_ROW_BYTES, write)
-    return outcome
-
-
-def _map_once(api: Engine, cell: CellRef, wanted: list[str]) -> BatchOutcome:
-    from cellctl.tables.api import host_mappings
-
-    outcome = BatchOutcome()
-    with write_transaction(api, lock=HOST_MAPPING_LOCK) as conn:
-        key = host_key(conn.dialect.name)
-        existing = _mapped_cells(conn, wanted, key)
-        new: dict[str, str] = {}  # key -> the first host of the batch with that key
-        for host in wanted:
-            found = existing.get(key(host))
-            if found is None:
-                new.setdefault(key(host), host)
-                outcome.in_cell.add(host)
-            elif found[0] == cell.id:
-                outcome.in_cell.add(host)
-            else:
-                outcome.elsewhere[host] = found[1]
-        now = utcnow()
-        rows = [{"cell_id": cell.id, "host": host, "created_at": now} for host in new.values()]
-        if insert_ignoring_duplicates(conn, host_mappings, rows) != len(rows):
-            # Someone mapped one of them since the look-up: undo the batch, look again.
-            raise _Collided(list(new.values()))
-    outcome.created = set(new.values())
-    return outcome
+    total = sum(run.hosts_mapped for run in runs)
+    result.data = {
+        "hosts_mapped": total,
+        "cells": [{"uuid": r.cell.uuid, "name": r.cell.name, "hosts_mapped": r.hosts_mapped}
+                  for r in runs],
+    }
+    if result.code == 0 and (result.unreachable_cells or (strict and total == 0)):
+        result.code = 1
+    return result
 
 
-def host_key(dialect: str) -> Callable[[str], str]:
-    """How the database compares host names in its unique key.
+def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: Progress) -> None:
+    """Map one cell's hosts batch by batch.
 
-    MySQL/MariaDB's default collations ignore case and trailing spaces, so
-    ``Host1`` and ``host1`` are one host there (exact for ASCII names).
+    Every use of the cell's database runs on one worker thread, so while this
+    thread maps batch N in the API database, the cell marks batch N-1's nodes
+    and reads batch N+1: the two databases work at the same time. Pages are
+    keyset pages and marks name node ids, so neither waits for the other.
     """
-    if dialect in ("mysql", "mariadb"):
-        return lambda host: host.casefold().rstrip(" ")
-    return lambda host: host
+    candidates = compute_services() if run.by_service else unmapped_nodes()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cell") as cell_worker:
+
+        def in_cell(future: Future[Any] | None) -> Any:
+            with cell_access(run.cell):
+                return None if future is None else future.result()
+
+        cell_db = in_cell(cell_worker.submit(cell_database, dbs, run.cell))
+        # The count is a scan of its own: only worth it when a bar shows it.
+        total = (None if progress is NO_PROGRESS
+                 else in_cell(cell_worker.submit(count_rows, cell_db, candidates)))
+        progress.start(f"Discovering hosts in {run.cell.label}", total)
+        next_page = cell_worker.submit(page_after, cell_db, candidates)
+        marking: Future[int] | None = None
+        try:
+            while batch := in_cell(next_page):
+                next_page = cell_worker.submit(page_after, cell_db, candidates, batch[-1].id)
+                # API database errors are not the cell's: they end the command.
+                outcome = map_hosts(dbs.api, run.cell, [row.host for row in batch])
+                in_cell(marking)
+                if run.by_service:
+                    marking = cell_worker.submit(mark_hosts_mapped, cell_db, outcome.in_cell)
+                else:
+                    marking = cell_worker.submit(
+                        mark_nodes_mapped, cell_db,
+                        [row.id for row in batch if row.host in outcome.in_cell])
+                run.hosts_mapped += len(outcome.created)
+                if run.verbose or outcome.elsewhere:
+                    announced: set[str] = set()  # a host is created in one batch only
+                    for row in batch:
+                        _report(run, row, outcome, announced, result)
+                progress.advance(len(batch))
+            in_cell(marking)
+        finally:
+            progress.finish()
 
 
-def _mapped_cells(
-    conn: Connection, hosts: Sequence[str], key: Callable[[str], str]
-) -> dict[str, tuple[int, str]]:
-    """key(host) -> (cell id, cell UUID) for those of ``hosts`` that are mapped."""
+def _report(run: _CellRun, row: Row[Any], outcome: BatchOutcome, announced: set[str],
+            result: Result) -> None:
+    """Nova's verbose lines for one node (or service), and the warning for a foreign host."""
+    host = row.host
+    first_time = host in outcome.created and host not in announced
+    if first_time:
+        announced.add(host)
+    if run.by_service:
+        if first_time:
+            run.say(f"Creating host mapping for service {host}")
+    else:
+        run.say(f"Checking host mapping for compute host '{host}': {row.uuid}")
+        if first_time:
+            run.say(f"Creating host mapping for compute host '{host}': {row.uuid}")
+    if host in outcome.elsewhere and host not in run.warned:
+        run.warned.add(host)
+        result.warn(f"Host '{host}' of {run.cell.label} is mapped to cell "
+                    f"{outcome.elsewhere[host]}; "
+                    "its mapping was left as it is (see delete_host).")
+
+
+# --- list_hosts and delete_host ----------------------------------------------
+
+
+HOST_COLUMNS = [
+    Column("cell_name", "Cell Name", none_as="None"),
+    Column("cell_uuid", "Cell UUID"),
+    Column("hostname", "Hostname"),
+]
+STATE_COLUMN = Column("state", "State")
+
+
+def list_hosts(dbs: Databases, cell_uuid: str | None = None, *, status: bool = False) -> Result:
+    """Host mappings sorted by host; ``status`` adds each host's compute service state.
+
+    A cell whose database cannot be read does not stop the listing: its hosts
+    show as ``unknown`` and the cell is reported unreachable.
+    """
     from sqlalchemy import select
 
     from cellctl.tables.api import cell_mappings as cm
     from cellctl.tables.api import host_mappings as hm
 
-    cell_ids: dict[str, int] = {}
-    for start in range(0, len(hosts), BATCH_SIZE):
-        # No JOIN with cell_mappings: MariaDB then plans the IN list badly (5x slower).
-        rows = conn.execute(
-            select(hm.c.host, hm.c.cell_id).where(hm.c.host.in_(hosts[start : start + BATCH_SIZE]))
-        )
-        cell_ids.update((key(row.host), row.cell_id) for row in rows)
-    uuids = dict(conn.execute(
-        select(cm.c.id, cm.c.uuid).where(cm.c.id.in_(sorted(set(cell_ids.values()))))
-    ).all()) if cell_ids else {}
-    return {host: (cell_id, uuids[cell_id]) for host, cell_id in cell_ids.items()}
+    result = Result()
+    with dbs.api.connect() as conn:
+        query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
+                 .join(cm, cm.c.id == hm.c.cell_id))
+        if cell_uuid is not None:
+            cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+            if cells is None:
+                return result
+            query = query.where(cm.c.id == cells[0].id)
+        rows = list(conn.execute(query))
+    # Sorted here, not in SQL: case-sensitive like nova-manage, whatever the collation.
+    rows.sort(key=lambda r: r.host)
+    listing: list[dict[str, Any]] = [
+        {"cell_name": r.name, "cell_uuid": r.uuid, "hostname": r.host} for r in rows
+    ]
+    columns = list(HOST_COLUMNS)
+    if status:
+        columns.append(STATE_COLUMN)
+        states = _host_states(dbs, rows, result)
+        for row, entry in zip(rows, listing, strict=True):
+            entry["state"] = states.get((row.uuid, row.host), UNKNOWN)
+    result.table = Table(columns, listing)
+    return result
 
 
-def _first_mapped(api: Engine, hosts: list[str]) -> str | None:
-    """One of ``hosts`` that another writer mapped, to name it in the error."""
-    from sqlalchemy import select
+def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[str, str], str]:
+    """(cell UUID, host) -> the state of the host's compute service, judged by the
+    configured service group; a cell that cannot be read leaves its hosts out."""
+    cells: dict[str, CellRef] = {}
+    hosts_by_cell: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        cells.setdefault(row.uuid, CellRef(row.id, row.uuid, row.name, row.database_connection))
+        hosts_by_cell.setdefault(row.uuid, []).append(row.host)
+    now = utcnow()
+    driver = service_group(dbs.settings)
+    try:
+        found = read_cells(
+            dbs, list(cells.values()),
+            lambda cell, engine: compute_host_states(engine, hosts_by_cell[cell.uuid], driver,
+                                                     now),
+            result, left_out=f"hosts of {{cell}} show as {UNKNOWN}")
+    finally:
+        driver.close()
+    warnings = {warning for _, warning in found.values() if warning}
+    for warning in sorted(warnings):
+        result.warn(warning)
+    return {(cell_uuid, host): state for cell_uuid, (states, _) in found.items()
+            for host, state in states.items()}
+
+
+def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
+    """Delete a host mapping (Nova's checks, in Nova's order).
+
+    Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
+    cell, 4 the host has live instances in the cell. The host's compute nodes
+    are marked unmapped before the mapping goes, so a run killed in between
+    leaves nothing that discover_hosts would not find again.
+    """
+    from sqlalchemy import delete, exists, select
 
     from cellctl.tables.api import host_mappings as hm
+    from cellctl.tables.cell import instances
 
-    with api.connect() as conn:
-        return conn.execute(
-            select(hm.c.host).where(hm.c.host.in_(hosts[:BATCH_SIZE])).order_by(hm.c.host)
-        ).scalar()
+    result = Result()
+    with dbs.api.connect() as conn:
+        cell = load_cell(conn, result, cell_uuid, 1)
+        if cell is None:
+            return result
+        uuid = cell.uuid
+        mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
+    if mapped_to is None:
+        return result.error(f"The host {host} was not found.", 2)
+    if mapped_to != cell.id:
+        return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
 
-
-def mark_nodes_mapped(cell_db: Engine, node_ids: Iterable[int]) -> int:
-    """Set ``mapped = 1`` on these compute nodes; return how many there were."""
-    from cellctl.tables.cell import compute_nodes as cn
-
-    return _mark_mapped(cell_db, cn.c.id, node_ids)
-
-
-def mark_hosts_mapped(cell_db: Engine, hosts: Iterable[str]) -> int:
-    """Set ``mapped = 1`` on every live, unmarked compute node of ``hosts``."""
-    from sqlalchemy import or_
-
-    from cellctl.tables.cell import compute_nodes as cn
-
-    return _mark_mapped(cell_db, cn.c.host, hosts, cn.c.deleted == 0,
-                        or_(cn.c.mapped < 1, cn.c.mapped.is_(None)))
-
-
-def _mark_mapped(cell_db: Engine, column: Any, values: Iterable[Any], *where: Any) -> int:
-    """One UPDATE per BATCH_SIZE values, in transactions that fit the server, each redone
-    when it loses to a concurrent writer (runs through other Galera nodes mark the same
-    nodes); setting a flag twice is harmless."""
-    from cellctl.tables.cell import compute_nodes as cn
-
-    wanted = sorted(set(values))
-    now = utcnow()
-
-    def once(part: Sequence[Any]) -> int:
-        changed = 0
-        with cell_db.begin() as conn:
-            for start in range(0, len(part), BATCH_SIZE):
-                changed += conn.execute(
-                    cn.update().where(column.in_(part[start : start + BATCH_SIZE]), *where)
-                    .values(mapped=1, updated_at=now)
-                ).rowcount
-        return changed
-
-    def write(part: Sequence[Any], _last: bool) -> int:
-        return retried(lambda: once(part), what="Marking compute nodes mapped")
-
-    return sum(in_parts(wanted, write_limits(cell_db), NODE_ROW_BYTES, write))
+    with cell_database(dbs, cell).begin() as conn:
+        if conn.execute(select(exists().where(instances.c.host == host,
+                                              instances.c.deleted == 0))).scalar():
+            return result.error(f"There are instances on the host {host}.", 4)
+        unmapped = mark_hosts_unmapped(conn, [host])
+    with dbs.api.begin() as conn:
+        conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
+    result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
+    return result
 
 
-# --- reading candidates from a cell, one keyset page at a time ----------------
-
-
-def live_nodes() -> Select[Any]:
-    """Live compute nodes that name a host, as (id, host, uuid)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
-    return select(cn.c.id, cn.c.host, cn.c.uuid).where(cn.c.deleted == 0, cn.c.host.is_not(None))
-
-
-def unmapped_nodes() -> Select[Any]:
-    """Live compute nodes not yet marked mapped; NULL counts as unmapped (Nova skips those)."""
-    from sqlalchemy import or_
-
-    from cellctl.tables.cell import compute_nodes as cn
-
-    return live_nodes().where(or_(cn.c.mapped < 1, cn.c.mapped.is_(None)))
-
-
-def compute_services() -> Select[Any]:
-    """Live nova-compute services (disabled ones too), as (id, host)."""
-    from sqlalchemy import select
-
-    from cellctl.ops.servicegroup import COMPUTE_BINARY
-    from cellctl.tables.cell import services as sv
-
-    return select(sv.c.id, sv.c.host).where(
-        sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.is_not(None)
-    )
-
-
-def page_after(cell_db: Engine, query: Select[Any], after_id: int) -> list[Row[Any]]:
-    """The next BATCH_SIZE rows of ``query`` (whose first column is ``id``) after ``after_id``.
-
-    A short connection per page: no read stays open while the same database
-    is written, which SQLite would otherwise make the writer wait for.
-    """
-    id_column = query.selected_columns[0]
-    with cell_db.connect() as conn:
-        return list(conn.execute(query.where(id_column > after_id).order_by(id_column)
-                                 .limit(BATCH_SIZE)))
-
-
-def count_rows(cell_db: Engine, query: Select[Any]) -> int:
-    from sqlalchemy import func, select
-
-    with cell_db.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar() or 0)
-
-
-# --- map_cell_and_hosts ---------------------------------------------------------
+# --- map_cell_and_hosts -----------------------------------------------------
 
 
 def map_cell_and_hosts(
@@ -310,13 +332,11 @@ def map_cell_and_hosts(
     mapped: list[str] = []
     progress.start(f"Mapping hosts to {cell.label}", survey.nodes)
     try:
-        after = 0
-        while batch := page_after(local, live_nodes(), after):
+        for batch in keyset_pages(local, live_nodes()):
             outcome = map_hosts(dbs.api, cell, [row.host for row in batch])
             mark_nodes_mapped(local, [row.id for row in batch if row.host in outcome.in_cell])
             mapped.extend(sorted(outcome.created))
             progress.advance(len(batch))
-            after = batch[-1].id
     finally:
         progress.finish()
     if verbose:
@@ -334,11 +354,10 @@ class _Survey:
 
 def _survey_local_hosts(api: Engine, local: Engine, verbose_to: Result | None) -> _Survey:
     survey = _Survey()
-    after = 0
-    while batch := page_after(local, live_nodes(), after):
+    for batch in keyset_pages(local, live_nodes()):
         with api.connect() as conn:
             key = host_key(conn.dialect.name)
-            mapped = _mapped_cells(conn, sorted({row.host for row in batch}), key)
+            mapped = mapped_cells(conn, sorted({row.host for row in batch}), key)
         for row in batch:
             found = mapped.get(key(row.host))
             if found is None:
@@ -348,7 +367,6 @@ def _survey_local_hosts(api: Engine, local: Engine, verbose_to: Result | None) -
             if verbose_to is not None:
                 verbose_to.info(f"Host {row.host} is already mapped to cell {found[1]}")
         survey.nodes += len(batch)
-        after = batch[-1].id
     return survey
 
 
@@ -367,6 +385,9 @@ def _target_cell(
     from cellctl.tables.api import cell_mappings as cm
 
     database = dbs.settings.database_connection.value
+    if not database:
+        raise ConfigError("No cell database configured: use --database_connection, "
+                          "CELLCTL_DATABASE_CONNECTION or [database] connection")
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         rows = conn.execute(
             select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)

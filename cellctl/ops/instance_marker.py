@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cellctl.db import insert_ignoring_duplicates
-from cellctl.ops.common import utcnow
+from cellctl.clock import utcnow
+from cellctl.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

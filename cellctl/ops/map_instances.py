@@ -15,13 +15,21 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from cellctl.db import Databases, abandon_stream, insert_ignoring_duplicates, write_transaction
-from cellctl.ops.common import cell_database, find_cell, lookup_cell_uuid, utcnow
+from cellctl.clock import utcnow
+from cellctl.db import Databases, abandon_stream
+from cellctl.ops.cell_queries import visible_instances
+from cellctl.ops.cell_refs import cell_database, find_cell, lookup_cell_uuid
 from cellctl.ops.instance_marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
-from cellctl.write_retry import in_parts, retried, write_limits
+from cellctl.transactions import (
+    in_parts,
+    insert_ignoring_duplicates,
+    retried,
+    write_limits,
+    write_transaction,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
@@ -151,14 +159,6 @@ def _start_after(conn: Connection, marker: str | None, result: Result) -> _Posit
     return _Position(row.created_at, row.id)
 
 
-def _visible() -> ColumnElement[bool]:
-    from sqlalchemy import false, or_
-
-    from cellctl.tables.cell import instances as i
-
-    return or_(i.c.hidden.is_(None), i.c.hidden == false())
-
-
 def _after(start: _Position) -> ColumnElement[bool]:
     """Keyset condition: instances after ``start`` in (created_at, id) order, NULLs first."""
     from sqlalchemy import and_, or_
@@ -188,7 +188,7 @@ def _instances_query(conn: Connection, start: _Position | None, limit: int | Non
     )
     query = (
         select(i.c.uuid, i.c.project_id, i.c.user_id, queued_for_delete)
-        .where(_visible())
+        .where(visible_instances())
         .order_by(created_at, i.c.id.asc())
     )
     if start is not None:
@@ -204,7 +204,7 @@ def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
 
     from cellctl.tables.cell import instances as i
 
-    query = select(func.count()).select_from(i).where(_visible())
+    query = select(func.count()).select_from(i).where(visible_instances())
     if start is not None:
         query = query.where(_after(start))
     total = int(conn.execute(query).scalar() or 0)

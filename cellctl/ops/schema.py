@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ops.common import CELL0_UUID
+from cellctl.ops.cell_refs import CELL0_UUID
 from cellctl.result import Result
 from cellctl.urls import mask
 

@@ -1,8 +1,10 @@
-"""The service group, database driver: register a service, report that it lives, list them.
+"""The service commands: register a service, report that it lives, list them.
 
-``register`` and ``heartbeat`` write to the cell database of ``[database]``
-(or ``--database_connection``), as a compute service on that host would;
-``list_services`` reads every cell.
+``register`` writes to the cell database of ``[database]`` (or
+``--database_connection``), as a compute service on that host would;
+``heartbeat`` reports through the configured service group driver
+(cellctl.liveness); ``list_services`` reads every cell and judges each
+service by that driver.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cellctl.db import Databases, insert_ignoring_duplicates
-from cellctl.ops.cellreach import probe_databases
-from cellctl.ops.common import new_uuid, utcnow
-from cellctl.ops.servicegroup import COMPUTE_BINARY, is_up
-from cellctl.ops.spanning import CellUnreachable, cell_access, cell_engine, select_cells
+from cellctl.clock import utcnow
+from cellctl.db import Databases
+from cellctl.ids import new_uuid
+from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
+from cellctl.ops.across_cells import read_cells
+from cellctl.ops.cell_refs import select_cells
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     import datetime
@@ -132,12 +137,11 @@ def heartbeat(
     """Report "I'm OK" for ``host``'s service every ``interval`` seconds, ``count`` times
     or until ``wait`` (sleeps up to the given seconds) returns True: asked to stop.
 
-    Each beat is one UPDATE: ``report_count + 1``, ``last_seen_up`` and
-    ``updated_at`` set to now. A beat that fails after the first one is
-    counted as missed and the next is tried, as a Nova service does.
+    Each beat goes through the configured service group driver, as a Nova
+    service's would (the db driver: one UPDATE of ``report_count + 1``,
+    ``last_seen_up`` and ``updated_at``). A beat that fails after the first
+    one is counted as missed and the next is tried, as a Nova service does.
     """
-    from cellctl.errors import CellctlError
-
     result = Result()
     seconds = _positive(interval, "--interval", float, result)
     beats_wanted = None if count is None else _positive(count, "--count", int, result)
@@ -147,22 +151,37 @@ def heartbeat(
         return result
     wait = wait or _sleep
     cell_db = _local_cell(dbs, database_connection)
+    service = ServiceRecord(host=host, binary=binary, topic=topic_for(binary), disabled=False,
+                            forced_down=False, last_seen_up=None, created_at=None)
+    driver = service_group(dbs.settings)
+    try:
+        return _beat_until_stopped(driver, cell_db, service, seconds, beats_wanted, wait, result)
+    finally:
+        driver.close()
+
+
+def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord, seconds: float,
+                        beats_wanted: int | None, wait: Callable[[float], bool],
+                        result: Result) -> Result:
+    from cellctl.errors import CellctlError
+
+    host, binary = service.host, service.binary
     beats = missed = 0
     last_error = ""
     last_seen_up = None
     while True:
         try:
-            last_seen_up = _beat(cell_db, host, binary)
+            last_seen_up = driver.report(cell_db, service)
         except CellctlError as exc:
             if beats == 0 and missed == 0:
                 raise
             missed, last_error = missed + 1, str(exc)
+        except LookupError:
+            return result.error(
+                f"No live {binary} service on host {host} in the cell database"
+                + (" any more" if beats else "")
+                + f"; register it first with: cellctl service register --host {host}", 1)
         else:
-            if last_seen_up is None:
-                return result.error(
-                    f"No live {binary} service on host {host} in the cell database"
-                    + (" any more" if beats else "")
-                    + f"; register it first with: cellctl service register --host {host}", 1)
             beats += 1
         if (beats_wanted is not None and beats + missed >= beats_wanted) or wait(seconds):
             break
@@ -173,51 +192,53 @@ def heartbeat(
     return result
 
 
-def _beat(cell_db: Engine, host: str, binary: str) -> datetime.datetime | None:
-    from cellctl.tables.cell import services as sv
-
-    now = utcnow()
-    with cell_db.begin() as conn:
-        updated = conn.execute(
-            sv.update().where(sv.c.host == host, sv.c.binary == binary, sv.c.deleted == 0)
-            .values(report_count=sv.c.report_count + 1, last_seen_up=now, updated_at=now)
-        ).rowcount
-    return now if updated else None
-
-
 def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
-    """Every live service of every cell (or one), with Up/Down as Nova's DB driver decides."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
+    """Every live service of every cell (or one), Up/Down as the service group decides."""
     result = Result()
     with dbs.api.connect() as conn:
         cells = select_cells(conn, result, cell_uuid, not_found_code=1)
     if cells is None:
         return result
-    probe_databases(dbs, cells)  # a dead cell then fails at once in the loop below
     now = utcnow()
-    down_seconds = dbs.settings.service_down_seconds
+    driver = service_group(dbs.settings)
+    try:
+        found = read_cells(dbs, cells, lambda cell, engine: _judged_services(engine, driver, now),
+                           result, left_out="services of {cell} are not listed")
+    finally:
+        driver.close()
     listing: list[dict[str, Any]] = []
+    warnings: set[str] = set()
     for cell in cells:
-        try:
-            with cell_access(cell), cell_engine(dbs, cell).connect() as conn:
-                rows = conn.execute(select(sv).where(sv.c.deleted == 0)).all()
-        except CellUnreachable as exc:
-            result.unreachable(cell.uuid, f"{exc} (services of {cell.label} are not listed)")
+        if cell.uuid not in found:
             continue
-        for row in sorted(rows, key=lambda r: (r.host or "", r.binary or "")):
-            up = is_up(forced_down=row.forced_down, last_seen_up=row.last_seen_up,
-                       created_at=row.created_at, now=now, down_seconds=down_seconds)
+        rows, alive, warning = found[cell.uuid]
+        if warning:
+            warnings.add(warning)
+        for row, up in sorted(zip(rows, alive, strict=True),
+                              key=lambda pair: (pair[0].host or "", pair[0].binary or "")):
             listing.append({
                 "cell_name": cell.name, "cell_uuid": cell.uuid, "binary": row.binary,
                 "host": row.host, "status": "disabled" if row.disabled else "enabled",
-                "state": "up" if up else "down", "forced_down": bool(row.forced_down),
+                "state": UNKNOWN if up is None else "up" if up else "down",
+                "forced_down": bool(row.forced_down),
                 "last_seen_up": row.last_seen_up, "disabled_reason": row.disabled_reason,
             })
+    for warning in sorted(warnings):
+        result.warn(warning)
     result.table = Table(SERVICE_COLUMNS, listing)
     return result
+
+
+def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
+                     ) -> tuple[list[Any], list[bool | None], str | None]:
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import services as sv
+
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(sv).where(sv.c.deleted == 0)))
+    alive, warning = judge(driver, [ServiceRecord.of(row) for row in rows], now)
+    return rows, alive, warning
 
 
 def _local_cell(dbs: Databases, database_connection: str | None) -> Engine:

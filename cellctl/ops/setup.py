@@ -11,8 +11,9 @@ from __future__ import annotations
 from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
+from cellctl.ops.cell_refs import CELL0_UUID, find_cell
+from cellctl.ops.cell_urls import resolve_transport_url
 from cellctl.ops.cells import map_cell0
-from cellctl.ops.common import CELL0_UUID, find_cell, resolve_transport_url
 from cellctl.ops.hosts import map_cell_and_hosts
 from cellctl.ops.map_instances import map_instances
 from cellctl.ops.schema import beside_nova

@@ -15,12 +15,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl import migrate
 from cellctl.db import Databases
-from cellctl.errors import DatabaseError, SchemaMissing
-from cellctl.ops.cellreach import CellProbe, failed_databases, probe_cells
-from cellctl.ops.spanning import CellRef, cell_engine, select_cells
+from cellctl.errors import SchemaMissing
+from cellctl.ops.across_cells import (
+    MAX_PARALLEL_CELLS,
+    CellProbe,
+    failed_databases,
+    probe_cells,
+    read_cells,
+)
+from cellctl.ops.cell_refs import CellRef, select_cells
 from cellctl.ops.unmapped import Unmapped, unmapped_hosts, unmapped_instances
+from cellctl.probes import DEFAULT_TIMEOUT
 from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.reach import DEFAULT_TIMEOUT
 from cellctl.result import Column, Result, Table
 
 if TYPE_CHECKING:
@@ -98,16 +104,11 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
 
 def _scan(dbs: Databases, result: Result, cells: list[CellRef], timeout: float,
           progress: Progress) -> list[CellScan]:
-    scans = []
-    for cell in cells:
-        try:
-            scans.append(_read_cell(dbs, cell_engine(dbs, cell, timeout), cell, progress))
-        except DatabaseError as exc:
-            if exc.url == dbs.api_url:  # the API database failing ends the command
-                raise
-            # The cell answered the probe but failed since (e.g. its server stopped).
-            result.unreachable(cell.uuid, str(exc))
-    return scans
+    # A cell that answered the probe but fails since (its server stopped) is unreachable.
+    found = read_cells(dbs, cells, lambda cell, engine: _read_cell(dbs, engine, cell, progress),
+                       result, left_out=None, timeout=timeout, probe=False,
+                       workers=1 if progress is not NO_PROGRESS else MAX_PARALLEL_CELLS)
+    return list(found.values())
 
 
 def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,

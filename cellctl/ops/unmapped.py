@@ -1,25 +1,25 @@
 """Count a cell's compute hosts and instances that the API database has no mapping for.
 
-The cell and the API database are different databases, so no join is
-possible. Keys are read from the cell in keyset-paginated batches (an index
-range scan each, nothing held open between batches) and each batch is
-checked with one ``IN`` query against the API database: memory stays at one
-batch whatever the size of the cell.
+Keys are read from the cell in keyset pages and each page is checked with
+one ``IN`` query against the API database (cellctl.paging): memory stays at
+one page whatever the size of the cell. What counts is what the mapping
+commands map (cellctl.ops.cell_queries), so following a hint clears its warning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cellctl.ops.cell_queries import live_nodes, visible_instances
+from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
-    from sqlalchemy import Column, Select
+    from sqlalchemy import Column
     from sqlalchemy.engine import Engine, Row
 
-BATCH_SIZE = 1000
 EXAMPLES = 3  # unmapped keys named in a check's details
 
 
@@ -32,12 +32,11 @@ class Unmapped:
 
 def unmapped_hosts(cell: Engine, api: Engine) -> Unmapped:
     """Distinct hosts of live compute nodes without a host_mappings row."""
-    from cellctl.ops.hosts import live_nodes
     from cellctl.tables.api import host_mappings as hm
     from cellctl.tables.cell import compute_nodes as cn
 
     live_hosts = live_nodes().with_only_columns(cn.c.host).group_by(cn.c.host)
-    hosts = ([row.host for row in rows] for rows in _batches(cell, live_hosts, cn.c.host))
+    hosts = ([row.host for row in rows] for rows in keyset_pages(cell, live_hosts, key=cn.c.host))
     return _check(hosts, api, hm.c.host)
 
 
@@ -50,19 +49,18 @@ def unmapped_instances(cell: Engine, api: Engine, progress: Progress = NO_PROGRE
     them), hidden ones (a resize's or cross-cell move's shadow copy) excluded.
     Following the check's hint therefore always clears the warning.
     """
-    from sqlalchemy import false, func, or_, select
+    from sqlalchemy import func, select
 
     from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances
 
     with cell.connect() as conn:
         top = conn.execute(select(func.max(instances.c.id))).scalar() or 0
-    visible = (select(instances.c.id, instances.c.uuid)
-               .where(or_(instances.c.hidden.is_(None), instances.c.hidden == false())))
+    visible = select(instances.c.id, instances.c.uuid).where(visible_instances())
     # Progress in id space: no COUNT(*) over a large table just to draw a bar.
     progress.start(label, top)
     try:
-        return _check(_advancing(_batches(cell, visible, instances.c.id), progress), api,
+        return _check(_advancing(keyset_pages(cell, visible), progress), api,
                       im.c.instance_uuid)
     finally:
         progress.finish()
@@ -74,22 +72,6 @@ def _advancing(batches: Iterator[list[Row]], progress: Progress) -> Iterator[lis
         progress.advance(rows[-1].id - last_id)
         last_id = rows[-1].id
         yield [row.uuid for row in rows]
-
-
-def _batches(engine: Engine, query: Select, key: Column[Any]) -> Iterator[list[Row]]:
-    """Keyset pagination on ``key``: each batch starts after the last key of the one before."""
-    after: Any = None
-    while True:
-        page = query.order_by(key).limit(BATCH_SIZE)
-        if after is not None:
-            page = page.where(key > after)
-        with engine.connect() as conn:
-            rows = list(conn.execute(page))
-        if rows:
-            yield rows
-        if len(rows) < BATCH_SIZE:
-            return
-        after = rows[-1]._mapping[key]
 
 
 def _check(batches: Iterator[list[str]], api: Engine, column: Column[str]) -> Unmapped:

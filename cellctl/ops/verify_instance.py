@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cellctl.db import Databases
-from cellctl.ops.common import cell_database
+from cellctl.ops.cell_refs import cell_database
 from cellctl.result import Result
 
 if TYPE_CHECKING:

@@ -1,5 +1,7 @@
 """The API database: cell_mappings, host_mappings, instance_mappings (as Nova has them)."""
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -16,7 +18,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 
 cell_mappings = Table(
     "cell_mappings",

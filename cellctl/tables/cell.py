@@ -5,6 +5,8 @@ on a database Nova created and Nova on one cellctl created. Soft delete is
 Nova's: ``deleted = 0`` is live, ``deleted = id`` is deleted.
 """
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -24,7 +26,10 @@ from sqlalchemy.dialects import mysql, postgresql
 
 metadata = MetaData()
 
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
+# services.binary of a compute service
+COMPUTE_BINARY = "nova-compute"
+
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 
 
 def medium_text() -> Text:

@@ -1,0 +1,47 @@
+"""The URLs a new cell gets: from the caller, else from the configuration (saying so)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cellctl.errors import InvalidURL
+from cellctl.result import Result
+from cellctl.settings import Setting
+from cellctl.urls import validate_transport_url
+
+if TYPE_CHECKING:
+    from cellctl.db import Databases
+
+
+def url_or_fallback(
+    given: str | None, setting: Setting, flag: str, result: Result
+) -> str | None:
+    """The URL given by the caller, else the configured one (saying so, as Nova does).
+
+    ``flag`` names the argument as the command line spells it, since that is
+    where the caller of a command meets it.
+    """
+    if given:
+        return given
+    if setting.value:
+        result.info(
+            f"{flag} not provided in the command line, using the value from {setting.source}"
+        )
+    return setting.value
+
+
+def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
+    """The transport URL given, else the configured one; None (error 1 recorded) if missing
+    or invalid. Templates are validated expanded and returned as written."""
+    transport = url_or_fallback(transport_url, dbs.settings.transport_url, "--transport-url",
+                                result)
+    if not transport:
+        result.error("Must specify --transport-url if [DEFAULT]/transport_url is not set in "
+                     "the configuration file.", 1)
+        return None
+    try:
+        validate_transport_url(dbs.expand_transport_url(transport) or "")
+    except InvalidURL as exc:
+        result.error(f"Invalid transport URL: {exc}", 1)
+        return None
+    return transport
