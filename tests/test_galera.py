@@ -315,10 +315,10 @@ STRICT_LIMITS = {"wsrep_max_ws_rows": 10_000, "wsrep_max_ws_size": 1024 * 1024}
 
 
 @contextlib.contextmanager
-def strict_limits(galera):
+def strict_limits(galera, limits=STRICT_LIMITS):
     """The stricter limits on every node (new sessions get them), the defaults back after."""
-    defaults = {name: galera.global_value(1, name) for name in STRICT_LIMITS}
-    for name, value in STRICT_LIMITS.items():
+    defaults = {name: galera.global_value(1, name) for name in limits}
+    for name, value in limits.items():
         galera.set_global(name, value)
     try:
         yield
@@ -345,6 +345,22 @@ def test_strict_write_set_limits(galera, galera_factory, tmp_path):
     rows, hosts, flags = host_state(cloud.api_url, cloud.cell_url)
     assert rows == hosts == LIMIT_HOSTS and flags == {1}
     nodes_agree(galera, cloud)
+
+
+def test_a_batch_the_server_refuses_is_split(galera, galera_factory, tmp_path, monkeypatch):
+    """When the size estimate is wrong, the refused transaction is halved until it fits,
+    the marker moving with each part: still exact, exit 0."""
+    import cellctl.ops.map_instances as ops
+
+    monkeypatch.setattr(ops, "MAPPING_ROW_BYTES", 1)  # 20,000 rows look like 20 kB
+    cloud, cell = new_cloud(galera_factory, tmp_path, instances=LIMIT_INSTANCES)
+    with strict_limits(galera, {"wsrep_max_ws_size": 1024 * 1024}):
+        result = cloud.run("--format", "json", "map_instances", "--cell_uuid", cell)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["mapped"] == LIMIT_INSTANCES
+    marker, mapped, rows = instance_state(cloud.api_url)
+    assert marker == [] and rows == LIMIT_INSTANCES
+    assert mapped == all_instances(cloud.cell_url)
 
 
 def check_limits_bite(galera):

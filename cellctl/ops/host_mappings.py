@@ -88,7 +88,7 @@ def map_hosts(api: Engine, cell: CellRef, hosts: Iterable[str]) -> BatchOutcome:
     """Map every host of one batch that has no mapping yet to ``cell``.
 
     One transaction per part of the batch that fits the server's write limits
-    (all of it, but on a strict Galera), each redone when it loses to a
+    (the whole batch, unless Galera limits are stricter), each redone when it loses to a
     concurrent writer (a collision, a deadlock, a Galera certification
     conflict). Raises HostMappingCollision, or Contention, when every retry lost.
     """
