@@ -134,6 +134,24 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def abandon_stream(dbapi_connection: Any) -> None:
+    """Let a connection go in the middle of a streamed (unbuffered) MySQL read, quietly.
+
+    PyMySQL finishes an unbuffered result by reading the rest of the stream,
+    both when its cursor is closed and when the result is garbage collected.
+    On a broken connection (a killed server, a moved virtual IP) that read
+    fails inside ``__del__``, and Python prints "Exception ignored in:
+    <function MySQLResult.__del__ ...>" with a traceback after cellctl's one
+    error line; on a healthy one it would read every remaining row. Marking
+    the result finished first makes both a no-op; the caller then
+    invalidates the connection, which the server discards with the stream.
+    Any other driver is left alone.
+    """
+    result = getattr(dbapi_connection, "_result", None)  # PyMySQL's result in progress
+    if result is not None and getattr(result, "unbuffered_active", False):
+        result.unbuffered_active = False
+
+
 def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:
     """One masked line for a driver error."""
     detail = mask_text(_first_line(exc), [url])
@@ -143,7 +161,14 @@ def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:
         return SchemaMissing(
             f"The {label} {mask(url)} has no cellctl or Nova schema ({detail})", url=url
         )
-    return DatabaseError(f"Cannot use {label} {mask(url)}: {detail}", url=url)
+    return DatabaseError(f"Cannot use {label} {mask(url)}: {detail}", url=url,
+                         errno=_errno(exc))
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The server's error number (PyMySQL and mysqlclient give it as ``args[0]``)."""
+    args = getattr(getattr(exc, "orig", None) or exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -32,11 +32,17 @@ class InvalidURL(CellctlError):
 
 
 class DatabaseError(CellctlError):
-    """A database could not be reached or used (down, wrong password, no schema)."""
+    """A database could not be reached or used (down, wrong password, no schema).
 
-    def __init__(self, message: str, *, url: str | None = None, code: int | None = None) -> None:
+    ``errno`` is the server's error number when the driver gave one (MySQL's
+    1213 deadlock, say), so callers can tell a transaction worth redoing.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, code: int | None = None,
+                 errno: int | None = None) -> None:
         super().__init__(message, code=code)
         self.url = url
+        self.errno = errno
 
 
 class SchemaMissing(DatabaseError):

@@ -36,7 +36,13 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     raw = conn.execution_options(no_parameters=True)
     inserted = 0
     tuples = _tuples(rows, columns, processors, escape)
-    for values in _chunks(tuples, MAX_STATEMENT_CHARS - len(head)):
+    limit = MAX_STATEMENT_CHARS
+    if conn.engine is not None:
+        from cellctl.transactions import write_limits
+
+        # A server with a smaller max_allowed_packet gets shorter statements.
+        limit = min(limit, write_limits(conn.engine).max_statement or limit)
+    for values in _chunks(tuples, max(limit - len(head), 1)):
         inserted += int(raw.exec_driver_sql(head + values).rowcount or 0)
     return inserted
 

@@ -375,6 +375,50 @@ def cloud_no_pg(backend_no_pg: str, tmp_path: Path) -> Iterator[Cloud]:
         yield Cloud.new(factory, tmp_path)
 
 
+# --- a real 3-node MariaDB Galera cluster (tests/galera.py), marker `galera` ---------
+# Started once per test session on its own ports, data directories and tmpdirs
+# under a fresh /tmp directory (about 20 s); every test gets it whole and synced.
+# All galera tests run on one xdist worker (xdist_group "galera", --dist loadgroup),
+# so a session starts one cluster, not one per worker.
+
+
+@pytest.fixture(scope="session")
+def _galera_session() -> Iterator[Any]:
+    import tempfile
+
+    from galera import GaleraCluster, missing_prerequisites
+
+    missing = missing_prerequisites()
+    if missing:
+        unavailable("Galera cluster", f"not installed: {', '.join(missing)}")
+    cluster = GaleraCluster(Path(tempfile.mkdtemp(prefix="cellctl-galera-")))
+    try:
+        cluster.start()
+    except Exception as exc:
+        detail = str(exc)
+        cluster.shutdown()
+        unavailable("Galera cluster", detail)
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture
+def galera(_galera_session: Any) -> Any:
+    """The running GaleraCluster, all three nodes Synced; kill or restart nodes freely."""
+    _galera_session.ensure_all_running()
+    return _galera_session
+
+
+@pytest.fixture
+def galera_factory(galera: Any) -> Iterator[Any]:
+    from galera import GaleraFactory
+
+    factory = GaleraFactory(galera)
+    yield factory
+    galera.ensure_all_running()
+    factory.drop_all()
+
+
 # --- side by side with the real nova-manage (tests/nova_env.py, tests/nova_support.py) ---
 from nova_env import nova_schema, nova_venv_path  # noqa: E402, F401
 from nova_support import side_by_side  # noqa: E402, F401

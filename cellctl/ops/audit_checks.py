@@ -358,22 +358,36 @@ def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> list[s
 
 
 def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
-    """Map these instances as map_instances does, after reading them again under its lock."""
+    """Map these instances as map_instances does, after reading them again under its lock:
+    in parts that fit the server's transactions, each redone if it loses to a
+    concurrent writer (a deadlock, a Galera certification conflict)."""
     from sqlalchemy import select
 
     from cellctl.ops.cell_queries import visible_instances
-    from cellctl.ops.map_instances import MARKER_LOCK, insert_mappings, mapping_columns
+    from cellctl.ops.map_instances import (
+        MAPPING_ROW_BYTES,
+        MARKER_LOCK,
+        insert_mappings,
+        mapping_columns,
+    )
     from cellctl.tables.cell import instances as i
-    from cellctl.transactions import write_transaction
+    from cellctl.transactions import in_parts, retried, write_limits, write_transaction
 
-    def still_there(db: Engine) -> list[Row[Any]]:
-        with db.connect() as conn:
-            return list(conn.execute(
-                select(*mapping_columns()).where(i.c.uuid.in_(uuids), visible_instances())))
+    def still_there(part: Sequence[str]) -> Callable[[Engine], list[Row[Any]]]:
+        def read(db: Engine) -> list[Row[Any]]:
+            with db.connect() as conn:
+                return list(conn.execute(select(*mapping_columns())
+                                         .where(i.c.uuid.in_(list(part)), visible_instances())))
+        return read
 
-    with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
-        rows = audit.in_cell(cell, still_there)
-        mapped, _ = insert_mappings(conn, rows, cell.id)
+    def once(part: Sequence[str]) -> int:
+        with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
+            rows = audit.in_cell(cell, still_there(part))
+            return insert_mappings(conn, rows, cell.id)[0]
+
+    mapped = sum(in_parts(uuids, write_limits(audit.api), MAPPING_ROW_BYTES,
+                          lambda part, _last: retried(lambda: once(part),
+                                                      what="Mapping instances the audit found")))
     # Archived since, or mapped since by a concurrent map_instances: not ours to count.
     audit.found.repaired(INSTANCE_WITHOUT_MAPPING, mapped, len(uuids) - mapped)
 
@@ -553,6 +567,20 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
     updates) and the cells are asked again; a mapping that changed, or whose
     instance turned up, is left as it is.
     """
+    from cellctl.transactions import retried
+
+    wanted = {row.id: row.cell_id for row in orphans}
+    wanted.update((row.id, row.cell_id) for row, _ in moves)
+    targets = {row.id: target for row, target in moves}
+    removed, repointed = retried(lambda: _repair_once(audit, wanted, targets),
+                                 what="Repairing instance mappings")
+    audit.found.repaired(MAPPING_WITHOUT_INSTANCE, removed, len(orphans) - removed)
+    audit.found.repaired(MAPPING_IN_WRONG_CELL, repointed, len(moves) - repointed)
+
+
+def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
+                 ) -> tuple[int, int]:
+    """One transaction of ``_repair_mappings``: (mappings deleted, mappings repointed)."""
     from sqlalchemy import delete, select, update
 
     from cellctl.clock import utcnow
@@ -560,9 +588,6 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
     from cellctl.tables.api import instance_mappings as im
     from cellctl.transactions import write_transaction
 
-    wanted = {row.id: row.cell_id for row in orphans}
-    wanted.update((row.id, row.cell_id) for row, _ in moves)
-    targets = {row.id: target for row, target in moves}
     with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
         query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
             im.c.id.in_(sorted(wanted)))
@@ -590,8 +615,7 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
                 repointed += conn.execute(
                     update(im).where(im.c.id.in_(list(part)), im.c.cell_id == old)
                     .values(cell_id=new, updated_at=now)).rowcount
-    audit.found.repaired(MAPPING_WITHOUT_INSTANCE, removed, len(orphans) - removed)
-    audit.found.repaired(MAPPING_IN_WRONG_CELL, repointed, len(moves) - repointed)
+    return removed, repointed
 
 
 # --- hosts ---------------------------------------------------------------------------
@@ -665,7 +689,7 @@ def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> 
 
     from cellctl.ops.host_mappings import HOST_MAPPING_LOCK
     from cellctl.tables.api import host_mappings as hm
-    from cellctl.transactions import write_transaction
+    from cellctl.transactions import retried, write_transaction
 
     hosts = [row.host for row in rows]
     live_in, busy_in = _live_hosts_in(hosts), _busy_hosts(hosts)
@@ -673,13 +697,15 @@ def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> 
     def in_use(db: Engine) -> set[str]:
         return busy_in(db) | live_in(db)
 
-    with write_transaction(audit.api, lock=HOST_MAPPING_LOCK) as conn:
-        used = audit.in_cell(cell, in_use)
-        ids = [row.id for row in rows if _fold(row.host) not in used]
-        removed = 0
-        for part in chunks(ids, PAGE):
-            removed += conn.execute(
-                delete(hm).where(hm.c.id.in_(list(part)), hm.c.cell_id == cell.id)).rowcount
+    def once() -> int:
+        with write_transaction(audit.api, lock=HOST_MAPPING_LOCK) as conn:
+            used = audit.in_cell(cell, in_use)
+            ids = [row.id for row in rows if _fold(row.host) not in used]
+            return sum(int(conn.execute(
+                delete(hm).where(hm.c.id.in_(list(part)), hm.c.cell_id == cell.id)).rowcount)
+                for part in chunks(ids, PAGE))
+
+    removed = retried(once, what="Deleting host mappings the audit found")
     audit.found.repaired(HOST_MAPPING_WITHOUT_HOST, removed, len(rows) - removed)
 
 

@@ -13,8 +13,6 @@ whose host is not mapped.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,35 +21,52 @@ from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
 from cellctl.ops.cell_refs import CellRef
 from cellctl.paging import BATCH_SIZE, chunks
-from cellctl.transactions import insert_ignoring_duplicates, write_transaction
+from cellctl.transactions import (
+    WRITE_RETRIES,
+    Contention,
+    Retry,
+    in_parts,
+    insert_ignoring_duplicates,
+    retried,
+    write_limits,
+    write_transaction,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 # Held while a batch is looked up and inserted, so concurrent cellctl runs
-# take turns per batch instead of colliding.
+# take turns per batch instead of colliding. On Galera the lock is one node's
+# only: runs through different nodes collide, and the batch is redone.
 HOST_MAPPING_LOCK = "host_mappings"
-# A collision can still come from writers that do not take the lock (nova-manage,
-# the scheduler's periodic discovery): the batch is rolled back and redone.
-COLLISION_RETRIES = 5
+# A collision can also come from writers that do not take the lock (nova-manage,
+# the scheduler's periodic discovery): the batch is rolled back and redone, as it
+# is after a deadlock or a Galera certification conflict (transactions.retried).
+# Write-set bytes of one host mapping, and of one compute node's mapped flag (the
+# row is replicated whole, before and after), with room to spare: measured on
+# Galera about 450 for both together, with Nova's larger node rows more.
+HOST_ROW_BYTES = 400
+NODE_ROW_BYTES = 2000
 
 
-class HostMappingCollision(CellctlError):
+class HostMappingCollision(Contention):
     """Another writer kept mapping the same hosts at the same moment, through every retry."""
 
-    def __init__(self, host: str) -> None:
-        super().__init__(
+    def __init__(self, host: str, last: BaseException) -> None:
+        CellctlError.__init__(
+            self,
             "Duplicate host mapping was encountered: another program kept mapping the same "
-            f"hosts at the same time through {COLLISION_RETRIES} retries. Nothing is wrong "
+            f"hosts at the same time through {WRITE_RETRIES} retries. Nothing is wrong "
             "with the mappings made so far and it is safe to run the command again. "
             f"Error: Host '{host}' mapping already exists"
         )
         self.host = host
+        self.last = last
 
 
-class _Collided(Exception):
+class _Collided(Retry):
     def __init__(self, hosts: list[str]) -> None:
-        super().__init__()
+        super().__init__(f"{len(hosts)} hosts were mapped by another writer meanwhile")
         self.hosts = hosts
 
 
@@ -63,21 +78,36 @@ class BatchOutcome:
     in_cell: set[str] = field(default_factory=set)  # mapped to the cell now (created included)
     elsewhere: dict[str, str] = field(default_factory=dict)  # host -> the other cell's UUID
 
+    def add(self, other: BatchOutcome) -> None:
+        self.created |= other.created
+        self.in_cell |= other.in_cell
+        self.elsewhere.update(other.elsewhere)
+
 
 def map_hosts(api: Engine, cell: CellRef, hosts: Iterable[str]) -> BatchOutcome:
     """Map every host of one batch that has no mapping yet to ``cell``.
 
-    Raises HostMappingCollision when inserts keep colliding after retries.
+    One transaction per part of the batch that fits the server's write limits
+    (the whole batch, unless Galera limits are stricter), each redone when it loses to a
+    concurrent writer (a collision, a deadlock, a Galera certification
+    conflict). Raises HostMappingCollision, or Contention, when every retry lost.
     """
     wanted = sorted(set(hosts))  # one order for all runs: row locks taken alike
-    for attempt in range(COLLISION_RETRIES + 1):
+    outcome = BatchOutcome()
+
+    def write(part: Sequence[str], _last: bool) -> None:
         try:
-            return _map_once(api, cell, wanted)
-        except _Collided as collided:
-            unplaced = collided.hosts
-        if attempt < COLLISION_RETRIES:
-            time.sleep(0.05 * 2**attempt * (1 + random.random()))
-    raise HostMappingCollision(_first_mapped(api, unplaced) or unplaced[0])
+            outcome.add(retried(lambda: _map_once(api, cell, list(part)),
+                                what=f"Mapping hosts to {cell.label}"))
+        except Contention as exc:
+            if isinstance(exc.last, _Collided):
+                unplaced = exc.last.hosts
+                raise HostMappingCollision(_first_mapped(api, unplaced) or unplaced[0],
+                                           exc.last) from None
+            raise
+
+    in_parts(wanted, write_limits(api), HOST_ROW_BYTES, write)
+    return outcome
 
 
 def _map_once(api: Engine, cell: CellRef, wanted: list[str]) -> BatchOutcome:
@@ -153,8 +183,7 @@ def mark_nodes_mapped(cell_db: Engine, node_ids: Iterable[int]) -> int:
     """Set ``mapped = 1`` on these compute nodes; return how many there were."""
     from cellctl.tables.cell import compute_nodes as cn
 
-    with cell_db.begin() as conn:
-        return _set_mapped(conn, 1, cn.c.id, node_ids)
+    return _mark_mapped(cell_db, cn.c.id, node_ids)
 
 
 def mark_hosts_mapped(cell_db: Engine, hosts: Iterable[str]) -> int:
@@ -163,9 +192,24 @@ def mark_hosts_mapped(cell_db: Engine, hosts: Iterable[str]) -> int:
 
     from cellctl.tables.cell import compute_nodes as cn
 
-    with cell_db.begin() as conn:
-        return _set_mapped(conn, 1, cn.c.host, hosts, cn.c.deleted == 0,
-                           or_(cn.c.mapped < 1, cn.c.mapped.is_(None)))
+    return _mark_mapped(cell_db, cn.c.host, hosts, cn.c.deleted == 0,
+                        or_(cn.c.mapped < 1, cn.c.mapped.is_(None)))
+
+
+def _mark_mapped(cell_db: Engine, column: Any, values: Iterable[Any], *where: Any) -> int:
+    """``mapped = 1`` in transactions that fit the server, each redone when it loses to a
+    concurrent writer (runs through other Galera nodes mark the same nodes); setting
+    the flag twice is harmless."""
+    wanted = sorted(set(values))
+
+    def once(part: Sequence[Any]) -> int:
+        with cell_db.begin() as conn:
+            return _set_mapped(conn, 1, column, part, *where)
+
+    def write(part: Sequence[Any], _last: bool) -> int:
+        return retried(lambda: once(part), what="Marking compute nodes mapped")
+
+    return sum(in_parts(wanted, write_limits(cell_db), NODE_ROW_BYTES, write))
 
 
 def mark_hosts_unmapped(conn: Connection, hosts: Iterable[str] | None = None) -> int:

@@ -38,7 +38,6 @@ from cellctl.ops.cell_refs import (
 from cellctl.ops.cell_urls import resolve_transport_url
 from cellctl.ops.host_mappings import (
     BatchOutcome,
-    HostMappingCollision,
     host_key,
     map_hosts,
     mapped_cells,
@@ -49,7 +48,7 @@ from cellctl.ops.host_mappings import (
 from cellctl.paging import count_rows, keyset_pages, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
-from cellctl.transactions import write_transaction
+from cellctl.transactions import Contention, write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine, Row
@@ -80,7 +79,8 @@ def discover_hosts(
     progress: Progress = NO_PROGRESS,
 ) -> Result:
     """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
-    that could not be read; 2 when inserts kept colliding with another writer."""
+    that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
+    deadlocks, Galera certification conflicts) through every retry."""
     result = Result()
 
     def say(text: str) -> None:
@@ -110,7 +110,7 @@ def discover_hosts(
         except CellUnreachable as exc:
             result.unreachable(cell.uuid, f"{exc} (hosts of {cell.label} were not discovered)")
             continue
-        except HostMappingCollision as exc:
+        except Contention as exc:  # a collision or deadlock through every retry
             result.error(str(exc), 2)
             break
         say(f"Found {run.hosts_mapped} unmapped computes in cell: {cell.uuid}")

@@ -16,14 +16,20 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from cellctl.clock import utcnow
-from cellctl.db import Databases
+from cellctl.db import Databases, abandon_stream
 from cellctl.ops.cell_queries import visible_instances
 from cellctl.ops.cell_refs import cell_database, find_cell, lookup_cell_uuid
 from cellctl.ops.instance_marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
-from cellctl.transactions import insert_ignoring_duplicates, write_transaction
+from cellctl.transactions import (
+    in_parts,
+    insert_ignoring_duplicates,
+    retried,
+    write_limits,
+    write_transaction,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
@@ -34,6 +40,11 @@ BAD_MAX_COUNT = 127
 # costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
 # instances), while memory (a few batches) and lock times stay small.
 WRITE_BATCH = 20_000
+# On Galera a transaction is also bounded by wsrep_max_ws_rows / wsrep_max_ws_size:
+# batches are then committed in parts below them. Write-set bytes of one mapping
+# (measured: about 280) with room to spare, and the marker's rows in each part.
+MAPPING_ROW_BYTES = 400
+MARKER_ROWS = 2  # the old marker deleted, the new one inserted
 # Serialises batch commits of concurrent runs, which all move the one marker.
 MARKER_LOCK = "instance_mappings.marker"
 SOFT_DELETED = "soft-delete"  # Nova's vm_state for a restorable delete
@@ -73,6 +84,7 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
 
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:
+        reader = conn.connection.dbapi_connection
         start = _start_after(conn, marker, result)
         total = _count(conn, start, limit) if progress is not NO_PROGRESS else None
         progress.start("Mapping instances", total)
@@ -88,7 +100,8 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
                 done = _map_rows(dbs.api, batches, cell.id, limit, progress)
             except BaseException:
                 # Drop the connection rather than read the rest of a failed
-                # run's stream (closing an unbuffered MySQL result drains it).
+                # run's stream, and keep the driver from complaining about it.
+                abandon_stream(reader)
                 conn.invalidate()
                 raise
             rows.close()
@@ -237,15 +250,39 @@ def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_i
 
 def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | None,
                   done: _Tally, progress: Progress) -> None:
-    """Map ``batch`` and move the marker to ``marker`` in one transaction."""
+    """Map ``batch`` and move the marker to ``marker`` in one transaction.
+
+    When the batch does not fit one transaction on this server (Galera's
+    write-set limits), it is committed in consecutive parts, each moving the
+    marker to its own last instance and the last one to ``marker``: a run
+    killed between parts still resumes exactly. Each part is redone when it
+    loses to a concurrent writer (a deadlock, a Galera certification conflict).
+    """
+
+    def write(part: Sequence[Row], last: bool) -> None:
+        part_marker = marker if last else part[-1].uuid
+        mapped, without_project = retried(
+            lambda: _commit_once(api, part, cell_id, part_marker),
+            what="Mapping a batch of instances")
+        done.processed += len(part)
+        done.mapped += mapped
+        done.without_project += without_project
+        done.marker = part_marker
+        progress.advance(len(part))
+
+    if not batch:
+        write(batch, True)  # only the marker moves (or goes)
+        return
+    in_parts(batch, write_limits(api), MAPPING_ROW_BYTES, write, extra_rows=MARKER_ROWS)
+
+
+def _commit_once(api: Engine, batch: Sequence[Row], cell_id: int,
+                 marker: str | None) -> tuple[int, int]:
+    """One transaction: the mappings of ``batch`` and the marker; (mapped, without project)."""
     with write_transaction(api, lock=MARKER_LOCK) as conn:
         mapped, without_project = insert_mappings(conn, batch, cell_id)
         move_marker(conn, marker)
-    done.processed += len(batch)
-    done.mapped += mapped
-    done.without_project += without_project
-    done.marker = marker
-    progress.advance(len(batch))
+    return mapped, without_project
 
 
 def insert_mappings(conn: Connection, batch: Sequence[Row], cell_id: int) -> tuple[int, int]:
