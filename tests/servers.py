@@ -18,15 +18,19 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 # --skip-grant-tables: any user and password get in, so URLs can carry a
 # password that tests then look for in the output.
 PASSWORD = "thr0waway-secret"
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -41,10 +45,53 @@ def _port_open(port: int) -> bool:
     return False
 
 
-class ThrowawayMariaDB:
+def wait_stopped(pid: int, timeout: float = 10) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP reaches a busy thread a little
+    later: a JVM may answer one more request meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"process {pid} did not stop")
+
+
+class ServerProcess:
+    """A server process of the tests' own, which a test may kill (SIGKILL: its port then
+    refuses connections) or freeze (SIGSTOP: the kernel still accepts connections,
+    nothing answers) and thaw."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.frozen = False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(30)
+
+    def freeze(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.frozen = True
+            wait_stopped(self.process.pid)
+
+    def thaw(self) -> None:
+        if self.frozen and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = False
+
+
+class ThrowawayMariaDB(ServerProcess):
     """A private mariadbd that tests may kill, freeze and restart."""
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.base = base
         self.datadir = base / "data"
         # Its own tmpdir: a mariadbd deletes every "#sql*" file in its tmpdir when it
@@ -52,8 +99,6 @@ class ThrowawayMariaDB:
         # tables (its queries then fail with "Error on delete of '/tmp/#sql-temptable...'").
         self.tmpdir = base / "tmp"
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.frozen = False
 
     @staticmethod
     def missing_binaries() -> list[str]:
@@ -92,23 +137,6 @@ class ThrowawayMariaDB:
         if self.process is None or self.process.poll() is not None:
             self.start()
 
-    def kill(self) -> None:
-        """Crash the server (SIGKILL): its port then refuses connections."""
-        if self.process is not None and self.process.poll() is None:
-            self.thaw()
-            self.process.kill()
-            self.process.wait(30)
-
-    def freeze(self) -> None:
-        """Stop the server (SIGSTOP): connections are accepted by the kernel, never answered."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGSTOP)
-            self.frozen = True
-
-    def thaw(self) -> None:
-        if self.frozen and self.process is not None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.frozen = False
 
     def shutdown(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -170,28 +198,12 @@ def closed_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
-def wait_stopped(pid: int, timeout: float = 10) -> None:
-    """Until every thread of ``pid`` is stopped (SIGSTOP reaches a busy thread a little
-    later: a JVM may answer one more request meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = []
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
-        if states and all(state in ("T", "t") for state in states):
-            return
-        time.sleep(0.01)
-    raise RuntimeError(f"process {pid} did not stop")
-
-
-class ThrowawayMemcached:
+class ThrowawayMemcached(ServerProcess):
     """A private memcached on its own free port that a test may kill or freeze."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.frozen = False
 
     @property
     def address(self) -> str:
@@ -217,36 +229,17 @@ class ThrowawayMemcached:
             time.sleep(0.02)
         return self
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.thaw()
-            self.process.kill()
-            self.process.wait(10)
 
-    def freeze(self) -> None:
-        """SIGSTOP: the kernel still accepts connections; nothing answers."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGSTOP)
-            self.frozen = True
-            wait_stopped(self.process.pid)
-
-    def thaw(self) -> None:
-        if self.frozen and self.process is not None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.frozen = False
-
-
-class ThrowawayZooKeeper:
+class ThrowawayZooKeeper(ServerProcess):
     """A private ZooKeeper (Debian's zookeeper jar) on its own port and data dir."""
 
     JAR = Path("/usr/share/java/zookeeper.jar")
     CONF_DIR = Path("/etc/zookeeper/conf")  # log4j.properties
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.base = base
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.frozen = False
 
     @property
     def address(self) -> str:
@@ -285,19 +278,40 @@ class ThrowawayZooKeeper:
             return b"Mode:" in sock.recv(4096)
         return False
 
-    def freeze(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGSTOP)
-            self.frozen = True
-            wait_stopped(self.process.pid)
 
-    def thaw(self) -> None:
-        if self.frozen and self.process is not None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.frozen = False
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.thaw()
-            self.process.kill()
-            self.process.wait(30)
+
+def run_frozen_after_probe(monkeypatch: Any, server: ServerProcess,
+                           command: Callable[[], T]) -> tuple[T | None, float, bool]:
+    """Run ``command`` in-process with ``server`` stopped (SIGSTOP) right after the cells'
+    probe has answered, so the command's reads go to an open connection that never
+    answers: only the read timeout (shortened from 60 s to 2 s) gives up on it.
+
+    In-process is the only way to stop the server at that point; a worker thread
+    with a time limit keeps a hang from hanging the suite. Returns (what ``command``
+    returned, or None if it did not finish; seconds until it finished or the limit;
+    whether the server was frozen).
+    """
+    import cellctl.ops.across_cells as across_cells
+    import cellctl.ops.cell_refs as cell_refs
+
+    probe = across_cells.run_bounded
+    frozen: list[bool] = []
+
+    def probe_then_freeze(jobs: Any, timeout: float) -> Any:
+        outcomes = probe(jobs, timeout)
+        server.freeze()
+        frozen.append(True)
+        return outcomes
+
+    monkeypatch.setattr(across_cells, "run_bounded", probe_then_freeze)
+    monkeypatch.setattr(cell_refs, "STALLED_SERVER_TIMEOUT", 2.0)
+    outcome: list[T] = []
+    worker = threading.Thread(target=lambda: outcome.append(command()), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(30)
+    elapsed = time.monotonic() - started
+    server.thaw()  # lets a hung command finish before the caller's assertions
+    worker.join(30)
+    return (outcome[0] if outcome else None), elapsed, frozen == [True]

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from auditsupport import every_kind, insert_mappings
 from hostsupport import map_host
-from servers import PASSWORD, closed_port
+from servers import PASSWORD, closed_port, run_frozen_after_probe
 from test_dead_cells import create_cell, run_process
 
 SECRET = "d3ad-secret"
@@ -104,44 +104,19 @@ def test_cell_server_stopped_after_answering_the_probe(sqlite_cloud, throwaway_m
     60 s here) gives up on it; the cell is then lost mid-audit and named, the others
     audited. In-process, the only way to stop the server at that point; a worker thread
     with a time limit keeps a hang from hanging the suite."""
-    import threading
-    import time
     from types import SimpleNamespace
-
-    import cellctl.ops.across_cells as across_cells
-    import cellctl.ops.cell_refs as cell_refs
 
     scene = every_kind(sqlite_cloud)
     url = throwaway_mariadb.create_database(f"cellctl_t_{uuid.uuid4().hex[:10]}")
     synced = sqlite_cloud.run("db", "sync", env={"CELLCTL_DATABASE_CONNECTION": url})
     assert synced.exit_code == 0, synced.stderr
     dead = add_dead_cell(sqlite_cloud, url)
-    probe = across_cells.run_bounded
-    frozen = []
+    result, elapsed, frozen = run_frozen_after_probe(
+        monkeypatch, throwaway_mariadb, lambda: sqlite_cloud.run("--format", "json", "audit"))
 
-    def probe_then_freeze(jobs, timeout):
-        outcomes = probe(jobs, timeout)
-        throwaway_mariadb.freeze()
-        frozen.append(True)
-        return outcomes
-
-    monkeypatch.setattr(across_cells, "run_bounded", probe_then_freeze)
-    monkeypatch.setattr(cell_refs, "STALLED_SERVER_TIMEOUT", 2.0)
-    outcome = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(sqlite_cloud.run("--format", "json", "audit")),
-        daemon=True)
-    started = time.monotonic()
-    worker.start()
-    worker.join(30)
-    elapsed = time.monotonic() - started
-    throwaway_mariadb.thaw()
-    worker.join(30)
-
-    assert frozen == [True]
-    assert outcome, "the audit did not finish"
+    assert frozen
+    assert result is not None, "the audit did not finish"
     assert elapsed < 20, elapsed
-    result = outcome[0]
     done = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
                            stderr=result.stderr)
     check(sqlite_cloud, scene, dead, done, PASSWORD, fixed=False)

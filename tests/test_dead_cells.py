@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 from hostsupport import add_hosts, host_mappings, map_host
-from servers import PASSWORD, closed_port
+from servers import PASSWORD, closed_port, run_frozen_after_probe
 
 # Each command's reading of a dead cell: (exit code, what its JSON stdout shows).
 COMMANDS = {
@@ -142,39 +142,16 @@ def test_cell_server_stopped_after_answering_the_probe(two_cells, throwaway_mari
     shortened from 60 s to keep the test short, and a worker thread with a time
     limit keeps a hang from hanging the suite.
     """
-    import threading
     from types import SimpleNamespace
 
-    import cellctl.ops.across_cells as across_cells
-    import cellctl.ops.cell_refs as cell_refs
-
     remote = remote_cell_on(throwaway_mariadb, two_cells)
-    probe = across_cells.run_bounded
-    frozen = []
+    result, elapsed, frozen = run_frozen_after_probe(
+        monkeypatch, throwaway_mariadb,
+        lambda: two_cells.run("--format", "json", *COMMANDS[command]))
 
-    def probe_then_freeze(jobs, timeout):
-        outcomes = probe(jobs, timeout)
-        throwaway_mariadb.freeze()
-        frozen.append(True)
-        return outcomes
-
-    monkeypatch.setattr(across_cells, "run_bounded", probe_then_freeze)
-    monkeypatch.setattr(cell_refs, "STALLED_SERVER_TIMEOUT", 2.0)
-    outcome = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(two_cells.run("--format", "json", *COMMANDS[command])),
-        daemon=True)
-    started = time.monotonic()
-    worker.start()
-    worker.join(30)
-    elapsed = time.monotonic() - started
-    throwaway_mariadb.thaw()  # lets a hung command finish before the assertions
-    worker.join(30)
-
-    assert frozen == [True]
-    assert outcome, "the command did not finish"
+    assert frozen
+    assert result is not None, "the command did not finish"
     assert elapsed < 15, elapsed  # the probe, then the shortened timeout once or twice
-    result = outcome[0]
     done = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
                            stderr=result.stderr)
     check_outcome(two_cells, command, done, remote, PASSWORD)
