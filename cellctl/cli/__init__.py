@@ -31,7 +31,7 @@ UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
 # runs on cellctl's embedded default (no configuration file given or found).
 READ_ONLY_COMMANDS = frozenset({
     "config", "list_cells", "list_hosts", "verify_instance", "status", "service list",
-    "api_db version", "db version",
+    "api_db version", "db version", "ironic ring",
 })
 
 
@@ -246,7 +246,9 @@ def run(
 def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
     """Say once, before a command writes, that it writes to the embedded default."""
     note = settings.embedded_note
-    if note is None or _command_name(ctx) in READ_ONLY_COMMANDS:
+    name = _command_name(ctx)
+    if note is None or name in READ_ONLY_COMMANDS or (name == "audit"
+                                                      and not ctx.params.get("fix")):
         return
     from cellctl.result import Message, Result
 
