@@ -174,24 +174,9 @@ def report(child: Child, label: str, payload: dict) -> None:
 
 def seed_hosts(url: str, prefix: str, count: int) -> None:
     """``count`` compute hosts, a nova-compute service and a node each, in bulk."""
-    import sqlalchemy as sa
+    from seeding import seed_compute_hosts
 
-    from cellctl.clock import utcnow
-    from cellctl.ops.services import compute_node_row, service_row
-    from cellctl.tables.cell import compute_nodes, services
-
-    engine = sa.create_engine(url)
-    now = utcnow()
-    for first in range(0, count, 5000):
-        hosts = [f"{prefix}{n:06d}" for n in range(first, min(first + 5000, count))]
-        with engine.begin() as conn:
-            conn.execute(services.insert(), [service_row(h, "nova-compute", now=now)
-                                             for h in hosts])
-            ids = dict(conn.execute(sa.select(services.c.host, services.c.id)
-                                    .where(services.c.host.in_(hosts))).all())
-            conn.execute(compute_nodes.insert(), [compute_node_row(h, ids[h], now=now)
-                                                  for h in hosts])
-    engine.dispose()
+    seed_compute_hosts(url, count, lambda n: f"{prefix}{n:06d}")
 
 
 def plant(api_url: str, cell_urls: list[str], cells: list[str], n: int) -> None:

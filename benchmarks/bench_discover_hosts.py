@@ -27,12 +27,10 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from seeding import seed_compute_hosts
 
 from cellctl import migrate
-from cellctl.clock import utcnow
 from cellctl.db import create_engine
-from cellctl.ops.services import compute_node_row, service_row
-from cellctl.tables.cell import compute_nodes, services
 
 MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 SEED_CHUNK = 10_000
@@ -88,18 +86,7 @@ def seed(dbs: Databases, hosts: int) -> float:
         engine = create_engine(url, must_exist=False)
         migrate.sync(engine, kind)
         engine.dispose()
-    engine = sa.create_engine(dbs.cell_url)
-    now = utcnow()
-    with engine.begin() as conn:
-        for first in range(0, hosts, SEED_CHUNK):
-            names = [f"compute-{n:06d}" for n in range(first, min(first + SEED_CHUNK, hosts))]
-            conn.execute(services.insert(), [service_row(h, "nova-compute", now=now)
-                                             for h in names])
-            ids = dict(conn.execute(sa.select(services.c.host, services.c.id)
-                                    .where(services.c.host.in_(names))).all())
-            conn.execute(compute_nodes.insert(), [compute_node_row(h, ids[h], now=now)
-                                                  for h in names])
-    engine.dispose()
+    seed_compute_hosts(dbs.cell_url, hosts, lambda n: f"compute-{n:06d}", SEED_CHUNK)
     return time.perf_counter() - start
 
 

@@ -25,7 +25,6 @@ galera-4, rsync) and root or the right to run mariadbd.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -64,23 +63,9 @@ def scalar(url: str, statement: str) -> int:
 
 
 def seed_hosts(cell_url: str, count: int) -> None:
-    from cellctl.ops.services import compute_node_row, service_row
-    from cellctl.tables.cell import compute_nodes, services
+    from seeding import seed_compute_hosts
 
-    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-    engine = sa.create_engine(cell_url)
-    try:
-        for first in range(0, count, SEED_CHUNK):
-            hosts = [f"compute-{n:07d}" for n in range(first, min(count, first + SEED_CHUNK))]
-            with engine.begin() as conn:
-                conn.execute(services.insert(), [service_row(h, "nova-compute", now=now)
-                                                 for h in hosts])
-                ids = dict(conn.execute(sa.select(services.c.host, services.c.id)
-                                        .where(services.c.host.in_(hosts))).all())
-                conn.execute(compute_nodes.insert(), [compute_node_row(h, ids[h], now=now)
-                                                      for h in hosts])
-    finally:
-        engine.dispose()
+    seed_compute_hosts(cell_url, count, lambda n: f"compute-{n:07d}", SEED_CHUNK)
 
 
 def bench(target: str, server: str, hosts: int, instances: int, workdir: Path,
