@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl.errors import ConfigError, DatabaseError, InvalidURL, SchemaMissing
 from cellctl.settings import Settings
-from cellctl.transactions import LOCK_TIMEOUT
 from cellctl.urls import expand_template, mask, mask_text
+from cellctl.writes.transactions import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, ExceptionContext

@@ -104,7 +104,7 @@ def sync(engine: Engine, kind: Kind, revision: str = "head", *,
     from alembic.config import Config
     from alembic.util import CommandError
 
-    from cellctl.transactions import write_transaction
+    from cellctl.writes.transactions import write_transaction
 
     # The lock makes two concurrent syncs run one after the other instead of
     # both creating the same tables.

@@ -292,8 +292,8 @@ def run_frozen_after_probe(monkeypatch: Any, server: ServerProcess,
     returned, or None if it did not finish; seconds until it finished or the limit;
     whether the server was frozen).
     """
-    import cellctl.ops.across_cells as across_cells
-    import cellctl.ops.cell_refs as cell_refs
+    import cellctl.cells.reach as across_cells
+    import cellctl.cells.refs as cell_refs
 
     probe = across_cells.run_bounded
     frozen: list[bool] = []

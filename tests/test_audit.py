@@ -13,7 +13,7 @@ from auditsupport import every_kind, fingerprint, insert_mappings, real_mappings
 from hostsupport import add_hosts, host_mappings, map_host, node_flags, setup_cells
 from instance_helpers import add_instances, markers
 
-from cellctl.ops.audit_checks import FIXABLE_KINDS, KINDS
+from cellctl.ops.audit.checks import FIXABLE_KINDS, KINDS
 
 
 def audit(cloud, *args):

@@ -15,8 +15,8 @@ from auditsupport import insert_mappings, real_mappings
 from hostsupport import add_hosts, add_node, cellctl_process, host_mappings, map_host, setup_cells
 from instance_helpers import add_instances, markers
 
-from cellctl.ops import audit_checks
-from cellctl.ops.audit_checks import KINDS, Audit, Findings
+from cellctl.ops.audit import checks as audit_checks
+from cellctl.ops.audit.checks import KINDS, Audit, Findings
 from cellctl.tables.api import host_mappings as hm
 from cellctl.tables.api import instance_mappings as im
 
@@ -100,9 +100,9 @@ def test_fix_next_to_discover_hosts_maps_each_host_once(cloud):
 @pytest.fixture
 def live_audit(cloud, monkeypatch) -> Iterator[Audit]:
     """An Audit with --fix over ``cloud``'s two cells, for driving single repairs."""
+    from cellctl.cells.refs import cell_database, select_cells
     from cellctl.clock import utcnow
     from cellctl.db import Databases
-    from cellctl.ops.cell_refs import cell_database, select_cells
     from cellctl.result import Result
     from cellctl.settings import resolve
 

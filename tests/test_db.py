@@ -8,12 +8,12 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-import cellctl.mysql_insert
+import cellctl.writes.mysql_insert
 from cellctl import migrate
 from cellctl.db import create_engine
 from cellctl.errors import DatabaseError, SchemaMissing
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
-from cellctl.transactions import insert_ignoring_duplicates, write_transaction
+from cellctl.writes.transactions import insert_ignoring_duplicates, write_transaction
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_values_round_trip_exactly(api_engine):
 
 
 def test_mysql_statements_are_split_and_escaping_follows_sql_mode(mysql_factory, monkeypatch):
-    monkeypatch.setattr(cellctl.mysql_insert, "MAX_STATEMENT_CHARS", 400)
+    monkeypatch.setattr(cellctl.writes.mysql_insert, "MAX_STATEMENT_CHARS", 400)
     engine = create_engine(mysql_factory.new("api"), label="API database", must_exist=False)
     try:
         migrate.sync(engine, "api")

@@ -1,4 +1,4 @@
-"""The shared batch-retry mechanism (cellctl/transactions.py) on plain servers.
+"""The shared batch-retry mechanism (cellctl/writes/transactions.py) on plain servers.
 
 On Galera it is exercised end to end by tests/test_galera.py; here: a real
 InnoDB deadlock on the shared MariaDB is redone and succeeds, giving up says
@@ -21,7 +21,7 @@ from test_map_instances_crash import current_marker, start_map
 from cellctl.db import create_engine
 from cellctl.errors import DatabaseError
 from cellctl.ops.dev import insert_fake_instances
-from cellctl.transactions import DEADLOCK, Contention, Retry, retried, write_limits
+from cellctl.writes.galera import DEADLOCK, Contention, Retry, retried, write_limits
 
 
 @pytest.fixture

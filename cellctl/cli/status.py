@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from cellctl.cells.probes import DEFAULT_TIMEOUT  # light: no SQLAlchemy or kombu at import
 from cellctl.cli import Command, format_option, progress_for, register, run
-from cellctl.probes import DEFAULT_TIMEOUT  # light: no SQLAlchemy or kombu at import
 
 
 @register

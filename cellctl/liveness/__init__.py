@@ -104,8 +104,8 @@ def service_group(settings: Settings, *, timeout: float | None = None) -> Driver
     servicegroup_driver``, ``CELLCTL_SERVICEGROUP_DRIVER``; default db), with
     ``service_down_time`` raised as Nova raises it. ``timeout`` bounds each talk to
     the backend (default: the probe budget of a cell database)."""
+    from cellctl.cells.probes import DEFAULT_TIMEOUT
     from cellctl.liveness import options
-    from cellctl.probes import DEFAULT_TIMEOUT
 
     budget = DEFAULT_TIMEOUT if timeout is None else timeout
     name = options.driver_name(settings)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from cellctl.clock import utcnow
-from cellctl.db import Databases
-from cellctl.errors import InvalidURL
-from cellctl.ids import new_uuid
-from cellctl.ops.cell_refs import (
+from cellctl.cells.refs import (
     CELL0_NAME,
     CELL0_TRANSPORT_URL,
     CELL0_UUID,
@@ -19,18 +15,19 @@ from cellctl.ops.cell_refs import (
     is_cell0,
     load_cell,
 )
-from cellctl.ops.cell_urls import resolve_transport_url, url_or_fallback
-from cellctl.ops.host_mappings import mark_hosts_unmapped
+from cellctl.cells.urls import resolve_transport_url, url_or_fallback
+from cellctl.clock import utcnow
+from cellctl.db import Databases
+from cellctl.errors import InvalidURL
+from cellctl.ids import new_uuid
+from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.transactions import write_transaction
 from cellctl.urls import derive_cell0_url, validate_database_url, validate_transport_url
+from cellctl.writes.locks import CELL_LOCK
+from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-# Held while checking that a cell's URLs are unique and writing them, so two
-# concurrent create_cell/update_cell runs cannot both pass the check.
-CELL_LOCK = "cell_mappings"
 
 CELL_COLUMNS = [
     Column("name", "Name"),

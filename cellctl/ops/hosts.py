@@ -6,7 +6,7 @@ none is rescanned forever), a host mapped to another cell is reported
 instead of silently skipped, and a collision with a concurrent run is
 retried rather than fatal. A cell whose database cannot be used is named and
 skipped; the others are still mapped. The batches themselves are
-cellctl.ops.host_mappings'; a host's state is cellctl.liveness'.
+cellctl.mappings.hosts'; a host's state is cellctl.liveness'.
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cellctl.clock import utcnow
-from cellctl.db import Databases
-from cellctl.ids import new_uuid
-from cellctl.liveness import UNKNOWN, compute_host_states, service_group
-from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases, read_cells
-from cellctl.ops.cell_queries import (
+from cellctl.cells.queries import (
     compute_services,
     hosts_with_instances,
     live_nodes,
     unmapped_nodes,
 )
-from cellctl.ops.cell_refs import (
+from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases, read_cells
+from cellctl.cells.refs import (
     CELL0_UUID,
     CellRef,
     cell_database,
@@ -35,8 +31,12 @@ from cellctl.ops.cell_refs import (
     load_cell,
     select_cells,
 )
-from cellctl.ops.cell_urls import resolve_transport_url
-from cellctl.ops.host_mappings import (
+from cellctl.cells.urls import resolve_transport_url
+from cellctl.clock import utcnow
+from cellctl.db import Databases
+from cellctl.ids import new_uuid
+from cellctl.liveness import UNKNOWN, compute_host_states, service_group
+from cellctl.mappings.hosts import (
     BatchOutcome,
     host_key,
     map_hosts,
@@ -48,7 +48,8 @@ from cellctl.ops.host_mappings import (
 from cellctl.paging import count_rows, keyset_pages, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
-from cellctl.transactions import Contention, write_transaction
+from cellctl.writes.galera import Contention
+from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine, Row
@@ -383,8 +384,8 @@ def _target_cell(
     """
     from sqlalchemy import select
 
-    from cellctl.ops.cells import CELL_LOCK
     from cellctl.tables.api import cell_mappings as cm
+    from cellctl.writes.locks import CELL_LOCK
 
     database = dbs.local_cell_url
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:

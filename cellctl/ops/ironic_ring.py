@@ -38,11 +38,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cellctl.cells.reach import read_cells
+from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
-from cellctl.ops.across_cells import read_cells
-from cellctl.ops.cell_refs import CellRef, select_cells
 from cellctl.result import Column, Result, Table
 from cellctl.tables.cell import COMPUTE_BINARY
 

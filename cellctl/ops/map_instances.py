@@ -4,7 +4,7 @@ The cell's instances (soft-deleted ones too, hidden ones not) are read with
 one ordered, streaming query, ``created_at, id`` as Nova orders them, and
 mapped in large batches with inserts that skip instances already mapped.
 Each batch commits together with the move of Nova's resume marker
-(``instance_marker``), so a run killed at any moment resumes exactly where
+(``cellctl.mappings.marker``), so a run killed at any moment resumes exactly where
 its last commit left off: nothing is skipped and nothing is mapped twice.
 """
 
@@ -12,24 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from cellctl.clock import utcnow
+from cellctl.cells.queries import visible_instances
+from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
 from cellctl.db import Databases, abandon_stream
-from cellctl.ops.cell_queries import visible_instances
-from cellctl.ops.cell_refs import cell_database, find_cell, lookup_cell_uuid
-from cellctl.ops.instance_marker import move_marker, read_marker
+from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
+from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
-from cellctl.transactions import (
-    in_parts,
-    insert_ignoring_duplicates,
-    retried,
-    write_limits,
-    write_transaction,
-)
+from cellctl.writes.galera import in_parts, retried, write_limits
+from cellctl.writes.locks import MARKER_LOCK
+from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
@@ -40,14 +35,7 @@ BAD_MAX_COUNT = 127
 # costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
 # instances), while memory (a few batches) and lock times stay small.
 WRITE_BATCH = 20_000
-# On Galera a transaction is also bounded by wsrep_max_ws_rows / wsrep_max_ws_size:
-# batches are then committed in parts below them. Write-set bytes of one mapping
-# (measured: about 280) with room to spare, and the marker's rows in each part.
-MAPPING_ROW_BYTES = 400
 MARKER_ROWS = 2  # the old marker deleted, the new one inserted
-# Serialises batch commits of concurrent runs, which all move the one marker.
-MARKER_LOCK = "instance_mappings.marker"
-SOFT_DELETED = "soft-delete"  # Nova's vm_state for a restorable delete
 
 
 @dataclass
@@ -171,23 +159,6 @@ def _after(start: _Position) -> ColumnElement[bool]:
                and_(i.c.created_at == start.created_at, i.c.id > start.id))
 
 
-def mapping_columns() -> list[ColumnElement[Any]]:
-    """What an instance's mapping is made of: (uuid, project_id, user_id, queued_for_delete).
-
-    ``insert_mappings`` takes rows of these columns; ``audit`` reads them too.
-    """
-    from sqlalchemy import case, false, or_, true
-
-    from cellctl.tables.cell import instances as i
-
-    # queued_for_delete as Nova's API sets it when an instance is deleted or
-    # soft-deleted (nova-manage writes false, which counts them against quota).
-    queued_for_delete = case(
-        (or_(i.c.deleted != 0, i.c.vm_state == SOFT_DELETED), true()), else_=false()
-    ).label("queued_for_delete")
-    return [i.c.uuid, i.c.project_id, i.c.user_id, queued_for_delete]
-
-
 def _instances_query(conn: Connection, start: _Position | None, limit: int | None) -> Select:
     """(uuid, project_id, user_id, queued_for_delete) of the instances to map, in order."""
     from sqlalchemy import select
@@ -283,26 +254,3 @@ def _commit_once(api: Engine, batch: Sequence[Row], cell_id: int,
         mapped, without_project = insert_mappings(conn, batch, cell_id)
         move_marker(conn, marker)
     return mapped, without_project
-
-
-def insert_mappings(conn: Connection, batch: Sequence[Row], cell_id: int) -> tuple[int, int]:
-    """Map the instances of ``batch`` (rows of ``mapping_columns``) to the cell.
-
-    Call in ``write_transaction(api, lock=MARKER_LOCK)``. Instances mapped
-    already (by anyone) are skipped by the database itself. Returns (how many
-    were mapped, how many have no project_id and cannot be).
-    """
-    from cellctl.tables.api import instance_mappings
-
-    now = utcnow()
-    mappings = [
-        {"instance_uuid": uuid, "cell_id": cell_id, "project_id": project_id,
-         "user_id": user_id, "queued_for_delete": bool(queued), "created_at": now}
-        for uuid, project_id, user_id, queued in batch
-        if project_id is not None
-    ]
-    # In key order each index page is visited once per batch, not at random:
-    # measured 1.5-2x faster inserts once the indexes outgrow the cache.
-    mappings.sort(key=itemgetter("instance_uuid"))
-    mapped = insert_ignoring_duplicates(conn, instance_mappings, mappings)
-    return mapped, len(batch) - len(mappings)

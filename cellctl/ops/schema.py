@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cellctl import migrate
+from cellctl.cells.refs import CELL0_UUID
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ops.cell_refs import CELL0_UUID
 from cellctl.result import Result
 from cellctl.urls import mask
 

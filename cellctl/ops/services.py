@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cellctl.cells.reach import read_cells
+from cellctl.cells.refs import select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
-from cellctl.ops.across_cells import read_cells
-from cellctl.ops.cell_refs import select_cells
 from cellctl.result import Column, Result, Table
 from cellctl.tables.cell import COMPUTE_BINARY
-from cellctl.transactions import insert_ignoring_duplicates
+from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     import datetime

@@ -9,10 +9,10 @@ is set up and changes nothing.
 from __future__ import annotations
 
 from cellctl import migrate
+from cellctl.cells.refs import CELL0_UUID, find_cell
+from cellctl.cells.urls import resolve_transport_url
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ops.cell_refs import CELL0_UUID, find_cell
-from cellctl.ops.cell_urls import resolve_transport_url
 from cellctl.ops.cells import map_cell0
 from cellctl.ops.hosts import map_cell_and_hosts
 from cellctl.ops.map_instances import map_instances

@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cellctl import migrate
-from cellctl.db import Databases
-from cellctl.errors import SchemaMissing
-from cellctl.ops.across_cells import (
+from cellctl.cells.probes import DEFAULT_TIMEOUT
+from cellctl.cells.reach import (
     MAX_PARALLEL_CELLS,
     CellProbe,
     failed_databases,
     probe_cells,
     read_cells,
 )
-from cellctl.ops.cell_refs import CellRef, select_cells
-from cellctl.ops.unmapped import Unmapped, unmapped_hosts, unmapped_instances
-from cellctl.probes import DEFAULT_TIMEOUT
+from cellctl.cells.refs import CellRef, select_cells
+from cellctl.db import Databases
+from cellctl.errors import SchemaMissing
+from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
 

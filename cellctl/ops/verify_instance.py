@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cellctl.cells.refs import cell_database
 from cellctl.db import Databases
-from cellctl.ops.cell_refs import cell_database
 from cellctl.result import Result
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     tuples = _tuples(rows, columns, processors, escape)
     limit = MAX_STATEMENT_CHARS
     if conn.engine is not None:
-        from cellctl.transactions import write_limits
+        from cellctl.writes.galera import write_limits
 
         # A server with a smaller max_allowed_packet gets shorter statements.
         limit = min(limit, write_limits(conn.engine).max_statement or limit)

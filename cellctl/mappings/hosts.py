@@ -17,31 +17,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cellctl.cells.refs import CellRef
 from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
-from cellctl.ops.cell_refs import CellRef
 from cellctl.paging import BATCH_SIZE, chunks
-from cellctl.transactions import (
-    WRITE_RETRIES,
-    Contention,
-    Retry,
-    in_parts,
-    insert_ignoring_duplicates,
-    retried,
-    write_limits,
-    write_transaction,
-)
+from cellctl.writes.galera import WRITE_RETRIES, Contention, Retry, in_parts, retried, write_limits
+from cellctl.writes.locks import HOST_MAPPING_LOCK
+from cellctl.writes.transactions import insert_ignoring_duplicates, write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-# Held while a batch is looked up and inserted, so concurrent cellctl runs
+# A batch is looked up and inserted under HOST_MAPPING_LOCK, so concurrent cellctl runs
 # take turns per batch instead of colliding. On Galera the lock is one node's
 # only: runs through different nodes collide, and the batch is redone.
-HOST_MAPPING_LOCK = "host_mappings"
 # A collision can also come from writers that do not take the lock (nova-manage,
 # the scheduler's periodic discovery): the batch is rolled back and redone, as it
-# is after a deadlock or a Galera certification conflict (transactions.retried).
+# is after a deadlock or a Galera certification conflict (galera.retried).
 # Write-set bytes of one host mapping, and of one compute node's mapped flag (the
 # row is replicated whole, before and after), with room to spare: measured on
 # Galera about 450 for both together, with Nova's larger node rows more.

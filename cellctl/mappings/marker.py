@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cellctl.clock import utcnow
-from cellctl.transactions import insert_ignoring_duplicates
+from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -23,9 +23,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cellctl.cells.reach import CellUnreachable, cell_access
+from cellctl.cells.refs import CellRef
 from cellctl.errors import CellctlError
-from cellctl.ops.across_cells import CellUnreachable, cell_access
-from cellctl.ops.cell_refs import CellRef
 from cellctl.paging import chunks, keyset_pages
 
 if TYPE_CHECKING:
@@ -334,8 +334,8 @@ def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> list[s
     """Report the visible ones of ``uuids`` (unmapped instances); those --fix may map."""
     from sqlalchemy import select
 
-    from cellctl.ops.cell_queries import visible_instances
-    from cellctl.ops.map_instances import mapping_columns
+    from cellctl.cells.queries import visible_instances
+    from cellctl.mappings.instances import mapping_columns
     from cellctl.tables.cell import instances as i
 
     def details(db: Engine) -> list[Row[Any]]:
@@ -363,15 +363,12 @@ def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
     concurrent writer (a deadlock, a Galera certification conflict)."""
     from sqlalchemy import select
 
-    from cellctl.ops.cell_queries import visible_instances
-    from cellctl.ops.map_instances import (
-        MAPPING_ROW_BYTES,
-        MARKER_LOCK,
-        insert_mappings,
-        mapping_columns,
-    )
+    from cellctl.cells.queries import visible_instances
+    from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
     from cellctl.tables.cell import instances as i
-    from cellctl.transactions import in_parts, retried, write_limits, write_transaction
+    from cellctl.writes.galera import in_parts, retried, write_limits
+    from cellctl.writes.locks import MARKER_LOCK
+    from cellctl.writes.transactions import write_transaction
 
     def still_there(part: Sequence[str]) -> Callable[[Engine], list[Row[Any]]]:
         def read(db: Engine) -> list[Row[Any]]:
@@ -538,7 +535,7 @@ def _check_orphans(audit: Audit, rows: list[Row[Any]]) -> None:
 def _check_cell_less(audit: Audit) -> None:
     from sqlalchemy import select
 
-    from cellctl.ops.instance_marker import MARKER_PROJECT_ID
+    from cellctl.mappings.marker import MARKER_PROJECT_ID
     from cellctl.tables.api import instance_mappings as im
 
     cutoff = audit.now - datetime.timedelta(seconds=audit.build_timeout)
@@ -567,7 +564,7 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
     updates) and the cells are asked again; a mapping that changed, or whose
     instance turned up, is left as it is.
     """
-    from cellctl.transactions import retried
+    from cellctl.writes.galera import retried
 
     wanted = {row.id: row.cell_id for row in orphans}
     wanted.update((row.id, row.cell_id) for row, _ in moves)
@@ -584,9 +581,9 @@ def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
     from sqlalchemy import delete, select, update
 
     from cellctl.clock import utcnow
-    from cellctl.ops.map_instances import MARKER_LOCK
     from cellctl.tables.api import instance_mappings as im
-    from cellctl.transactions import write_transaction
+    from cellctl.writes.locks import MARKER_LOCK
+    from cellctl.writes.transactions import write_transaction
 
     with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
         query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
@@ -624,7 +621,7 @@ def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
 def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with a live compute node or a live
     nova-compute service there (folded)."""
-    from cellctl.ops.cell_queries import compute_services, live_nodes
+    from cellctl.cells.queries import compute_services, live_nodes
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
@@ -643,7 +640,7 @@ def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
 
 def _busy_hosts(hosts: list[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with live instances (delete_host's check)."""
-    from cellctl.ops.cell_queries import hosts_with_instances
+    from cellctl.cells.queries import hosts_with_instances
 
     def read(db: Engine) -> set[str]:
         with db.connect() as conn:
@@ -687,9 +684,10 @@ def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> 
     (a host that came back, or got an instance, keeps its mapping)."""
     from sqlalchemy import delete
 
-    from cellctl.ops.host_mappings import HOST_MAPPING_LOCK
     from cellctl.tables.api import host_mappings as hm
-    from cellctl.transactions import retried, write_transaction
+    from cellctl.writes.galera import retried
+    from cellctl.writes.locks import HOST_MAPPING_LOCK
+    from cellctl.writes.transactions import write_transaction
 
     hosts = [row.host for row in rows]
     live_in, busy_in = _live_hosts_in(hosts), _busy_hosts(hosts)
@@ -719,7 +717,7 @@ def check_cell_hosts(audit: Audit, cell: CellRef) -> None:
     """
     from sqlalchemy import func
 
-    from cellctl.ops.cell_queries import compute_services, live_nodes
+    from cellctl.cells.queries import compute_services, live_nodes
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
@@ -769,8 +767,8 @@ def _check_marked_nodes(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
 def _map_marked_hosts(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
     """Map the hosts to the cell with discover_hosts' own batch (map_hosts), which looks
     for their mappings again under its lock: a host someone mapped meanwhile is kept."""
-    from cellctl.ops.cell_queries import live_nodes
-    from cellctl.ops.host_mappings import map_hosts
+    from cellctl.cells.queries import live_nodes
+    from cellctl.mappings.hosts import map_hosts
     from cellctl.tables.cell import compute_nodes as cn
 
     def still_marked(db: Engine) -> list[str]:

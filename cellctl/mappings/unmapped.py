@@ -3,7 +3,7 @@
 Keys are read from the cell in keyset pages and each page is checked with
 one ``IN`` query against the API database (cellctl.paging): memory stays at
 one page whatever the size of the cell. What counts is what the mapping
-commands map (cellctl.ops.cell_queries), so following a hint clears its warning.
+commands map (cellctl.cells.queries), so following a hint clears its warning.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cellctl.ops.cell_queries import live_nodes, visible_instances
+from cellctl.cells.queries import live_nodes, visible_instances
 from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 

@@ -1,7 +1,7 @@
 """audit: every inconsistency between the API database and the cells, by kind.
 
 What is checked, and how each page of rows is looked up on the other side,
-is in ``cellctl.ops.audit_checks``. Here: the options, the cells (each probed
+is in ``cellctl.ops.audit.checks``. Here: the options, the cells (each probed
 first, so a dead one costs one timeout and is named), the threads, and the
 result. The cells are read in parallel: each cell's own walks run on a
 thread of their own while the instance_mappings walk looks every page up in
@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cellctl.cells.probes import DEFAULT_TIMEOUT
+from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases
+from cellctl.cells.refs import CellRef, cell_database, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ops.across_cells import CellUnreachable, cell_access, probe_databases
-from cellctl.ops.audit_checks import (
+from cellctl.ops.audit.checks import (
     CELL_LESS_KINDS,
     FIXABLE_KINDS,
     HOST_IN_SEVERAL_CELLS,
@@ -35,8 +37,6 @@ from cellctl.ops.audit_checks import (
     check_instances,
     check_mappings,
 )
-from cellctl.ops.cell_refs import CellRef, cell_database, select_cells
-from cellctl.probes import DEFAULT_TIMEOUT
 from cellctl.result import Column, Result, Table
 
 BAD_INPUT = 1

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from cellctl.cells.probes import DEFAULT_TIMEOUT, Probe, probe_database, probe_queue, run_bounded
+from cellctl.cells.refs import CellRef, cell_database
 from cellctl.errors import CellctlError, DatabaseError
-from cellctl.ops.cell_refs import CellRef, cell_database
-from cellctl.probes import DEFAULT_TIMEOUT, Probe, probe_database, probe_queue, run_bounded
 from cellctl.result import Result
 from cellctl.urls import kombu_urls, mask, validate_transport_url
 

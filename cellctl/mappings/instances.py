@@ -1,0 +1,64 @@
+"""Instance mappings: what one is made of, and inserting them safely.
+
+``map_instances`` and the audit's repair both map instances this way, each
+under ``writes.locks.MARKER_LOCK``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from cellctl.clock import utcnow
+from cellctl.writes.transactions import insert_ignoring_duplicates
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Connection, Row
+
+# On Galera a transaction is also bounded by wsrep_max_ws_rows / wsrep_max_ws_size:
+# batches are then committed in parts below them. Write-set bytes of one mapping
+# (measured: about 280) with room to spare, and the marker's rows in each part.
+MAPPING_ROW_BYTES = 400
+SOFT_DELETED = "soft-delete"  # Nova's vm_state for a restorable delete
+
+
+def mapping_columns() -> list[ColumnElement[Any]]:
+    """What an instance's mapping is made of: (uuid, project_id, user_id, queued_for_delete).
+
+    ``insert_mappings`` takes rows of these columns; ``audit`` reads them too.
+    """
+    from sqlalchemy import case, false, or_, true
+
+    from cellctl.tables.cell import instances as i
+
+    # queued_for_delete as Nova's API sets it when an instance is deleted or
+    # soft-deleted (nova-manage writes false, which counts them against quota).
+    queued_for_delete = case(
+        (or_(i.c.deleted != 0, i.c.vm_state == SOFT_DELETED), true()), else_=false()
+    ).label("queued_for_delete")
+    return [i.c.uuid, i.c.project_id, i.c.user_id, queued_for_delete]
+
+
+def insert_mappings(conn: Connection, batch: Sequence[Row], cell_id: int) -> tuple[int, int]:
+    """Map the instances of ``batch`` (rows of ``mapping_columns``) to the cell.
+
+    Call in ``write_transaction(api, lock=MARKER_LOCK)``. Instances mapped
+    already (by anyone) are skipped by the database itself. Returns (how many
+    were mapped, how many have no project_id and cannot be).
+    """
+    from cellctl.tables.api import instance_mappings
+
+    now = utcnow()
+    mappings = [
+        {"instance_uuid": uuid, "cell_id": cell_id, "project_id": project_id,
+         "user_id": user_id, "queued_for_delete": bool(queued), "created_at": now}
+        for uuid, project_id, user_id, queued in batch
+        if project_id is not None
+    ]
+    # In key order each index page is visited once per batch, not at random:
+    # measured 1.5-2x faster inserts once the indexes outgrow the cache.
+    mappings.sort(key=itemgetter("instance_uuid"))
+    mapped = insert_ignoring_duplicates(conn, instance_mappings, mappings)
+    return mapped, len(batch) - len(mappings)
