@@ -336,7 +336,19 @@ wsrep_slave_threads         = 2
     def new_database(self, label: str = "db") -> str:
         name = f"cellctl_g_{label}_{uuid.uuid4().hex[:10]}"
         self.sql(1, f"CREATE DATABASE {name}")
+        # Another node applies the replicated CREATE a moment later: a test that
+        # connects to the new database through it at once would get error 1049.
+        self.wait_until_everywhere(f"SHOW DATABASES LIKE '{name}'")
         return name
+
+    def wait_until_everywhere(self, query: str, timeout: float = 30.0) -> None:
+        """Wait until ``query`` returns a row on every running node."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while node.running() and not self.sql(node.number, query):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"node {node.number}: {query!r} still empty")
+                time.sleep(0.05)
 
     def drop_database(self, name: str) -> None:
         for node in self.nodes:  # through any node that is up
