@@ -360,3 +360,32 @@ def test_killed_mid_apply_then_rerun_finishes(mysql_cloud):
     for node in nodes:
         assert where(cloud, node) == ([("bm-b", b_id)],
                                       ["bm-b"] if node in with_instance else [])
+
+
+def test_two_runs_at_once_take_turns_and_agree(cloud_no_pg):
+    cloud = cloud_no_pg
+    cloud.extra_env["CELLCTL_SERVICE_DOWN_TIME"] = str(DOWN_TIME)
+    setup_cells(cloud)
+    nodes = make_fleet(cloud, source_nodes=150)
+    set_services(cloud, cloud.cell_url, ["bm-src"], forced_down=True)
+    for node in nodes[:3]:
+        add_instance(cloud, "bm-src", node)
+    argv = [sys.executable, "-m", "cellctl", "--format", "json", "ironic", "move", "--from",
+            "bm-src", "--rebalance", "--apply"]
+    runs = [subprocess.Popen(argv, env={**os.environ, **cloud.env}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]  # read: the pipes may fill
+    outcomes = [(run.returncode, *output) for run, output in zip(runs, outputs, strict=True)]
+    statuses: dict[str, list[str]] = {}
+    for code, out, err in outcomes:
+        assert code in (0, 3), err  # 3: the other run had moved every node first
+        for row in json.loads(out):
+            statuses.setdefault(row["node"], []).append(row["status"])
+    # Each node moved by exactly one run; the other found it moved already.
+    assert {n: sorted(s).count("moved") for n, s in statuses.items()} == dict.fromkeys(nodes, 1)
+    assert {s for listed in statuses.values() for s in listed} <= {"moved", "already moved"}
+    members = {"bm-a", "bm-b", "bm-c"}
+    ids = service_ids(cloud)
+    for node in nodes:
+        owner = tooz_owner(members, node)
+        assert where(cloud, node) == ([(owner, ids[owner])], [owner] if node in nodes[:3] else [])

@@ -387,6 +387,10 @@ def _move_one(engine: Engine, move: _Move) -> str:
                              .values(host=target.record.host, service_id=target.id,
                                      updated_at=now)).rowcount
         if moved != 1:
+            now_on = conn.execute(select(cn.c.host).where(cn.c.id == node.id,
+                                                          cn.c.deleted == 0)).scalar()
+            if now_on is not None and now_on.lower() == target.record.host.lower():
+                return ALREADY  # another run moved it there meanwhile
             _recheck_failed(move, "its row changed since the plan")
             return NOT_MOVED
         conn.execute(update(inst).where(*on_node).values(host=target.record.host,
