@@ -67,6 +67,7 @@ _EXPORTS = {
     "heartbeat": "cellctl.ops.services",
     "show_config": "cellctl.ops.config",
     "ironic_ring": "cellctl.ops.ironic_ring",
+    "ironic_move": "cellctl.ops.ironic_move",
 }
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "delete_host",
     "discover_hosts",
     "heartbeat",
+    "ironic_move",
     "ironic_ring",
     "list_cells",
     "list_hosts",
@@ -130,6 +132,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from cellctl.ops.cells import create_cell, delete_cell, list_cells, map_cell0, update_cell
     from cellctl.ops.config import show_config
     from cellctl.ops.hosts import delete_host, discover_hosts, list_hosts, map_cell_and_hosts
+    from cellctl.ops.ironic_move import ironic_move
     from cellctl.ops.ironic_ring import ironic_ring
     from cellctl.ops.map_instances import map_instances
     from cellctl.ops.schema import api_db_sync, api_db_version, db_sync, db_version

@@ -46,3 +46,32 @@ def ring(cell_uuid: str | None, host: str | None, state: str | None, summary: bo
     run(lambda dbs: ironic_ring(dbs, cell_uuid=cell_uuid, host=host, state=state,
                                 summary=summary, without=without, joining=joining,
                                 show_all=show_all), fmt=fmt)
+
+
+@ironic.command("move")
+@click.option("--from", "source", metavar="HOST",
+              help="The nova-compute service whose nodes move (it must be forced down).")
+@click.option("--to", "destination", metavar="HOST", help="The service that takes them.")
+@click.option("--rebalance", is_flag=True,
+              help="Give each node to its owner on the hash ring without the source.")
+@click.option("--node", "nodes", multiple=True, metavar="UUID",
+              help="Only this Ironic node (repeatable); default: every node of the source.")
+@click.option("--cell", metavar="NAME_OR_UUID", help="Only this cell's nodes.")
+@click.option("--apply", is_flag=True, help="Write the plan; without it nothing is written.")
+@format_option
+def move(source: str | None, destination: str | None, rebalance: bool,
+         nodes: tuple[str, ...], cell: str | None, apply: bool, fmt: str | None) -> None:
+    """Move Ironic nodes from one nova-compute service to another (a plan, unless --apply).
+
+    nova-manage db ironic_compute_node_move's rules, per node: the source is
+    forced down, the destination exists in the node's cell, is up and not
+    forced down, the node has at most one instance (whose host moves with it).
+    Each node in its own transaction; a re-run finishes what a killed one left.
+    Exit 0 plan OK or moved; 1 bad input; 2 a node refused; 3 nothing to move;
+    4 a cell could not be read or written.
+    """
+    from cellctl.ops.ironic_move import ironic_move
+
+    run(lambda dbs: ironic_move(dbs, source=source, destination=destination,
+                                rebalance=rebalance, nodes=nodes, cell=cell, apply=apply),
+        fmt=fmt)

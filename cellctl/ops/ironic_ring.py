@@ -40,19 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
-from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
+from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
 from cellctl.result import Column, Result, Table
-from cellctl.tables.cell import COMPUTE_BINARY
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Connection, Engine
 
-    from cellctl.liveness import ServiceRecord
-
-IRONIC = "ironic"
 IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN = (
     "in place", "moving", "orphaned", "duplicated", "unknown")
 STATES = (IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN)
@@ -80,19 +76,11 @@ SUMMARY_COLUMNS = [
 OWNED_AFTER_COLUMN = Column("nodes_owned_after", "Nodes Owned After")
 
 
-@dataclass(frozen=True)
-class _Service:
-    """A live nova-compute service of a cell that matters to its ring."""
-
-    record: ServiceRecord
-    has_ironic_node: bool  # a compute_nodes row with hypervisor_type 'ironic' (deleted or not)
-
-
 @dataclass
 class _Ring:
     """One cell's view: who is up, the ring now and (what-if) after."""
 
-    services: list[_Service]
+    services: list[IronicService]
     up: dict[str, bool | None]  # service host -> judged liveness
     now: HashRing | None  # None: liveness unknown (the backend could not be asked)
     after: HashRing | None
@@ -167,10 +155,10 @@ def ironic_ring(
         return result
     cells = [ref for ref in refs if not ref.is_cell0]  # cell0 has no compute services
 
-    services = read_cells(dbs, cells, lambda _cell, engine: _read_services(engine, joining),
+    services = read_cells(dbs, cells, lambda _cell, engine: read_services(engine, joining),
                           result, left_out=LEFT_OUT)
     cells = [cell for cell in cells if cell.uuid in services]
-    verdicts = _judge(dbs, services, result)
+    verdicts = judge_services(dbs, services, result)
     rings = _plan_rings(cells, services, verdicts, without=without, joining=joining,
                         result=result)
     if rings is None:
@@ -219,67 +207,10 @@ def _valid_hosts(result: Result, *, host: str | None, without: Sequence[str],
 # --- reading cells --------------------------------------------------------------
 
 
-def _read_services(engine: Engine, joining: Sequence[str]) -> list[_Service]:
-    """The cell's live nova-compute services that have an Ironic node (deleted or not,
-    as Nova's join), and those of the ``joining`` hosts."""
-    from sqlalchemy import exists, func, or_, select
-
-    from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import services as sv
-
-    ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
-    wanted: ColumnElement[bool] = ironic_node
-    if joining:
-        wanted = or_(ironic_node, func.lower(sv.c.host).in_(sorted({h.lower() for h in joining})))
-    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                    sv.c.last_seen_up, sv.c.created_at, ironic_node.label("has_ironic_node"))
-             .where(sv.c.deleted == 0, sv.c.binary == COMPUTE_BINARY, wanted)
-             .order_by(sv.c.host))
-    with engine.connect() as conn:
-        return [_Service(ServiceRecord(host=r.host, binary=r.binary, topic=r.topic,
-                                       disabled=bool(r.disabled),
-                                       forced_down=bool(r.forced_down),
-                                       last_seen_up=r.last_seen_up, created_at=r.created_at),
-                         bool(r.has_ironic_node))
-                for r in conn.execute(query) if r.host is not None]
-
-
-def _judge(dbs: Databases, services: dict[str, list[_Service]], result: Result
-           ) -> dict[str, list[bool | None]]:
-    """Each service's liveness by the configured service group driver, in one bulk ask.
-
-    A backend that cannot be reached leaves liveness unknown (None), never guessed.
-    """
-    from cellctl.liveness import BackendUnreachable, judge, service_group
-
-    records = [s.record for listed in services.values() for s in listed]
-    verdicts: list[bool | None] = []
-    if records:
-        warning = None
-        try:
-            driver = service_group(dbs.settings)
-        except BackendUnreachable as exc:
-            verdicts, warning = [None] * len(records), f"{exc}: liveness unknown"
-        else:
-            try:
-                verdicts, warning = judge(driver, records, utcnow())
-            finally:
-                driver.close()
-        if warning is not None:
-            result.warn(f"{warning} (so are the owners of nodes without an instance)")
-    split: dict[str, list[bool | None]] = {}
-    position = 0
-    for uuid, listed in services.items():
-        split[uuid] = verdicts[position:position + len(listed)]
-        position += len(listed)
-    return split
-
-
 # --- the rings ------------------------------------------------------------------
 
 
-def _plan_rings(cells: list[CellRef], services: dict[str, list[_Service]],
+def _plan_rings(cells: list[CellRef], services: dict[str, list[IronicService]],
                 verdicts: dict[str, list[bool | None]], *, without: Sequence[str],
                 joining: Sequence[str], result: Result) -> dict[str, _Ring] | None:
     """Each cell's ring now and after the what-if; None (error 1 recorded) when a
@@ -314,10 +245,9 @@ def _plan_rings(cells: list[CellRef], services: dict[str, list[_Service]],
         spelling: dict[str, str] = {}
         for s in listed:
             spelling.setdefault(s.record.host.lower(), s.record.host)
-        candidates = [(s, verdict) for s, verdict in zip(listed, judged, strict=True)
-                      if s.has_ironic_node and not s.record.disabled]
-        unknown = any(verdict is None for _, verdict in candidates)
-        members = {s.record.host.lower() for s, verdict in candidates if verdict}
+        found = ring_members(listed, judged)
+        unknown = found is None
+        members = found or set()
         gone = {name for name in leaving if uuid in where[name]}
         joined = {name for name in joins if uuid in where[name]}
         after_members = (members - gone) | joined

@@ -1,0 +1,1 @@
+"""Ironic: what the commands about bare-metal nodes share (``ironic ring``, ``ironic move``)."""
