@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,14 @@ def test_plain_ring_with_disabled_down_and_forced_down(deployment, nova_venv_pat
     on_a = d.nodes(2, instance_on="ironic-a")
     on_down = d.nodes(1, instance_on="ironic-down")
     running = {"ironic-a", "ironic-b", "ironic-c", "ironic-disabled"}
+    nova = d.nova_views(nova_venv_path)
+    only_a = [n for n in nova["ironic-a"] if all(n not in nova[h] for h in running - {"ironic-a"})]
+    d.compute_node("ironic-b", only_a[0])  # reported by b, managed by a: moves to a
+    d.compute_node("ironic-a", only_a[1])  # in place
     nova, nodes = assert_same_as_nova(d, nova_venv_path, running)
+    assert nodes[only_a[0]]["reported_by"] == ["ironic-b"]
+    assert "moving" in nodes[only_a[0]]["flags"]
+    assert nodes[only_a[1]]["flags"] == []
     # The disabled service still manages its own share: those nodes have two managers.
     doubled = [n for n, row in nodes.items() if "double-managed" in row["flags"]]
     assert doubled and all("ironic-disabled" in nodes[n]["managed_by"] for n in doubled)
@@ -262,27 +270,33 @@ def test_conductor_groups_and_peer_lists(deployment, nova_venv_path):
     assert all("unmanaged" in nodes[n]["flags"] for n in default)
 
 
-def test_ironic_unreachable_is_one_warning(deployment, tmp_path):
+@pytest.mark.parametrize("fault", ["refused", "black hole"])
+def test_ironic_unreachable_is_one_warning_within_the_budget(deployment, tmp_path, fault):
+    from servers import black_hole, closed_port
+
     d = deployment
-    d.service("ironic-a", ironic={})
-    d.ironic, real = IronicService(Path("/nonexistent"), tmp_path, "x"), d.ironic
-    d.ironic.url = "http://127.0.0.1:1"
-    conf_dir = tmp_path / "services"
-    for path in conf_dir.iterdir():
-        path.write_text(path.read_text().replace(real.url, d.ironic.url))
-    conf = tmp_path / "cellctl.conf"
-    runner = CliRunner(env={"HOME": str(tmp_path / "home")})
-    conf.write_text(f"[DEFAULT]\nservice_down_time = {DOWN_TIME}\n[api_database]\n"
-                    f"connection = {d.api_url}\n[database]\nconnection = {d.cell_url}\n"
-                    f"[ironic]\nauth_type = none\nendpoint_override = {d.ironic.url}\n")
-    done = runner.invoke(main, ["--config-file", str(conf), "ironic", "owners",
-                                "--service-config-dir", str(conf_dir), "--format", "json"],
-                         catch_exceptions=False)
+    d.service("ironic-a", ironic={}, rows=2)
+    with (closed_port() if fault == "refused" else black_hole()) as port:
+        dead = f"http://127.0.0.1:{port}"
+        for path in (tmp_path / "services").iterdir():
+            path.write_text(path.read_text().replace(d.ironic.url, dead))
+        conf = tmp_path / "cellctl.conf"
+        conf.write_text(f"[DEFAULT]\nservice_down_time = {DOWN_TIME}\n[api_database]\n"
+                        f"connection = {d.api_url}\n[database]\nconnection = {d.cell_url}\n"
+                        f"[ironic]\nauth_type = none\nendpoint_override = {dead}\n")
+        runner = CliRunner(env={"HOME": str(tmp_path / "home")})
+        started = time.monotonic()
+        done = runner.invoke(main, ["--config-file", str(conf), "ironic", "owners",
+                                    "--service-config-dir", str(tmp_path / "services"),
+                                    "--format", "json"], catch_exceptions=False)
+        elapsed = time.monotonic() - started
     assert done.exit_code == 0, done.stderr
-    assert done.stderr.count("Ironic unreachable") == 1
+    assert done.stderr.count("Ironic unreachable") == 1, done.stderr
     assert "Traceback" not in done.stderr
+    assert elapsed < 5.0 + 3.0  # the probe budget, plus the databases' reads
     rows = rows_of(json.loads(done.stdout))
-    assert rows and all(row["flags"] == ["unknown"] for row in rows)
+    # The nodes are then the compute_nodes rows, and nobody's managers are known.
+    assert len(rows) == 2 and all(row["flags"] == ["unknown"] for row in rows)
 
 
 def test_without_ironic_configured_the_database_view_says_so(deployment, tmp_path):
