@@ -19,6 +19,7 @@ from cellctl.ironic.nodes import Filter, Node
 from cellctl.ironic.ownership import (
     InvalidPeerList,
     Peer,
+    Shares,
     contradictions,
     managed_nodes,
     ring_members,
@@ -125,6 +126,10 @@ def test_managed_nodes_as_the_driver_picks_them():
                 if tooz.get_nodes(n.uuid.encode("utf-8")) == {"bm-1"}]
     assert 60 < len(expected) < 140
     assert got == [*expected, "mine"]
+    shares = Shares(HashRing(members), listing)
+    for host, own in (("BM-1", {"i-1"}), ("bm-2", {"i-2", "i-9"}), ("bm-3", set())):
+        assert sorted(shares.of(host, own)) == sorted(
+            managed_nodes(settings_of(host), HashRing(members), listing, own))
 
 
 def test_contradictions():

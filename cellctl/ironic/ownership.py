@@ -96,6 +96,38 @@ def managed_nodes(settings: IronicSettings, ring: HashRing, listing: Iterable[No
     return managed
 
 
+class Shares:
+    """One listing split by one ring, computed once for every service that shares both:
+    the nodes without an instance by ring owner, the nodes with one by instance.
+
+    ``Shares(ring, listing).of(host, own_instances)`` equals
+    ``managed_nodes(settings, ring, listing, own_instances)`` as a set; a cell of
+    200 services with one ring then costs one pass over the nodes, not 200.
+    """
+
+    def __init__(self, ring: HashRing, listing: Iterable[Node]) -> None:
+        self.by_owner: dict[str, list[str]] = {}
+        self.by_instance: dict[str, list[str]] = {}
+        for node in listing:
+            if node.instance_uuid is not None:
+                self.by_instance.setdefault(node.instance_uuid, []).append(node.uuid)
+            else:
+                owner = ring.owner(node.uuid)
+                if owner is not None:
+                    self.by_owner.setdefault(owner, []).append(node.uuid)
+
+    def of(self, host: str, own_instances: set[str]) -> list[str]:
+        managed = list(self.by_owner.get(host.lower(), ()))
+        if len(own_instances) < len(self.by_instance):
+            for instance in own_instances:
+                managed.extend(self.by_instance.get(instance, ()))
+        else:
+            for instance, nodes in self.by_instance.items():
+                if instance in own_instances:
+                    managed.extend(nodes)
+        return managed
+
+
 def contradictions(services: Mapping[str, IronicSettings]) -> dict[str, list[str]]:
     """Per host, how its settings contradict the others' (or its own)."""
     found: dict[str, list[str]] = {host: [] for host in services}

@@ -42,8 +42,8 @@ from cellctl.ironic.nodes import Filter, IronicClient, IronicUnreachable, Node
 from cellctl.ironic.ownership import (
     InvalidPeerList,
     Peer,
+    Shares,
     contradictions,
-    managed_nodes,
     ring_members,
 )
 from cellctl.result import Column, Result, Table
@@ -164,8 +164,9 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         result, left_out=LEFT_OUT, probe=False)
     for uuid, (own_instances, hosts_of) in more.items():
         read[uuid].own, read[uuid].hosts_of = own_instances, hosts_of
+    shares: dict[tuple[Filter, frozenset[str]], Shares] = {}  # one per listing and ring
     for view in views.values():
-        _compute_view(view, read, listings, result)
+        _compute_view(view, read, listings, result, shares)
     for host, found in contradictions(settings).items():
         views[host].problems.extend(found)
 
@@ -317,7 +318,8 @@ def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
 
 
 def _compute_view(view: _View, read: dict[str, _Cell],
-                  listings: dict[Filter, list[Node]] | None, result: Result) -> None:
+                  listings: dict[Filter, list[Node]] | None, result: Result,
+                  shares: dict[tuple[Filter, frozenset[str]], Shares]) -> None:
     if view.cell is None or listings is None:
         return
     wanted = Filter.of(view.settings)
@@ -337,8 +339,10 @@ def _compute_view(view: _View, read: dict[str, _Cell],
     if members is None:
         result.warn(f"{view.host}: a peer's liveness is unknown: its view is unknown")
         return
-    view.managed = managed_nodes(view.settings, HashRing(members), listing,
-                                 cell.own.get(view.host, set()))
+    key = (wanted, members)
+    if key not in shares:
+        shares[key] = Shares(HashRing(members), listing)
+    view.managed = shares[key].of(view.host, cell.own.get(view.host, set()))
 
 
 def _running(view: _View, read: dict[str, _Cell]) -> bool | None:
