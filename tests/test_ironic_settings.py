@@ -158,3 +158,15 @@ def test_unreadable_service_file_is_exit_1(tmp_path):
     done = runner.invoke(main, ["ironic", "owners", "--service-config", f"bm-1={bad}"])
     assert done.exit_code == 1 and "bad.conf" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_filters_an_older_api_cannot_take_are_dropped_as_nova_drops_them():
+    both = settings_of("a", conductor_group="g1", shard="s1")
+    assert Filter.of(both).kwargs() == {"conductor_group": "g1", "shard": "s1"}
+    assert Filter.of(both, shards=False).kwargs() == {"conductor_group": "g1"}
+    # the conductor group is tried first: without 1.46 the shard is never asked
+    assert Filter.of(both, groups=False).kwargs() == {}
+    assert Filter.of(settings_of("a", shard="s1"), groups=False).kwargs() == {"shard": "s1"}
+    # and without 1.46 the ring is not limited to peer_list
+    grouped = settings_of("bm-1", conductor_group="g", peer_list=["bm-1"])
+    assert ring_members(grouped, PEERS, api_has_groups=False) == {"bm-1", "bm-2"}

@@ -58,7 +58,16 @@ class Filter:
     shard: str | None = None
 
     @classmethod
-    def of(cls, settings: IronicSettings) -> Filter:
+    def of(cls, settings: IronicSettings, *, groups: bool = True, shards: bool = True
+           ) -> Filter:
+        """What the service's driver asks for, given whether the API speaks the
+        conductor group (1.46) and shard (1.82) filters. As ``_refresh_cache``: a
+        version the API lacks drops that filter and every one after it (the
+        conductor group is tried first)."""
+        if settings.conductor_group is not None and not groups:
+            return cls()
+        if settings.shard and not shards:
+            return cls(settings.conductor_group, None)
         return cls(settings.conductor_group, settings.shard or None)
 
     def kwargs(self) -> dict[str, str]:

@@ -38,7 +38,14 @@ from cellctl.db import Databases
 from cellctl.errors import ConfigError
 from cellctl.hashring import HashRing
 from cellctl.ironic import config
-from cellctl.ironic.nodes import Filter, IronicClient, IronicUnreachable, Node
+from cellctl.ironic.nodes import (
+    CONDUCTOR_GROUP_VERSION,
+    SHARD_VERSION,
+    Filter,
+    IronicClient,
+    IronicUnreachable,
+    Node,
+)
 from cellctl.ironic.ownership import (
     InvalidPeerList,
     Peer,
@@ -113,6 +120,11 @@ class _View:
     listed: int | None = None
     managed: list[str] | None = None  # None: unknown
     problems: list[str] = field(default_factory=list)
+    api: tuple[bool, bool] = (True, True)  # Ironic speaks conductor groups, shards
+
+    @property
+    def wanted(self) -> Filter:
+        return Filter.of(self.settings, groups=self.api[0], shards=self.api[1])
 
 
 def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
@@ -297,10 +309,13 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View]
     service's own listing, as Nova asks for it (one request series per filter)."""
     client = IronicClient(reach, budget=DEFAULT_TIMEOUT)
     try:
+        groups = client.supports(CONDUCTOR_GROUP_VERSION)
+        shards = client.supports(SHARD_VERSION)
         every = list(client.nodes())
         listings: dict[Filter, list[Node]] = {Filter(): every}
         for view in views.values():
-            wanted = Filter.of(view.settings)
+            view.api = (groups, shards)
+            wanted = view.wanted
             if wanted not in listings:
                 listings[wanted] = list(client.nodes(wanted))
         return listings, every
@@ -322,7 +337,7 @@ def _compute_view(view: _View, read: dict[str, _Cell],
                   shares: dict[tuple[Filter, frozenset[str]], Shares]) -> None:
     if view.cell is None or listings is None:
         return
-    wanted = Filter.of(view.settings)
+    wanted = view.wanted
     listing = listings.get(wanted)
     if listing is None:  # no Ironic: only a plain service's view can be computed
         view.problems.append("conductor group or shard set and Ironic not read")
@@ -331,7 +346,7 @@ def _compute_view(view: _View, read: dict[str, _Cell],
     cell = read[view.cell.uuid]
     peers = [Peer(s.host, s.disabled, s.has_ironic_node, s.up) for s in cell.services]
     try:
-        members = ring_members(view.settings, peers)
+        members = ring_members(view.settings, peers, api_has_groups=view.api[0])
     except InvalidPeerList as exc:
         view.managed = []
         view.problems.append(str(exc))
@@ -375,7 +390,7 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
     served: set[str] = set()
     if listings is not None:
         for view in views.values():
-            wanted = Filter.of(view.settings)
+            wanted = view.wanted
             served.update(n.uuid for n in listings.get(wanted, ()))
     rows_by_node: dict[str, list[str]] = {}
     hosts_of: dict[str, str | None] = {}
