@@ -316,3 +316,8 @@ def test_without_ironic_configured_the_database_view_says_so(deployment, tmp_pat
     assert "No [ironic] group says how to reach Ironic" in done.stderr
     rows = rows_of(json.loads(done.stdout))
     assert len(rows) == 3 and all(row["managed_by"] == ["ironic-a"] for row in rows)
+    table = runner.invoke(main, ["--config-file", str(conf), "ironic", "owners",
+                                 "--service-config-dir", str(tmp_path / "services"),
+                                 "--services"], catch_exceptions=False)
+    assert table.exit_code == 0, table.stderr
+    assert "No [ironic] group" in table.stdout and "| ironic-a |" in table.stdout
