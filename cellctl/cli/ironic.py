@@ -75,3 +75,34 @@ def move(source: str | None, destination: str | None, rebalance: bool,
     run(lambda dbs: ironic_move(dbs, source=source, destination=destination,
                                 rebalance=rebalance, nodes=nodes, cell=cell, apply=apply),
         fmt=fmt)
+
+
+@ironic.command("owners")
+@click.option("--service-config", "service_configs", multiple=True, metavar="HOST=FILE",
+              help="A compute service's own rendered nova.conf (repeatable).")
+@click.option("--service-config-dir", metavar="DIR",
+              help="One nova.conf per compute service, named HOST or HOST.conf.")
+@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+              help="Only this cell's services.")
+@click.option("--problems", "problems_only", is_flag=True,
+              help="Only the nodes with a flag (something to act on).")
+@click.option("--services", is_flag=True,
+              help="One row per configured service: settings, nodes listed and managed, "
+                   "contradictions.")
+@format_option
+def owners(service_configs: tuple[str, ...], service_config_dir: str | None,
+           cell_uuid: str | None, problems_only: bool, services: bool,
+           fmt: str | None) -> None:
+    """Every Ironic node and the services that will manage it, as Nova 34 decides.
+
+    Nodes come from Ironic's API (the [ironic] group of the configuration);
+    each compute service's view is computed from its own nova.conf (shard,
+    conductor group and peer_list, or the plain ring; every service counts
+    itself in). Flags: unmanaged, double-managed, moving, instance host down,
+    unserved, unknown. Exit 0; 1 bad input.
+    """
+    from cellctl.ops.ironic_owners import ironic_owners
+
+    run(lambda dbs: ironic_owners(dbs, service_configs=service_configs,
+                                  service_config_dir=service_config_dir, cell_uuid=cell_uuid,
+                                  problems_only=problems_only, services=services), fmt=fmt)

@@ -1,0 +1,193 @@
+"""Time ``cellctl ironic owners`` on nodes paged from a real Ironic API.
+
+Starts a real Ironic (``tests/ironic_env.py``: ironic from PyPI, noauth, fake
+hardware, its own MariaDB database) and fills its ``nodes`` table with
+``--nodes`` copies of one node made through the API (bulk SQL: creating
+100,000 nodes one POST at a time would take an hour; what is measured is
+reading them back through the API). One cell (SQLite) with ``--services``
+Ironic compute services, all up, and one instance on every tenth node. Two
+deployments, one nova.conf per service in a directory:
+
+- ``shard``: service ``i`` has ``[ironic] shard = s<i>``, node ``n`` is in
+  shard ``s<n mod services>``: one full listing plus one filtered listing per
+  shard (as each service's driver asks);
+- ``plain``: no shard, no group: one full listing, every service's ring.
+
+Prints wall time and peak RSS of the command (JSON, every node) per
+deployment. Creates and drops its own databases; stops its Ironic.
+
+    .venv/bin/python benchmarks/bench_ironic_owners.py [--nodes 100000]
+        [--services 200] [--deployments shard,plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from ironic_env import IronicService, ironic_venv
+
+from cellctl import migrate
+from cellctl.clock import utcnow
+from cellctl.db import create_engine
+from cellctl.ops.dev import insert_fake_instances
+from cellctl.ops.services import compute_node_row, service_row
+from cellctl.tables.cell import compute_nodes, services
+
+MYSQL = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+CHUNK = 5_000
+INSTANCE_EVERY = 10
+_WRAPPER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss}\\n')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "cellctl",
+                                *args], env={**os.environ, **env}, stdout=out, stderr=err)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        errors = err.read()
+        if code != 0:
+            raise SystemExit(f"cellctl {' '.join(args)} exited {code}: {errors.strip()}")
+        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+
+
+def admin(*statements: str) -> None:
+    engine = sa.create_engine(MYSQL)
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def fill_ironic(ironic: IronicService, database: str, nodes: int, shards: int,
+                instance_of: dict[int, str]) -> list[str]:
+    """``nodes`` copies of one API-made node, straight into Ironic's table."""
+    template = str(uuid.uuid4())
+    ironic.create_node(uuid=template)
+    engine = sa.create_engine(f"{MYSQL}/{database}")
+    table = sa.Table("nodes", sa.MetaData(), autoload_with=engine)
+    made = []
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(table).where(table.c.uuid == template)).one()._mapping)
+        conn.execute(table.delete().where(table.c.uuid == template))
+        row.pop("id")
+        for first in range(0, nodes, CHUNK):
+            batch = []
+            for n in range(first, min(first + CHUNK, nodes)):
+                node = str(uuid.uuid4())
+                made.append(node)
+                batch.append({**row, "uuid": node, "name": None, "shard": f"s{n % shards}",
+                              "instance_uuid": instance_of.get(n)})
+            conn.execute(table.insert(), batch)
+    engine.dispose()
+    return made
+
+
+def seed_cell(workdir: Path, hosts: list[str], instances: dict[int, str], nodes: int
+              ) -> tuple[str, str]:
+    api_url = f"sqlite:///{workdir / 'api.sqlite'}"
+    cell_url = f"sqlite:///{workdir / 'cell.sqlite'}"
+    for url, kind in ((api_url, "api"), (cell_url, "cell")):
+        engine = create_engine(url, must_exist=False)
+        migrate.sync(engine, kind)
+        engine.dispose()
+    engine = sa.create_engine(cell_url)
+    now = utcnow()
+    with engine.begin() as conn:
+        rows = [service_row(h, "nova-compute", now=now) for h in hosts]
+        for row in rows:
+            row["last_seen_up"], row["created_at"] = now, now - datetime.timedelta(days=1)
+        conn.execute(services.insert(), rows)
+        ids = dict(conn.execute(sa.select(services.c.host, services.c.id)).all())
+        conn.execute(compute_nodes.insert(), [
+            compute_node_row(h, ids[h], now=now, hypervisor_type="ironic",
+                             hypervisor_hostname=str(uuid.uuid4())) for h in hosts])
+    by_host: dict[str, list[int]] = {}
+    for n in instances:
+        by_host.setdefault(hosts[n % len(hosts)], []).append(n)
+    for host, numbers in by_host.items():
+        insert_fake_instances(engine, len(numbers), host=host,
+                              nodes=[f"node-{n}" for n in numbers])
+    with engine.begin() as conn:  # the instance UUIDs Ironic's nodes point at
+        made = conn.execute(sa.text("SELECT uuid, node FROM instances")).all()
+    engine.dispose()
+    for instance, node in made:
+        instances[int(node.split("-")[1])] = instance
+    return api_url, cell_url
+
+
+def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path) -> None:
+    hosts = [f"ironic-{n:03d}" for n in range(service_count)]
+    instances: dict[int, str] = {n: "" for n in range(0, nodes, INSTANCE_EVERY)}
+    started = time.perf_counter()
+    api_url, cell_url = seed_cell(workdir, hosts, instances, nodes)
+    database = f"cellctl_bench_ironic_{uuid.uuid4().hex[:8]}"
+    admin(f"CREATE DATABASE {database} CHARACTER SET utf8")
+    ironic = IronicService(ironic_venv(), workdir / "ironic",
+                           f"{MYSQL}/{database}?charset=utf8")
+    try:
+        ironic.start()
+        fill_ironic(ironic, database, nodes, service_count, instances)
+        seeded = time.perf_counter() - started
+        env = {"CELLCTL_API_DATABASE_CONNECTION": api_url,
+               "CELLCTL_DATABASE_CONNECTION": cell_url, "CELLCTL_TRANSPORT_URL": "memory:///",
+               "CELLCTL_STATE_DIR": str(workdir), "CELLCTL_SERVICE_DOWN_TIME": "3600"}
+        cellctl(env, "create_cell", "--name", "bench")
+        conf = workdir / "cellctl.conf"
+        conf.write_text(f"[ironic]\nauth_type = none\nendpoint_override = {ironic.url}\n")
+        for deployment in deployments:
+            confs = workdir / deployment
+            confs.mkdir()
+            for i, host in enumerate(hosts):
+                shard = f"shard = s{i}\n" if deployment == "shard" else ""
+                (confs / f"{host}.conf").write_text(f"[ironic]\n{shard}")
+            seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format", "json",
+                                        "ironic", "owners", "--service-config-dir", str(confs))
+            rows = json.loads(out)
+            if len(rows) != nodes:
+                raise SystemExit(f"wrong result: {len(rows)} rows for {nodes} nodes")
+            flags: dict[str, int] = {}
+            for row in rows:
+                for flag in row["flags"]:
+                    flags[flag] = flags.get(flag, 0) + 1
+            print(f"{deployment:6} {nodes:>7} nodes / {service_count} services (seeded in "
+                  f"{seeded:5.1f} s) | {seconds:6.2f} s = {nodes / seconds:6.0f} nodes/s, "
+                  f"RSS {rss:4.0f} MiB | flags {dict(sorted(flags.items()))}", flush=True)
+    finally:
+        ironic.stop()
+        admin(f"DROP DATABASE IF EXISTS {database}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=100_000)
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--deployments", default="shard,plain")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        bench(args.nodes, args.services, args.deployments.split(","), Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

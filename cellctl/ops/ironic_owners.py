@@ -1,0 +1,453 @@
+"""``ironic owners``: every Ironic node and the services that will manage it, each by
+its own settings, as Nova 34's Ironic driver decides (``cellctl.ironic.ownership``).
+
+Inputs: Ironic's node list (through the ``[ironic]`` group of cellctl's own
+configuration, else of the first service file that says how to reach Ironic),
+each compute service's own nova.conf (``--service-config HOST=FILE``,
+``--service-config-dir``), and the cells' ``services``, ``compute_nodes`` and
+``instances``. Each configured service's view is computed whether it runs or
+not (``would_manage``); the services the service group says are up, disabled
+or not, are the node's ``managed_by``. The flags say what to act on:
+
+- ``unmanaged``: no running service will manage the node;
+- ``double-managed``: two or more will (their reports flip its row);
+- ``moving``: one will, and its ``compute_nodes`` row is another host's (or
+  there is none yet): it moves at that service's next resource update;
+- ``instance host down``: the node's instance lives on a host whose service
+  is down, forced down or gone: nobody manages the node;
+- ``unserved``: no configured service's filter (conductor group, shard)
+  lists the node;
+- ``unknown``: Ironic or the service group could not be asked.
+
+Without an ``[ironic]`` group that reaches Ironic, the nodes are the
+``compute_nodes`` rows (a node no service reported yet is missing), conductor
+groups and shards are unknown, and the result says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cellctl.cells.probes import DEFAULT_TIMEOUT
+from cellctl.cells.reach import read_cells
+from cellctl.cells.refs import CellRef, select_cells
+from cellctl.clock import utcnow
+from cellctl.db import Databases
+from cellctl.errors import ConfigError
+from cellctl.hashring import HashRing
+from cellctl.ironic import config
+from cellctl.ironic.nodes import (
+    CONDUCTOR_GROUP_VERSION,
+    SHARD_VERSION,
+    Filter,
+    IronicClient,
+    IronicUnreachable,
+    Node,
+)
+from cellctl.ironic.ownership import (
+    InvalidPeerList,
+    Peer,
+    Shares,
+    contradictions,
+    ring_members,
+)
+from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import COMPUTE_BINARY
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from cellctl.ironic.config import IronicSettings
+
+IRONIC = "ironic"
+UNMANAGED, DOUBLE, MOVING, INSTANCE_HOST_DOWN, UNSERVED, UNKNOWN = (
+    "unmanaged", "double-managed", "moving", "instance host down", "unserved", "unknown")
+CHUNK = 5_000
+LEFT_OUT = "the services and nodes of {cell} are not counted"
+NOT_CONFIGURED = ("No [ironic] group says how to reach Ironic (auth_type or endpoint_override) "
+                  "in cellctl's configuration or a service's: the nodes are the compute_nodes "
+                  "rows (nodes no service reported yet are missing; conductor groups and "
+                  "shards unknown)")
+
+NODE_COLUMNS = [
+    Column("node", "Node"),
+    Column("conductor_group", "Conductor Group", none_as="-"),
+    Column("shard", "Shard", none_as="-"),
+    Column("instance_uuid", "Instance", none_as="-"),
+    Column("reported_by", "Reported By"),
+    Column("managed_by", "Managed By"),
+    Column("flags", "Flags"),
+]
+SERVICE_COLUMNS = [
+    Column("host", "Host"),
+    Column("cell_name", "Cell Name", none_as="None"),
+    Column("state", "State"),
+    Column("conductor_group", "Conductor Group", none_as="-"),
+    Column("shard", "Shard", none_as="-"),
+    Column("peer_list", "Peer List"),
+    Column("nodes_listed", "Nodes Listed", none_as="unknown"),
+    Column("nodes_managed", "Nodes Managed", none_as="unknown"),
+    Column("problems", "Problems"),
+]
+
+
+@dataclass
+class _Service:
+    host: str
+    disabled: bool
+    forced_down: bool
+    has_ironic_node: bool
+    record: Any  # liveness.ServiceRecord
+    up: bool | None = None
+
+
+@dataclass
+class _Cell:
+    services: list[_Service]
+    rows: dict[str, list[str]]  # node UUID -> hosts of its live ironic compute_nodes rows
+    on_nodes: dict[str, tuple[str, str | None]]  # node -> (instance uuid, host), db-only view
+    own: dict[str, set[str]] = field(default_factory=dict)  # host -> its live instances
+    hosts_of: dict[str, str | None] = field(default_factory=dict)  # instance -> host
+
+
+@dataclass
+class _View:
+    host: str
+    cell: CellRef | None
+    settings: IronicSettings
+    listed: int | None = None
+    managed: list[str] | None = None  # None: unknown
+    problems: list[str] = field(default_factory=list)
+    api: tuple[bool, bool] = (True, True)  # Ironic speaks conductor groups, shards
+
+    @property
+    def wanted(self) -> Filter:
+        return Filter.of(self.settings, groups=self.api[0], shards=self.api[1])
+
+
+def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
+                  service_config_dir: str | None = None, cell_uuid: str | None = None,
+                  problems_only: bool = False, services: bool = False) -> Result:
+    """Each node with the services that will manage it, and what to act on; or
+    (``services``) each configured service's settings, listing and share.
+
+    Exit 0; 1 bad input (a service file that cannot be read).
+    """
+    result = Result()
+    try:
+        files = config.service_files(service_configs, service_config_dir)
+        settings = config.load_services(files)
+        own = config.load(dbs.settings.config_files, dbs.settings.config_dirs)
+    except ConfigError as exc:
+        result.error(str(exc), 1)
+        return result
+    if not settings:
+        result.warn("No service settings given (--service-config HOST=FILE or "
+                    "--service-config-dir): no service's view is computed")
+    with dbs.api.connect() as conn:
+        refs = select_cells(conn, result, cell_uuid, not_found_code=1)
+    if refs is None:
+        return result
+    cells = [ref for ref in refs if not ref.is_cell0]
+    read = read_cells(dbs, cells, _read_cell, result, left_out=LEFT_OUT)
+    cells = [cell for cell in cells if cell.uuid in read]
+    _judge(dbs, read, result)
+
+    views = _place_services(settings, cells, read, result)
+    reach = own if own.reaches_ironic else next(
+        (s for s in settings.values() if s.reaches_ironic), None)
+    listings: dict[Filter, list[Node]] | None = None
+    every: list[Node]
+    if reach is None:
+        result.info(NOT_CONFIGURED)
+        every = _db_nodes(read)
+        listings = {Filter(): every}
+    else:
+        try:
+            listings, every = _ironic_nodes(reach, views)
+        except IronicUnreachable as exc:
+            result.warn(f"Ironic unreachable ({exc}): every node's managers are unknown")
+            every = _db_nodes(read)
+    instance_uuids = {n.instance_uuid for n in every if n.instance_uuid}
+    more = read_cells(dbs, cells, lambda cell, engine: _read_instances(
+        engine, [v.host for v in views.values() if v.cell == cell], instance_uuids),
+        result, left_out=LEFT_OUT, probe=False)
+    for uuid, (own_instances, hosts_of) in more.items():
+        read[uuid].own, read[uuid].hosts_of = own_instances, hosts_of
+    shares: dict[tuple[Filter, frozenset[str]], Shares] = {}  # one per listing and ring
+    for view in views.values():
+        _compute_view(view, read, listings, result, shares)
+    for host, found in contradictions(settings).items():
+        views[host].problems.extend(found)
+
+    if services:
+        result.table = Table(SERVICE_COLUMNS, [_service_row(v, read) for v in views.values()])
+    else:
+        rows = _node_rows(every, views, read, listings, unknown=listings is None)
+        if problems_only:
+            rows = [row for row in rows if row["flags"]]
+        result.table = Table(NODE_COLUMNS, rows)
+    return result
+
+
+# --- reading the cells ------------------------------------------------------------
+
+
+def _read_cell(_cell: CellRef, engine: Engine) -> _Cell:
+    from sqlalchemy import exists, select
+
+    from cellctl.liveness import ServiceRecord
+    from cellctl.tables.cell import compute_nodes as cn
+    from cellctl.tables.cell import instances as inst
+    from cellctl.tables.cell import services as sv
+
+    ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
+    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
+                    sv.c.last_seen_up, sv.c.created_at, ironic_node.label("has_ironic_node"))
+             .where(sv.c.deleted == 0, sv.c.binary == COMPUTE_BINARY).order_by(sv.c.id))
+    live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,
+            cn.c.hypervisor_hostname.is_not(None))
+    with engine.connect() as conn:
+        found = [_Service(r.host, bool(r.disabled), bool(r.forced_down),
+                          bool(r.has_ironic_node), ServiceRecord(
+                              host=r.host, binary=r.binary, topic=r.topic,
+                              disabled=bool(r.disabled), forced_down=bool(r.forced_down),
+                              last_seen_up=r.last_seen_up, created_at=r.created_at))
+                 for r in conn.execute(query) if r.host is not None]
+        rows: dict[str, list[str]] = {}
+        for row in conn.execute(select(cn.c.hypervisor_hostname, cn.c.host).where(*live)
+                                .order_by(cn.c.id)):
+            rows.setdefault(row.hypervisor_hostname, []).append(row.host)
+        on_nodes: dict[str, tuple[str, str | None]] = {}
+        query_on = (select(inst.c.node, inst.c.uuid, inst.c.host)
+                    .join(cn, inst.c.node == cn.c.hypervisor_hostname)
+                    .where(inst.c.deleted == 0, *live).order_by(inst.c.id))
+        for on in conn.execute(query_on):
+            on_nodes.setdefault(on.node, (on.uuid, on.host))
+    return _Cell(found, rows, on_nodes)
+
+
+def _read_instances(engine: Engine, hosts: list[str], uuids: set[str]
+                    ) -> tuple[dict[str, set[str]], dict[str, str | None]]:
+    """Each host's live instances (Nova's ``get_uuids_by_host``: the database compares
+    the host), and the host of each of ``uuids`` that lives in this cell."""
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import instances as inst
+
+    own: dict[str, set[str]] = {}
+    hosts_of: dict[str, str | None] = {}
+    with engine.connect() as conn:
+        for host in hosts:
+            own[host] = set(conn.execute(select(inst.c.uuid).where(
+                inst.c.deleted == 0, inst.c.host == host)).scalars())
+        ordered = sorted(uuids)
+        for start in range(0, len(ordered), CHUNK):
+            for r in conn.execute(select(inst.c.uuid, inst.c.host).where(
+                    inst.c.deleted == 0, inst.c.uuid.in_(ordered[start:start + CHUNK]))):
+                hosts_of[r.uuid] = r.host
+    return own, hosts_of
+
+
+def _judge(dbs: Databases, read: dict[str, _Cell], result: Result) -> None:
+    from cellctl.liveness import BackendUnreachable, judge, service_group
+
+    services = [s for cell in read.values() for s in cell.services]
+    if not services:
+        return
+    try:
+        driver = service_group(dbs.settings)
+    except BackendUnreachable as exc:
+        result.warn(f"{exc}: liveness unknown")
+        return
+    try:
+        verdicts, warning = judge(driver, [s.record for s in services], utcnow())
+    finally:
+        driver.close()
+    if warning is not None:
+        result.warn(f"{warning} (so are the rings)")
+    for service, verdict in zip(services, verdicts, strict=True):
+        service.up = verdict
+
+
+def _place_services(settings: dict[str, IronicSettings], cells: list[CellRef],
+                    read: dict[str, _Cell], result: Result) -> dict[str, _View]:
+    """Each configured service in the cell that has its service row."""
+    views: dict[str, _View] = {}
+    for given, mine in settings.items():
+        home = _find(mine.host, cells, read)
+        if home is None:
+            result.warn(f"{mine.host} ({mine.source}): no nova-compute service of that host in "
+                        "the cells read: its view is not computed")
+        views[given] = _View(mine.host, home, mine)
+    configured = {v.host.lower() for v in views.values()}
+    for cell in cells:
+        for s in read[cell.uuid].services:
+            if s.has_ironic_node and s.host.lower() not in configured:
+                result.warn(f"{s.host}: an Ironic compute service without settings given "
+                            "(--service-config): its view is not computed")
+    return views
+
+
+def _find(host: str, cells: list[CellRef], read: dict[str, _Cell]) -> CellRef | None:
+    for exact in (True, False):
+        for cell in cells:
+            for s in read[cell.uuid].services:
+                if s.host == host or (not exact and s.host.lower() == host.lower()):
+                    return cell
+    return None
+
+
+# --- the nodes --------------------------------------------------------------------
+
+
+def _ironic_nodes(reach: IronicSettings, views: dict[str, _View]
+                  ) -> tuple[dict[Filter, list[Node]], list[Node]]:
+    """Every node (one listing with the conductor group and shard of each), and each
+    service's own listing, as Nova asks for it (one request series per filter)."""
+    client = IronicClient(reach, budget=DEFAULT_TIMEOUT)
+    try:
+        groups = client.supports(CONDUCTOR_GROUP_VERSION)
+        shards = client.supports(SHARD_VERSION)
+        every = list(client.nodes())
+        listings: dict[Filter, list[Node]] = {Filter(): every}
+        for view in views.values():
+            view.api = (groups, shards)
+            wanted = view.wanted
+            if wanted not in listings:
+                listings[wanted] = list(client.nodes(wanted))
+        return listings, every
+    finally:
+        client.close()
+
+
+def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
+    nodes: dict[str, Node] = {}
+    for cell in read.values():
+        for uuid in cell.rows:
+            on = cell.on_nodes.get(uuid)
+            nodes.setdefault(uuid, Node(uuid, None if on is None else on[0], None, None))
+    return list(nodes.values())
+
+
+def _compute_view(view: _View, read: dict[str, _Cell],
+                  listings: dict[Filter, list[Node]] | None, result: Result,
+                  shares: dict[tuple[Filter, frozenset[str]], Shares]) -> None:
+    if view.cell is None or listings is None:
+        return
+    wanted = view.wanted
+    listing = listings.get(wanted)
+    if listing is None:  # no Ironic: only a plain service's view can be computed
+        view.problems.append("conductor group or shard set and Ironic not read")
+        return
+    view.listed = len(listing)
+    cell = read[view.cell.uuid]
+    peers = [Peer(s.host, s.disabled, s.has_ironic_node, s.up) for s in cell.services]
+    try:
+        members = ring_members(view.settings, peers, api_has_groups=view.api[0])
+    except InvalidPeerList as exc:
+        view.managed = []
+        view.problems.append(str(exc))
+        return
+    if members is None:
+        result.warn(f"{view.host}: a peer's liveness is unknown: its view is unknown")
+        return
+    key = (wanted, members)
+    if key not in shares:
+        shares[key] = Shares(HashRing(members), listing)
+    view.managed = shares[key].of(view.host, cell.own.get(view.host, set()))
+
+
+def _running(view: _View, read: dict[str, _Cell]) -> bool | None:
+    if view.cell is None:
+        return False
+    for s in read[view.cell.uuid].services:
+        if s.host == view.host or s.host.lower() == view.host.lower():
+            return s.up
+    return False
+
+
+def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell],
+               listings: dict[Filter, list[Node]] | None, *, unknown: bool
+               ) -> list[dict[str, Any]]:
+    would: dict[str, list[str]] = {}
+    managers: dict[str, list[str]] = {}
+    uncertain: set[str] = set()
+    unsure_views = False
+    for view in views.values():
+        running = _running(view, read)
+        if view.managed is None:
+            unsure_views = unsure_views or running is not False
+            continue
+        for uuid in view.managed:
+            would.setdefault(uuid, []).append(view.host)
+            if running:
+                managers.setdefault(uuid, []).append(view.host)
+            elif running is None:
+                uncertain.add(uuid)
+    served: set[str] = set()
+    if listings is not None:
+        for view in views.values():
+            wanted = view.wanted
+            served.update(n.uuid for n in listings.get(wanted, ()))
+    rows_by_node: dict[str, list[str]] = {}
+    hosts_of: dict[str, str | None] = {}
+    liveness: dict[str, bool | None] = {}
+    for cell in read.values():
+        for uuid, hosts in cell.rows.items():
+            rows_by_node.setdefault(uuid, []).extend(hosts)
+        hosts_of.update(cell.hosts_of)
+        for s in cell.services:
+            liveness.setdefault(s.host.lower(), s.up)
+    out = []
+    for node in every:
+        managed_by = managers.get(node.uuid, [])
+        reported = rows_by_node.get(node.uuid, [])
+        flags: list[str] = []
+        if unknown or unsure_views or node.uuid in uncertain:
+            flags.append(UNKNOWN)
+        if not unknown:
+            if not managed_by and UNKNOWN not in flags:
+                flags.append(UNMANAGED)
+            if len(managed_by) > 1:
+                flags.append(DOUBLE)
+            if len(managed_by) == 1 and {h.lower() for h in reported} != {
+                    managed_by[0].lower()}:
+                flags.append(MOVING)
+            if node.uuid not in served and listings is not None and views:
+                flags.append(UNSERVED)
+        if node.instance_uuid is not None:
+            host = hosts_of.get(node.instance_uuid)
+            alive = None if host is None else liveness.get(host.lower(), False)
+            if host is None or alive is False:
+                flags.append(INSTANCE_HOST_DOWN)
+        out.append({
+            "node": node.uuid, "conductor_group": node.conductor_group, "shard": node.shard,
+            "instance_uuid": node.instance_uuid,
+            "instance_host": hosts_of.get(node.instance_uuid) if node.instance_uuid else None,
+            "reported_by": reported, "managed_by": managed_by,
+            "would_manage": would.get(node.uuid, []), "flags": flags,
+        })
+    return out
+
+
+def _service_row(view: _View, read: dict[str, _Cell]) -> dict[str, Any]:
+    from cellctl.liveness import host_state
+
+    state = "no service"
+    if view.cell is not None:
+        for s in read[view.cell.uuid].services:
+            if s.host.lower() == view.host.lower():
+                state = host_state(disabled=s.disabled, forced_down=s.forced_down, up=s.up)
+                break
+    mine = view.settings
+    return {
+        "host": view.host, "cell_uuid": None if view.cell is None else view.cell.uuid,
+        "cell_name": None if view.cell is None else view.cell.name, "state": state,
+        "conductor_group": mine.conductor_group, "shard": mine.shard,
+        "peer_list": list(mine.peer_list), "nodes_listed": view.listed,
+        "nodes_managed": None if view.managed is None else len(view.managed),
+        "managed": view.managed, "problems": view.problems, "source": mine.source,
+    }
