@@ -255,6 +255,10 @@ def test_hands_over_what_cellctl_does_not_answer(standin, tmp_path, nova_venv_pa
             assert (through.code, through.stdout) == (direct.code, direct.stdout), argv
             assert _tail(through.stderr) == _tail(direct.stderr), argv
     assert direct.code == 2
+    # nova-manage.real beside it, no setting: an install that moved the real one aside
+    (standin / "nova-manage.real").symlink_to(real)
+    done = _run(["nova-manage", "--version"], _env(tmp_path, [standin]))
+    assert (done.code, done.stdout) == (0, "34.0.0\n"), done
     # the console script hands over the same way, whatever its name
     done = _run([str(STANDIN_SCRIPT), "--version"], env)
     assert (done.code, done.stdout) == (0, "34.0.0\n"), done

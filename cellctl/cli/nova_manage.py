@@ -12,8 +12,9 @@ line: oslo.config's global options first, then the category. It answers
 
 and hands every other command line, unchanged (same arguments, same
 environment, ``exec`` so signals and the exit code are the real one's), to the
-real nova-manage: ``CELLCTL_NOVA_MANAGE`` if set, else the first
-``nova-manage`` on ``PATH`` that is not cellctl. Without one, a command line
+real nova-manage: ``CELLCTL_NOVA_MANAGE`` if set, else ``nova-manage.real``
+beside the program as invoked (where an install moved the real one aside),
+else the first ``nova-manage`` on ``PATH`` that is not cellctl. Without one, a command line
 cellctl does not answer is one line on stderr and exit 1.
 
 Only the standard library is imported until cellctl answers: handing over
@@ -221,14 +222,16 @@ def real_nova_manage(environ: Mapping[str, str], self_path: str) -> str:
                 f"{REAL_NOVA_MANAGE}={given} is cellctl itself, not the real nova-manage: "
                 "refusing to run it (it would hand the command to itself forever)")
         return given
-    for directory in environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(directory or ".", PROG)
+    beside = os.path.join(os.path.dirname(self_path), PROG + ".real")
+    candidates = [beside] + [os.path.join(directory or ".", PROG)
+                             for directory in environ.get("PATH", os.defpath).split(os.pathsep)]
+    for candidate in candidates:
         if (os.path.isfile(candidate) and os.access(candidate, os.X_OK)
                 and not is_cellctl(candidate, self_path)):
             return candidate
     raise NoRealNovaManage(
-        f"no real nova-manage: set {REAL_NOVA_MANAGE} to its path, or put it on PATH "
-        "after cellctl's nova-manage")
+        f"no real nova-manage: set {REAL_NOVA_MANAGE} to its path, name it {PROG}.real "
+        "beside cellctl's nova-manage, or put it on PATH after cellctl's")
 
 
 _CELLCTL_SCRIPT = re.compile(rb"^\s*(from|import)\s+cellctl[\s.]", re.MULTILINE)
