@@ -476,3 +476,29 @@ def test_db_sync_local_cell_leaves_cell0_alone(tmp_path):
     assert not cell0.exists() or tables(cell0) == set()
     cellctl("db", "sync")
     assert "instances" in tables(cell0)
+
+
+@pytest.mark.nova
+def test_hand_over_is_exec(standin, tmp_path, nova_venv_path):
+    """The stand-in becomes the real nova-manage (same process), so a signal sent to
+    the process a tool started reaches the real one and its death is the exit status."""
+    import signal
+    import time
+
+    real = nova_venv_path / "bin" / "nova-manage"
+    proc = subprocess.Popen(["nova-manage", "--version"], env=_env(tmp_path, [standin], real),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 60
+    try:
+        while str(real).encode() not in cmdline.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, "no exec seen"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
