@@ -22,14 +22,17 @@ def api_db_sync(dbs: Databases, version: str | None = None) -> Result:
     return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
 
 
-def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False) -> Result:
-    """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell."""
+def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False,
+            local_cell: bool = False) -> Result:
+    """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell;
+    with ``local_cell`` (nova-manage's ``--local_cell``) ``[database]`` only."""
     result = Result()
     targets: list[Target] = []
     local = dbs.settings.database_connection.value
     if local:
         targets.append(Target("cell database ([database] connection)", local))
-    targets.extend(_mapped_cells(dbs, result, all_cells))
+    if not local_cell:
+        targets.extend(_mapped_cells(dbs, result, all_cells))
     if not targets:
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", 1
