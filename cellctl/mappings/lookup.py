@@ -61,15 +61,15 @@ class Mapping:
 def mappings_of(api: Engine | Connection, uuids: Sequence[str]) -> dict[str, Mapping]:
     """Folded UUID -> its mapping, for those of ``uuids`` that have one.
 
-    Where the database compares case-sensitively the folded spelling is
-    asked too, so a key and its mapping match in whatever case either was
-    written (Nova writes lower case).
+    Where the database compares case-sensitively the lower- and upper-case
+    spellings are asked too, so a key and its mapping match when either was
+    written in one case (Nova writes lower case).
     """
     found: dict[str, Mapping] = {}
     query = select(im.c.id, im.c.instance_uuid, im.c.cell_id)
     for part in chunks(list(uuids), PAGE):
         keys = set(part)
-        keys.update(fold(key) for key in part)
+        keys.update(form for key in part for form in (key.lower(), key.upper()))
         rows = _read(api, query.where(im.c.instance_uuid.in_(sorted(keys))))
         for row in rows:
             found[fold(row.instance_uuid)] = Mapping(row.id, row.instance_uuid, row.cell_id)

@@ -408,7 +408,7 @@ def _where_instances_are(audit: Audit, uuids: Sequence[str]) -> dict[str, _Seen]
     "Living" is not deleted and not hidden (a hidden row is the other half of
     a cross-cell move, not the instance).
     """
-    keys = sorted(set(uuids) | {_fold(uuid) for uuid in uuids})  # whatever the case
+    keys = sorted({form for uuid in uuids for form in (uuid, uuid.lower(), uuid.upper())})
     query = select(i.c.uuid, i.c.deleted, i.c.hidden).where(i.c.uuid.in_(keys))
 
     def look(db: Engine) -> list[tuple[str, bool]]:
