@@ -140,13 +140,13 @@ def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
     engines: dict[int, Any] = {}
     for cell in cells:
         if cell.uuid in dead:
-            found.lost(cell, dead[cell.uuid])
+            found.mark_unreachable(cell, dead[cell.uuid])
             continue
         try:
             with cell_access(cell):
                 engines[cell.id] = cell_database(dbs, cell, timeout)
         except CellUnreachable as exc:
-            found.lost(cell, str(exc))
+            found.mark_unreachable(cell, str(exc))
     return engines
 
 
@@ -168,7 +168,7 @@ def _run_checks(run: Audit) -> None:
             try:
                 job.result()
             except CellUnreachable as exc:
-                found.lost(cell, str(exc))
+                found.mark_unreachable(cell, str(exc))
 
 
 def _check_cell(run: Audit, cell: CellRef) -> None:

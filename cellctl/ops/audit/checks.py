@@ -136,11 +136,11 @@ class Findings:
             self.fixed[kind] += fixed
             self.vanished[kind] += vanished
 
-    def lost(self, cell: CellRef, reason: str) -> None:
+    def mark_unreachable(self, cell: CellRef, reason: str) -> None:
         with self._lock:
             self.unreachable.setdefault(cell.uuid, reason)
 
-    def is_lost(self, cell: CellRef) -> bool:
+    def is_unreachable(self, cell: CellRef) -> bool:
         return cell.uuid in self.unreachable
 
     def remaining(self) -> int:
@@ -175,7 +175,7 @@ class Audit:
         return self.only is None or cell.id == self.only.id
 
     def readable(self) -> list[CellRef]:
-        return [c for c in self.cells if c.id in self.engines and not self.found.is_lost(c)]
+        return [c for c in self.cells if c.id in self.engines and not self.found.is_unreachable(c)]
 
     def complete(self) -> bool:
         """Whether every cell could be read so far (absence anywhere can be concluded)."""
@@ -184,29 +184,29 @@ class Audit:
     def in_cell(self, cell: CellRef, work: Callable[[Engine], T]) -> T:
         """Run ``work`` on ``cell``'s database; its failure is the cell's (CellUnreachable)."""
         with cell_access(cell):
-            if self.found.is_lost(cell):
+            if self.found.is_unreachable(cell):
                 raise CellUnreachable(cell, CellctlError(self.found.unreachable[cell.uuid]))
             return work(self.engines[cell.id])
 
     def per_cell(self, jobs: dict[int, Callable[[Engine], T]]) -> dict[int, T]:
         """Each cell's own job (cell id -> job), all at once; a cell that fails is
-        recorded as lost and left out of the answer."""
+        recorded as unreachable and left out of the answer."""
         targets = [self.cell_by_id[cell_id] for cell_id in jobs]
-        targets = [c for c in targets if c.id in self.engines and not self.found.is_lost(c)]
+        targets = [c for c in targets if c.id in self.engines and not self.found.is_unreachable(c)]
         futures = {c.id: self.pool.submit(self.in_cell, c, jobs[c.id]) for c in targets}
         answers: dict[int, T] = {}
         for cell in targets:
             try:
                 answers[cell.id] = futures[cell.id].result()
             except CellUnreachable as exc:
-                self.found.lost(cell, str(exc))
+                self.found.mark_unreachable(cell, str(exc))
         return answers
 
     def everywhere(self, work: Callable[[Engine], T],
                    cells: Sequence[CellRef] | None = None) -> dict[int, T]:
         """``work`` on every readable cell (or ``cells``) at once; cell id -> its answer.
 
-        A cell that fails is recorded as lost and left out of the answer.
+        A cell that fails is recorded as unreachable and left out of the answer.
         """
         targets = cells if cells is not None else self.cells
         return self.per_cell({cell.id: work for cell in targets})
@@ -258,14 +258,14 @@ def check_instances(audit: Audit) -> None:
             with cell_access(cell):
                 streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
         except CellUnreachable as exc:
-            found.lost(cell, str(exc))
+            found.mark_unreachable(cell, str(exc))
     mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
 
-    def lost(cell_id: int, exc: CellctlError) -> None:
-        found.lost(audit.cell_by_id[cell_id], str(exc))
+    def unreachable(cell_id: int, exc: CellctlError) -> None:
+        found.mark_unreachable(audit.cell_by_id[cell_id], str(exc))
 
     pages = _Pages(audit)
-    for seen in walk(mappings, streams, lost):
+    for seen in walk(mappings, streams, unreachable):
         pages.add(seen)
     pages.flush(everything=True)
 
@@ -311,7 +311,7 @@ class _Pages:
         try:
             self.to_map[cell_id] += _unmapped_instances(self.audit, cell, uuids)
         except CellUnreachable as exc:
-            self.audit.found.lost(cell, str(exc))
+            self.audit.found.mark_unreachable(cell, str(exc))
 
     def _placed(self) -> None:
         placed, self.placed = self.placed, []
@@ -340,7 +340,7 @@ class _Pages:
                 try:
                     _map_instances(audit, cell, uuids)
                 except CellUnreachable as exc:
-                    audit.found.lost(cell, str(exc))
+                    audit.found.mark_unreachable(cell, str(exc))
         due = len(self.orphans) + len(self.moves)
         if due and (everything or due >= PAGE):
             _repair_mappings(audit, self.orphans, self.moves)
@@ -434,7 +434,7 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
     """(kind, the cell that has the instance) for a mapping to ``cell_id``, or None if fine
     or undecidable (a cell that could not be read may hold the answer)."""
     mapped_to = audit.cell_by_id[cell_id]
-    if audit.found.is_lost(mapped_to) or cell_id not in audit.engines:
+    if audit.found.is_unreachable(mapped_to) or cell_id not in audit.engines:
         return None
     if cell_id in seen.living:
         return None
