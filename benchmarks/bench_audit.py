@@ -5,10 +5,13 @@ dropped here): each cell gets its share of instances (``cellctl dev
 add-instances``) and of compute hosts (a service and a node each, bulk
 inserted), everything is mapped by the real ``map_instances`` and
 ``discover_hosts``, then ``--findings`` inconsistencies of every kind are
-planted. ``cellctl audit`` is then run as a child process end to end
-(start-up included) and its wall time and peak RSS printed, after checking
-that it found exactly what was planted; then ``audit --fix`` and a second
-``audit --fix`` (which must find nothing fixable) the same way.
+planted. First the floor is measured: a plain streaming merge of the
+sorted UUID streams (PyMySQL unbuffered cursors, one Python pass; see
+``floor``). ``cellctl audit`` is then run as a child process end to end
+(start-up included) and its wall time and peak RSS printed beside the
+floor's, with the ratio, after checking that it found exactly what was
+planted; then ``audit --fix`` and a second ``audit --fix`` (which must find
+nothing fixable) the same way.
 
     .venv/bin/python benchmarks/bench_audit.py [--instances 1000000] [--hosts 100000]
         [--cells 4] [--findings 100] [--build-only FILE | --measure FILE]
@@ -102,7 +105,7 @@ def build(args: argparse.Namespace, workdir: Path) -> dict:
            "CELLCTL_API_DATABASE_CONNECTION": api_url,
            "CELLCTL_DATABASE_CONNECTION": cell_urls[0],
            "CELLCTL_TRANSPORT_URL": "memory:///"}
-    cloud = {"names": names, "env": env, "findings": args.findings}
+    cloud = {"names": names, "env": env, "findings": args.findings, "cell_urls": cell_urls}
     try:
         cellctl(env, "api_db", "sync").expect(0)
         per_cell = args.instances // args.cells
@@ -124,6 +127,8 @@ def build(args: argparse.Namespace, workdir: Path) -> dict:
         print(f"built {per_cell * args.cells:,} instances and {hosts_per_cell * args.cells:,} "
               f"hosts in {args.cells} cells in {time.perf_counter() - started:.0f} s", flush=True)
         step("--plant", api_url, json.dumps(cell_urls), json.dumps(cells), str(args.findings))
+        ids = json.loads(step("--cell-ids", api_url, json.dumps(cells)).out)
+        cloud["cell_ids"] = ids
     except BaseException:
         drop(cloud)
         raise
@@ -131,14 +136,22 @@ def build(args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def measure(cloud: dict) -> None:
-    """audit, audit --fix, and audit --fix again, each timed with its peak RSS."""
+    """The floor, then audit, audit --fix, and audit --fix again, each timed with its peak
+    RSS; the audit's ratio to the floor measured in the same run."""
     env, n = cloud["env"], cloud["findings"]
     expected = {kind: n for kind in KINDS}
     expected["leftover_marker"] = 1
+    base = Measured([sys.executable, __file__, "--floor", env["CELLCTL_API_DATABASE_CONNECTION"],
+                     json.dumps(cloud["cell_urls"]), json.dumps(cloud["cell_ids"])], {})
+    base.expect(0)
+    print(f"{'floor':20} {base.seconds:5.1f} s, peak RSS {base.rss_mib:4.0f} MiB "
+          f"({base.out.strip()})", flush=True)
     first = cellctl(env, "--format", "json", "audit", measured=True).expect(1)
     check(first, expected, "audit")
+    ratio(first, base)
     fixed = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
     check(fixed, expected, "audit --fix")
+    ratio(fixed, base)
     again = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
     payload = json.loads(again.out)
     if any(payload["fixed"].values()) or any(f["fixable"] for f in payload["findings"]):
@@ -163,6 +176,11 @@ def check(child: Child, expected: dict[str, int], label: str) -> None:
     report(child, label, payload)
 
 
+def ratio(child: Child, base: Child) -> None:
+    print(f"{'':20} {child.seconds / base.seconds:5.2f}x the floor's time, "
+          f"{child.rss_mib / base.rss_mib:4.2f}x its peak RSS", flush=True)
+
+
 def report(child: Child, label: str, payload: dict) -> None:
     print(f"{label:20} {child.seconds:5.1f} s, peak RSS {child.rss_mib:4.0f} MiB, "
           f"exit {child.code}, {sum(payload['counts'].values())} findings, "
@@ -170,6 +188,60 @@ def report(child: Child, label: str, payload: dict) -> None:
 
 
 # --- data steps, each run in a child --------------------------------------------
+
+
+def floor(api_url: str, cell_urls: list[str], cell_ids: list[int]) -> None:
+    """The least any audit can do: each cell's ``SELECT uuid FROM instances ORDER BY uuid``
+    and the API's ``SELECT instance_uuid, cell_id FROM instance_mappings ORDER BY
+    instance_uuid`` on PyMySQL unbuffered cursors, merged in one Python pass that counts
+    instances without mapping, mappings without instance and mappings in another cell."""
+    import heapq
+    import itertools
+
+    import pymysql
+    import pymysql.cursors
+    import sqlalchemy as sa
+
+    def stream(url: str, query: str, tag: int):  # type: ignore[no-untyped-def]
+        parsed = sa.engine.make_url(url)
+        conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306,
+                               user=parsed.username, password=parsed.password or "",
+                               database=parsed.database,
+                               cursorclass=pymysql.cursors.SSCursor)
+        with conn.cursor() as cur:
+            cur.execute(query)
+            while rows := cur.fetchmany(10_000):
+                for row in rows:
+                    yield row[0].lower(), tag, row[-1]
+        conn.close()
+
+    sources = [stream(api_url, "SELECT instance_uuid, cell_id FROM instance_mappings "
+                               "ORDER BY instance_uuid", -1)]
+    sources += [stream(url, "SELECT uuid FROM instances ORDER BY uuid", cid)
+                for url, cid in zip(cell_urls, cell_ids, strict=True)]
+    unmapped = orphans = elsewhere = 0
+    for _key, group in itertools.groupby(heapq.merge(*sources), key=lambda item: item[0]):
+        rows = list(group)
+        mapped = [cell for _, tag, cell in rows if tag == -1]
+        holders = [tag for _, tag, _ in rows if tag != -1]
+        if not mapped:
+            unmapped += len(holders)
+        elif mapped[0] is not None and mapped[0] not in holders:
+            if holders:
+                elsewhere += 1
+            else:
+                orphans += 1
+    print(f"{unmapped} without mapping, {orphans} without instance, {elsewhere} elsewhere")
+
+
+def cell_ids(api_url: str, cells: list[str]) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(api_url)
+    with engine.connect() as conn:
+        ids = dict(conn.execute(sa.text("SELECT uuid, id FROM cell_mappings")).all())
+    engine.dispose()
+    print(json.dumps([ids[cell] for cell in cells]))
 
 
 def seed_hosts(url: str, prefix: str, count: int) -> None:
@@ -261,6 +333,8 @@ def main() -> None:
     parser.add_argument("--admin", help=argparse.SUPPRESS)
     parser.add_argument("--seed-hosts", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--plant", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--cell-ids", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.admin:
         admin(args.admin)
@@ -270,6 +344,11 @@ def main() -> None:
     elif args.plant:
         api_url, urls, cells, n = args.plant
         plant(api_url, json.loads(urls), json.loads(cells), int(n))
+    elif args.floor:
+        api_url, urls, ids = args.floor
+        floor(api_url, json.loads(urls), json.loads(ids))
+    elif args.cell_ids:
+        cell_ids(args.cell_ids[0], json.loads(args.cell_ids[1]))
     elif args.measure:
         cloud = json.loads(Path(args.measure).read_text())
         try:

@@ -7,8 +7,10 @@ UUID), 100 nodes also reported by a second service (duplicated), and one
 instance on every tenth node; each node reported by its owner on the ring of
 all 100 (the steady state before the 5 died). Then runs the real command as a subprocess, end
 to end, and prints the wall time and the child's peak RSS of: the full listing
-(JSON, every node), ``--summary``, and the what-if ``--without`` of one
-service. Run at two sizes (``--nodes 10000,100000``) to see memory stay flat
+(JSON, every node), ``--summary`` beside its floor measured in the same run
+(a plain read of the services and nodes, one ring look-up per node, counted
+per host: ``floor``), and the what-if ``--without`` of one service. Run at
+two sizes (``--nodes 10000,100000``) to see memory stay flat
 where the output does not grow (summary, what-if) and grow only by the output
 rows where it does (the listing). Creates and drops its own databases.
 
@@ -65,16 +67,21 @@ _WRAPPER = (
 
 def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
     """Run cellctl; return (seconds, peak RSS in MiB of that process, stdout)."""
+    return measured([sys.executable, "-m", "cellctl", *args], env)
+
+
+def measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``argv``; return (seconds, peak RSS in MiB of that process, stdout)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "cellctl",
-                                *args], env={**os.environ, **env}, stdout=out, stderr=err)
+        code = subprocess.call([sys.executable, "-c", _WRAPPER, *argv],
+                               env={**os.environ, **(env or {})}, stdout=out, stderr=err)
         seconds = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
         errors = err.read()
         if code != 0:
-            raise SystemExit(f"cellctl {' '.join(args)} exited {code}: {errors.strip()}")
+            raise SystemExit(f"{' '.join(argv)} exited {code}: {errors.strip()}")
         rss_kb = int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0])
         return seconds, rss_kb / 1024, out.read()
 
@@ -176,19 +183,46 @@ def bench(backend: str, nodes: int, service_count: int, workdir: Path) -> None:
                                             "--summary")
         if len(json.loads(out)) != service_count:
             raise SystemExit("wrong summary")
+        base, base_rss, _ = measured([sys.executable, __file__, "--floor", dbs.cell_url])
         what_if, what_if_rss, out = cellctl(env, "--format", "json", "ironic", "ring",
                                             "--without", f"ironic-{service_count - 1:03d}")
         moving = len(json.loads(out))
         print(f"{backend:10} {nodes:>7} nodes / {service_count} services (seeded in "
               f"{seeded:5.1f} s) | listing {listing:5.2f} s = {nodes / listing:7.0f} nodes/s, "
               f"RSS {listing_rss:4.0f} MiB | --summary {summary:5.2f} s, RSS {summary_rss:4.0f} "
-              f"MiB | --without one {what_if:5.2f} s ({moving} would move), RSS "
-              f"{what_if_rss:4.0f} MiB | states {dict(sorted(states.items()))}", flush=True)
+              f"MiB (floor {base:5.2f} s, {base_rss:4.0f} MiB: {summary / base:4.2f}x, "
+              f"{summary_rss / base_rss:4.2f}x) | --without one {what_if:5.2f} s ({moving} "
+              f"would move), RSS {what_if_rss:4.0f} MiB | states {dict(sorted(states.items()))}",
+              flush=True)
     finally:
         dbs.drop()
 
 
+def floor(cell_url: str) -> None:
+    """The least a --summary can do: read the live nova-compute services and the live
+    nodes with the plain driver, build Nova's ring over the services seen up within
+    CELLCTL_SERVICE_DOWN_TIME, look every node's owner up once and count per host."""
+    engine = sa.create_engine(cell_url)
+    cutoff = utcnow() - datetime.timedelta(seconds=3600)
+    with engine.connect() as conn:
+        up = [host for host, seen in conn.execute(
+            sa.select(services.c.host, services.c.last_seen_up).where(
+                services.c.deleted == 0, services.c.binary == "nova-compute"))
+            if seen is not None and seen >= cutoff]
+        ring = nova_ring(up)
+        owned: dict[str | None, int] = {}
+        for (node,) in conn.execute(sa.select(compute_nodes.c.hypervisor_hostname)
+                                    .where(compute_nodes.c.deleted == 0)):
+            owner = ring.owner(node)
+            owned[owner] = owned.get(owner, 0) + 1
+    engine.dispose()
+    print(len(owned))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--floor"]:
+        floor(sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="10000,100000")
     parser.add_argument("--services", type=int, default=100)

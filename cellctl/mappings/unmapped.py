@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cellctl.cells.queries import live_nodes, visible_instances
+from cellctl.mappings.lookup import fold, mappings_of
 from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 
@@ -51,7 +52,6 @@ def unmapped_instances(cell: Engine, api: Engine, progress: Progress = NO_PROGRE
     """
     from sqlalchemy import func, select
 
-    from cellctl.tables.api import instance_mappings as im
     from cellctl.tables.cell import instances
 
     with cell.connect() as conn:
@@ -60,8 +60,7 @@ def unmapped_instances(cell: Engine, api: Engine, progress: Progress = NO_PROGRE
     # Progress in id space: no COUNT(*) over a large table just to draw a bar.
     progress.start(label, top)
     try:
-        return _check(_advancing(keyset_pages(cell, visible), progress), api,
-                      im.c.instance_uuid)
+        return _check_instances(_advancing(keyset_pages(cell, visible), progress), api)
     finally:
         progress.finish()
 
@@ -72,6 +71,19 @@ def _advancing(batches: Iterator[list[Row]], progress: Progress) -> Iterator[lis
         progress.advance(rows[-1].id - last_id)
         last_id = rows[-1].id
         yield [row.uuid for row in rows]
+
+
+def _check_instances(batches: Iterator[list[str]], api: Engine) -> Unmapped:
+    """Look each batch's instances up with the audit's engine (``mappings_of``): the same
+    case-blind answer as the audit's."""
+    result = Unmapped()
+    for batch in batches:
+        mapped = mappings_of(api, batch)
+        unmapped = [key for key in batch if fold(key) not in mapped]
+        result.examples += unmapped[:EXAMPLES - len(result.examples)]
+        result.checked += len(batch)
+        result.missing += len(unmapped)
+    return result
 
 
 def _check(batches: Iterator[list[str]], api: Engine, column: Column[str]) -> Unmapped:

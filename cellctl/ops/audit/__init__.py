@@ -3,9 +3,9 @@
 What is checked, and how each page of rows is looked up on the other side,
 is in ``cellctl.ops.audit.checks``. Here: the options, the cells (each probed
 first, so a dead one costs one timeout and is named), the threads, and the
-result. The cells are read in parallel: each cell's own walks run on a
-thread of their own while the instance_mappings walk looks every page up in
-all cells at once. Without ``fix`` nothing is written, ever.
+result. The instances of every cell and the instance mappings are merged in
+one walk, here; meanwhile each cell's hosts are walked on a thread of their
+own. Without ``fix`` nothing is written, ever.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from cellctl.ops.audit.checks import (
     FIXABLE_KINDS,
     HOST_IN_SEVERAL_CELLS,
     HOST_MAPPING_WITHOUT_HOST,
-    INSTANCE_WITHOUT_MAPPING,
     KINDS,
-    MAPPING_IN_WRONG_CELL,
-    MAPPING_WITHOUT_INSTANCE,
     NODE_MAPPED_WITHOUT_HOST_MAPPING,
     Audit,
     Findings,
@@ -143,43 +140,40 @@ def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
     engines: dict[int, Any] = {}
     for cell in cells:
         if cell.uuid in dead:
-            found.lost(cell, dead[cell.uuid])
+            found.mark_unreachable(cell, dead[cell.uuid])
             continue
         try:
             with cell_access(cell):
                 engines[cell.id] = cell_database(dbs, cell, timeout)
         except CellUnreachable as exc:
-            found.lost(cell, str(exc))
+            found.mark_unreachable(cell, str(exc))
     return engines
 
 
 def _run_checks(run: Audit) -> None:
-    """Each cell's walks on a thread of its own (their look-ups in the other cells on
-    the look-up threads); meanwhile, here, the mappings that have no cell."""
+    """Each cell's host walks on a thread of its own (their look-ups in the other cells
+    on the look-up threads); meanwhile, here, the merge walk of every cell's instances
+    with the instance mappings, and the mappings that have no cell."""
     found = run.found
     jobs = []
     with ThreadPoolExecutor(max_workers=max(1, len(run.cells)),
                             thread_name_prefix="audit-cell") as walkers:
         for cell in run.cells:
-            if cell.id in run.engines:
+            if cell.id in run.engines and not cell.is_cell0 and run.mine(cell):
                 jobs.append((cell, walkers.submit(_check_cell, run, cell)))
+        check_instances(run)
         if found.wants(*CELL_LESS_KINDS):
             check_mappings(run)
         for cell, job in jobs:
             try:
                 job.result()
             except CellUnreachable as exc:
-                found.lost(cell, str(exc))
+                found.mark_unreachable(cell, str(exc))
 
 
 def _check_cell(run: Audit, cell: CellRef) -> None:
+    """The hosts of one cell (not cell0: it has none)."""
     found = run.found
-    # Another cell's walk finds the instances misplaced into --cell_uuid's mappings.
-    if found.wants(MAPPING_IN_WRONG_CELL) or (
-            run.mine(cell) and found.wants(INSTANCE_WITHOUT_MAPPING, MAPPING_WITHOUT_INSTANCE)):
-        check_instances(run, cell)
-    if cell.is_cell0 or not run.mine(cell):
-        return  # cell0 has no hosts
     if found.wants(HOST_MAPPING_WITHOUT_HOST):
         check_host_mappings(run, cell)
     if found.wants(NODE_MAPPED_WITHOUT_HOST_MAPPING, HOST_IN_SEVERAL_CELLS):

@@ -1,16 +1,20 @@
 """The checks of ``audit``, and the repairs of ``audit --fix``.
 
 The API database and the cells are different databases, so nothing joins
-across them. Every check walks one side in keyset pages and looks each page
-up on the other side with one ``IN`` query per database; lookups in several
-cells run in parallel, one thread per cell. Memory is a few pages, whatever
-the size of the cloud.
+across them. The instances are checked in one merge walk
+(``cellctl.mappings.lookup.walk``): every cell's instance UUIDs and the API's
+instance mappings, each streamed in UUID order from its own index and
+merged once; only what the walk finds odd is looked up again, in pages, with
+one ``IN`` query per database. The hosts are walked in keyset pages, each
+page looked up on the other side. Memory is a few pages, whatever the size
+of the cloud.
 
-A repair is made page by page as the walk finds it, in a transaction that
-holds the lock the concurrent writer of the same rows takes (``map_instances``'
-MARKER_LOCK for instance mappings, ``discover_hosts``' HOST_MAPPING_LOCK for
-host mappings) and re-reads the condition first: what a concurrent run or
-Nova changed in between is left as it is, never undone and never duplicated.
+A repair is collected as the walk finds it and made a page at a time, in a
+transaction that holds the lock the concurrent writer of the same rows
+takes (``map_instances``' MARKER_LOCK for instance mappings,
+``discover_hosts``' HOST_MAPPING_LOCK for host mappings) and re-reads the
+condition first: what a concurrent run or Nova changed in between is left as
+it is, never undone and never duplicated.
 """
 
 from __future__ import annotations
@@ -23,10 +27,31 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import delete, func, select, update
+
+from cellctl.cells.queries import (
+    compute_services,
+    hosts_with_instances,
+    live_nodes,
+    visible_instances,
+)
 from cellctl.cells.reach import CellUnreachable, cell_access
 from cellctl.cells.refs import CellRef
+from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
+from cellctl.mappings.hosts import map_hosts
+from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
+from cellctl.mappings.lookup import PAGE, Sighting, fold, sorted_keys, walk
+from cellctl.mappings.marker import MARKER_PROJECT_ID
 from cellctl.paging import chunks, keyset_pages
+from cellctl.tables.api import host_mappings as hm
+from cellctl.tables.api import instance_mappings as im
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as i
+from cellctl.tables.cell import services as sv
+from cellctl.writes.galera import in_parts, retried, write_limits
+from cellctl.writes.locks import HOST_MAPPING_LOCK, MARKER_LOCK
+from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Column, Select
@@ -54,11 +79,6 @@ FIXABLE_KINDS = (
 )
 # Kinds that have no cell.
 CELL_LESS_KINDS = (MAPPING_WITHOUT_CELL, LEFTOVER_MARKER)
-
-# Keys per page and per IN list: large enough that round trips do not
-# dominate, well under every backend's bind-parameter limit.
-PAGE = 5000
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -116,11 +136,11 @@ class Findings:
             self.fixed[kind] += fixed
             self.vanished[kind] += vanished
 
-    def lost(self, cell: CellRef, reason: str) -> None:
+    def mark_unreachable(self, cell: CellRef, reason: str) -> None:
         with self._lock:
             self.unreachable.setdefault(cell.uuid, reason)
 
-    def is_lost(self, cell: CellRef) -> bool:
+    def is_unreachable(self, cell: CellRef) -> bool:
         return cell.uuid in self.unreachable
 
     def remaining(self) -> int:
@@ -155,7 +175,7 @@ class Audit:
         return self.only is None or cell.id == self.only.id
 
     def readable(self) -> list[CellRef]:
-        return [c for c in self.cells if c.id in self.engines and not self.found.is_lost(c)]
+        return [c for c in self.cells if c.id in self.engines and not self.found.is_unreachable(c)]
 
     def complete(self) -> bool:
         """Whether every cell could be read so far (absence anywhere can be concluded)."""
@@ -164,29 +184,29 @@ class Audit:
     def in_cell(self, cell: CellRef, work: Callable[[Engine], T]) -> T:
         """Run ``work`` on ``cell``'s database; its failure is the cell's (CellUnreachable)."""
         with cell_access(cell):
-            if self.found.is_lost(cell):
+            if self.found.is_unreachable(cell):
                 raise CellUnreachable(cell, CellctlError(self.found.unreachable[cell.uuid]))
             return work(self.engines[cell.id])
 
     def per_cell(self, jobs: dict[int, Callable[[Engine], T]]) -> dict[int, T]:
         """Each cell's own job (cell id -> job), all at once; a cell that fails is
-        recorded as lost and left out of the answer."""
+        recorded as unreachable and left out of the answer."""
         targets = [self.cell_by_id[cell_id] for cell_id in jobs]
-        targets = [c for c in targets if c.id in self.engines and not self.found.is_lost(c)]
+        targets = [c for c in targets if c.id in self.engines and not self.found.is_unreachable(c)]
         futures = {c.id: self.pool.submit(self.in_cell, c, jobs[c.id]) for c in targets}
         answers: dict[int, T] = {}
         for cell in targets:
             try:
                 answers[cell.id] = futures[cell.id].result()
             except CellUnreachable as exc:
-                self.found.lost(cell, str(exc))
+                self.found.mark_unreachable(cell, str(exc))
         return answers
 
     def everywhere(self, work: Callable[[Engine], T],
                    cells: Sequence[CellRef] | None = None) -> dict[int, T]:
         """``work`` on every readable cell (or ``cells``) at once; cell id -> its answer.
 
-        A cell that fails is recorded as lost and left out of the answer.
+        A cell that fails is recorded as unreachable and left out of the answer.
         """
         targets = cells if cells is not None else self.cells
         return self.per_cell({cell.id: work for cell in targets})
@@ -208,136 +228,127 @@ def cell_pages(audit: Audit, cell: CellRef, query: Select[Any],
 
 
 def _fold(value: str) -> str:
-    # MySQL compares keys ignoring case; answers are matched to the keys asked the same way.
-    return value.casefold()
+    # Instance UUIDs and host names alike: compared as MySQL's unique keys compare them.
+    return fold(value)
 
 
-# Below this many keys a short count is followed by fetching the keys themselves.
-SMALL = 500
-SPLIT = 10
+# --- instances against instance_mappings: one merge walk ----------------------------
 
 
-def absent(keys: Sequence[str], count: Callable[[Sequence[str]], int],
-           present: Callable[[Sequence[str]], set[str]]) -> list[str]:
-    """Those of ``keys`` (distinct, unique on the other side) that the other side lacks.
+INSTANCE_KINDS = (INSTANCE_WITHOUT_MAPPING, MAPPING_WITHOUT_INSTANCE, MAPPING_IN_WRONG_CELL)
 
-    The other side is asked for a count first; only where the count falls
-    short are the keys split and counted again, and the keys themselves
-    fetched for a small part: a consistent page costs one COUNT and moves no
-    rows, which is what makes a cloud-wide walk cheap.
+
+def check_instances(audit: Audit) -> None:
+    """instance_without_mapping, mapping_in_wrong_cell and mapping_without_instance, in one
+    walk over every readable cell's instances and the API's instance mappings.
+
+    What the walk yields is only what is odd: an instance no mapping names
+    (looked up in its cell: a hidden one is a move's shadow, not a finding),
+    a mapping to a cell that lacks its instance (looked up in every cell
+    that has a row for it; none at all: an orphan, if every cell was read),
+    an instance in several cells. Each is collected into a page, the page
+    decided and its repairs made with a few queries.
     """
-    if not keys or count(keys) >= len(keys):
-        return []
-    if len(keys) <= SMALL:
-        found = present(keys)
-        return [key for key in keys if _fold(key) not in found]
-    size = -(-len(keys) // SPLIT)
-    return [key for part in chunks(keys, size) for key in absent(part, count, present)]
+    found = audit.found
+    if not found.wants(*INSTANCE_KINDS):
+        return
+    streams = {}
+    for cell in audit.readable():
+        try:
+            with cell_access(cell):
+                streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
+        except CellUnreachable as exc:
+            found.mark_unreachable(cell, str(exc))
+    mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
+
+    def unreachable(cell_id: int, exc: CellctlError) -> None:
+        found.mark_unreachable(audit.cell_by_id[cell_id], str(exc))
+
+    pages = _Pages(audit)
+    for seen in walk(mappings, streams, unreachable):
+        pages.add(seen)
+    pages.flush(everything=True)
 
 
-def _counter(engine: Engine, column: Column[str], *where: Any
-             ) -> tuple[Callable[[Sequence[str]], int], Callable[[Sequence[str]], set[str]]]:
-    """(count, present) over ``column`` of one database, for ``absent``."""
-    from sqlalchemy import func, select
+@dataclass
+class _Pages:
+    """What the walk found odd, a page at a time: decided, reported and repaired per page."""
 
-    def count(keys: Sequence[str]) -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(column.table)
-                                    .where(column.in_(list(keys)), *where)).scalar_one())
+    audit: Audit
+    unmapped: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    placed: list[tuple[Any, list[tuple[int, str]]]] = field(default_factory=list)
+    to_map: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    orphans: list[Any] = field(default_factory=list)
+    moves: list[tuple[Any, int]] = field(default_factory=list)
 
-    def present(keys: Sequence[str]) -> set[str]:
-        with engine.connect() as conn:
-            return {_fold(key) for key in conn.execute(
-                select(column).where(column.in_(list(keys)), *where)).scalars()}
+    def add(self, seen: Sighting) -> None:
+        audit, mapping = self.audit, seen.mapping
+        if mapping is None:
+            if audit.found.wants(INSTANCE_WITHOUT_MAPPING):
+                for cell_id, uuid in seen.cells:
+                    if audit.mine(audit.cell_by_id[cell_id]):
+                        self.unmapped[cell_id].append(uuid)
+                        if len(self.unmapped[cell_id]) >= PAGE:
+                            self._unmapped(cell_id)
+            return
+        if mapping.cell_id is None:
+            return  # a build not yet scheduled: check_mappings' concern
+        if not (audit.found.wants(MAPPING_IN_WRONG_CELL) or (
+                audit.found.wants(MAPPING_WITHOUT_INSTANCE)
+                and audit.mine(audit.cell_by_id[mapping.cell_id]))):
+            return
+        if seen.cells:
+            self.placed.append((mapping, seen.cells))
+            if len(self.placed) >= PAGE:
+                self._placed()
+        else:  # the walk read every readable cell: none has a row for it
+            _judge(audit, mapping, _NOWHERE, self.orphans, self.moves)
+        self.flush()
 
-    return count, present
+    def _unmapped(self, cell_id: int) -> None:
+        uuids, self.unmapped[cell_id] = self.unmapped[cell_id], []
+        cell = self.audit.cell_by_id[cell_id]
+        try:
+            self.to_map[cell_id] += _unmapped_instances(self.audit, cell, uuids)
+        except CellUnreachable as exc:
+            self.audit.found.mark_unreachable(cell, str(exc))
 
+    def _placed(self) -> None:
+        placed, self.placed = self.placed, []
+        if not placed:
+            return
+        seen = _where_instances_are(self.audit, [m.instance_uuid for m, _ in placed])
+        for mapping, _ in placed:
+            _judge(self.audit, mapping, seen.get(_fold(mapping.instance_uuid), _NOWHERE),
+                   self.orphans, self.moves)
 
-# --- instances of each cell against instance_mappings ------------------------------
-
-
-def check_instances(audit: Audit, cell: CellRef) -> None:
-    """Every instance row of the cell against instance_mappings, in one walk.
-
-    The cell's instances are walked in UUID order (an index-only scan); each
-    page is counted among the mappings to this cell (one IN query, on a
-    contiguous range of the API's index, moving no rows), and only a page
-    whose count falls short is split and the mappings of a small part
-    fetched. That finds instance_without_mapping (a visible instance with no
-    mapping, what map_instances maps) and the candidates of
-    mapping_in_wrong_cell (an instance mapped to another cell). When the
-    walk met fewer mappings to this cell than the API database has, some
-    mapping's instance is not in the cell: ``_check_orphans_of`` looks.
-    """
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
-    met = 0
-    # Repairs wait until a page's worth is found: one locked transaction each.
-    to_map: list[str] = []
-    to_move: list[tuple[Any, int]] = []
-    for rows in cell_pages(audit, cell, select(i.c.uuid), i.c.uuid):
-        here, unmapped, elsewhere = _mapped_elsewhere(audit, cell, [row.uuid for row in rows])
-        met += here
-        if unmapped and audit.found.wants(INSTANCE_WITHOUT_MAPPING) and audit.mine(cell):
-            to_map += _unmapped_instances(audit, cell, unmapped)
-        if elsewhere and audit.found.wants(MAPPING_IN_WRONG_CELL):
-            to_move += _check_misplaced(audit, cell, elsewhere)
-        if audit.fix and len(to_map) + len(to_move) >= PAGE:
-            _repair_instances(audit, cell, to_map, to_move)
-            to_map, to_move = [], []
-    if audit.fix:
-        _repair_instances(audit, cell, to_map, to_move)
-    if (audit.found.wants(MAPPING_WITHOUT_INSTANCE) and audit.mine(cell)
-            and not audit.found.is_lost(cell)):
-        _check_orphans_of(audit, cell, met)
-
-
-def _repair_instances(audit: Audit, cell: CellRef, to_map: list[str],
-                      to_move: list[tuple[Any, int]]) -> None:
-    if to_map:
-        _map_instances(audit, cell, to_map)
-    if to_move:
-        _repair_mappings(audit, [], to_move)
-
-
-def _mapped_elsewhere(audit: Audit, cell: CellRef, uuids: Sequence[str]
-                      ) -> tuple[int, list[str], list[Any]]:
-    """(how many of ``uuids`` are mapped to ``cell``, those not mapped at all, the mappings
-    (instance_uuid, id, cell_id) of those mapped elsewhere), counting before fetching."""
-    from sqlalchemy import func, select
-
-    from cellctl.tables.api import instance_mappings as im
-
-    with audit.api.connect() as conn:
-        here = int(conn.execute(select(func.count()).select_from(im).where(
-            im.c.instance_uuid.in_(list(uuids)), im.c.cell_id == cell.id)).scalar_one())
-        if here >= len(uuids):
-            return here, [], []
-        if len(uuids) > SMALL:
-            size = -(-len(uuids) // SPLIT)
-            total, lacking, others = 0, list[str](), list[Any]()
-            for part in chunks(uuids, size):
-                n, u, e = _mapped_elsewhere(audit, cell, part)
-                total, lacking, others = total + n, lacking + u, others + e
-            return total, lacking, others
-        mappings = {_fold(m.instance_uuid): m for m in conn.execute(
-            select(im.c.instance_uuid, im.c.id, im.c.cell_id)
-            .where(im.c.instance_uuid.in_(list(uuids))))}
-    unmapped = [uuid for uuid in uuids if _fold(uuid) not in mappings]
-    elsewhere = [m for m in mappings.values() if m.cell_id not in (cell.id, None)]
-    return here, unmapped, elsewhere
+    def flush(self, *, everything: bool = False) -> None:
+        """Decide what is pending (``everything``), and repair what is due."""
+        audit = self.audit
+        if everything:
+            for cell_id in list(self.unmapped):
+                self._unmapped(cell_id)
+            self._placed()
+        if not audit.fix:
+            self.orphans, self.moves = [], []
+            self.to_map.clear()
+            return
+        for cell_id, uuids in list(self.to_map.items()):
+            if uuids and (everything or len(uuids) >= PAGE):
+                self.to_map[cell_id] = []
+                cell = audit.cell_by_id[cell_id]
+                try:
+                    _map_instances(audit, cell, uuids)
+                except CellUnreachable as exc:
+                    audit.found.mark_unreachable(cell, str(exc))
+        due = len(self.orphans) + len(self.moves)
+        if due and (everything or due >= PAGE):
+            _repair_mappings(audit, self.orphans, self.moves)
+            self.orphans, self.moves = [], []
 
 
 def _unmapped_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> list[str]:
     """Report the visible ones of ``uuids`` (unmapped instances); those --fix may map."""
-    from sqlalchemy import select
-
-    from cellctl.cells.queries import visible_instances
-    from cellctl.mappings.instances import mapping_columns
-    from cellctl.tables.cell import instances as i
-
     def details(db: Engine) -> list[Row[Any]]:
         with db.connect() as conn:
             return list(conn.execute(select(*mapping_columns())
@@ -361,15 +372,6 @@ def _map_instances(audit: Audit, cell: CellRef, uuids: list[str]) -> None:
     """Map these instances as map_instances does, after reading them again under its lock:
     in parts that fit the server's transactions, each redone if it loses to a
     concurrent writer (a deadlock, a Galera certification conflict)."""
-    from sqlalchemy import select
-
-    from cellctl.cells.queries import visible_instances
-    from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
-    from cellctl.tables.cell import instances as i
-    from cellctl.writes.galera import in_parts, retried, write_limits
-    from cellctl.writes.locks import MARKER_LOCK
-    from cellctl.writes.transactions import write_transaction
-
     def still_there(part: Sequence[str]) -> Callable[[Engine], list[Row[Any]]]:
         def read(db: Engine) -> list[Row[Any]]:
             with db.connect() as conn:
@@ -406,15 +408,12 @@ def _where_instances_are(audit: Audit, uuids: Sequence[str]) -> dict[str, _Seen]
     "Living" is not deleted and not hidden (a hidden row is the other half of
     a cross-cell move, not the instance).
     """
-    from sqlalchemy import false, select
-
-    from cellctl.tables.cell import instances as i
-
-    query = select(i.c.uuid, i.c.deleted, i.c.hidden).where(i.c.uuid.in_(list(uuids)))
+    keys = sorted({form for uuid in uuids for form in (uuid, uuid.lower(), uuid.upper())})
+    query = select(i.c.uuid, i.c.deleted, i.c.hidden).where(i.c.uuid.in_(keys))
 
     def look(db: Engine) -> list[tuple[str, bool]]:
         with db.connect() as conn:
-            return [(row.uuid, row.deleted == 0 and (row.hidden is None or row.hidden == false()))
+            return [(row.uuid, row.deleted == 0 and not row.hidden)
                     for row in conn.execute(query)]
 
     anywhere: dict[str, set[int]] = defaultdict(set)
@@ -435,7 +434,7 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
     """(kind, the cell that has the instance) for a mapping to ``cell_id``, or None if fine
     or undecidable (a cell that could not be read may hold the answer)."""
     mapped_to = audit.cell_by_id[cell_id]
-    if audit.found.is_lost(mapped_to) or cell_id not in audit.engines:
+    if audit.found.is_unreachable(mapped_to) or cell_id not in audit.engines:
         return None
     if cell_id in seen.living:
         return None
@@ -453,91 +452,42 @@ def check_mappings(audit: Audit) -> None:
         _check_cell_less(audit)
 
 
-def _check_misplaced(audit: Audit, cell: CellRef, mappings: list[Any]
-                     ) -> list[tuple[Any, int]]:
-    """mapping_in_wrong_cell among live instances of ``cell`` mapped to other cells: each
-    reported once, from the first cell (by id) where it lives, under its mapping's cell.
-    Returns the repairs --fix may make: (mapping, the cell to point it at)."""
-    seen = _where_instances_are(audit, [m.instance_uuid for m in mappings])
-    moves: list[tuple[Row[Any], int]] = []
-    for mapping in mappings:
-        found = seen.get(_fold(mapping.instance_uuid), _NOWHERE)
-        verdict = _verdict(audit, mapping.cell_id, found)
-        if verdict is None or verdict[0] != MAPPING_IN_WRONG_CELL:
-            continue
-        if min(found.living) != cell.id:
-            continue  # another cell where it lives reports it
-        mapped_to = audit.cell_by_id[mapping.cell_id]
-        if not audit.mine(mapped_to):
-            continue
-        names = ", ".join(audit.cell_by_id[c].label for c in sorted(found.living))
-        target = verdict[1]
-        if target is None:
-            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
-                            f"mapped to {mapped_to.label}, but the instance lives in "
-                            f"several other cells: {names}", False)
-        elif not audit.complete():
-            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
-                            f"mapped to {mapped_to.label}, but the instance lives in {names} "
-                            "(not repaired while a cell cannot be read)", False)
-        else:
-            audit.found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
-                            f"mapped to {mapped_to.label}, but the instance lives in {names}",
-                            True)
-            moves.append((mapping, target))
-    return moves
-
-
-def _check_orphans_of(audit: Audit, cell: CellRef, met: int) -> None:
-    """mapping_without_instance: if the API database has more mappings to ``cell`` than
-    the cell's walk met, its mappings are walked, each page counted against the cell's
-    instances (an index-only look-up), and the mappings whose instance the cell lacks
-    looked up in every cell: those no cell has are orphans."""
-    from sqlalchemy import func, select
-
-    from cellctl.tables.api import instance_mappings as im
-    from cellctl.tables.cell import instances as i
-
-    with audit.api.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(im)
-                                 .where(im.c.cell_id == cell.id)).scalar_one())
-    if total <= met:
+def _judge(audit: Audit, mapping: Any, seen: _Seen, orphans: list[Any],
+           moves: list[tuple[Any, int]]) -> None:
+    """Report a mapping whose cell lacks its (living) instance, under its mapping's cell:
+    mapping_in_wrong_cell if the instance lives elsewhere, mapping_without_instance if no
+    cell has it. The repairs --fix may make go to ``orphans`` and ``moves`` (mapping, the
+    cell to point it at)."""
+    verdict = _verdict(audit, mapping.cell_id, seen)
+    mapped_to = audit.cell_by_id[mapping.cell_id]
+    if verdict is None or not audit.mine(mapped_to):
         return
-    query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(im.c.cell_id == cell.id)
-    for rows in keyset_pages(audit.api, query, key=im.c.id, size=PAGE):
-        uuids = [row.instance_uuid for row in rows]
-
-        def lacking(db: Engine, keys: list[str] = uuids) -> list[str]:
-            return absent(keys, *_counter(db, i.c.uuid))
-
-        missing = audit.in_cell(cell, lacking)
-        if missing:
-            gone = {_fold(u) for u in missing}
-            _check_orphans(audit, [r for r in rows if _fold(r.instance_uuid) in gone])
-
-
-def _check_orphans(audit: Audit, rows: list[Row[Any]]) -> None:
-    seen = _where_instances_are(audit, [row.instance_uuid for row in rows])
-    orphans = []
-    for row in rows:
-        verdict = _verdict(audit, row.cell_id, seen.get(_fold(row.instance_uuid), _NOWHERE))
-        if verdict is None or verdict[0] != MAPPING_WITHOUT_INSTANCE:
-            continue  # elsewhere: a misplaced mapping, reported by the cell that has it
-        cell = audit.cell_by_id[row.cell_id]
-        audit.found.add(MAPPING_WITHOUT_INSTANCE, cell, row.instance_uuid,
-                        f"no cell has a row for the instance (archived or purged); "
-                        f"the mapping to {cell.label} remains", True)
-        orphans.append(row)
-    if audit.fix and orphans:
-        _repair_mappings(audit, orphans, [])
+    found, (kind, target) = audit.found, verdict
+    if kind == MAPPING_WITHOUT_INSTANCE:
+        if found.wants(MAPPING_WITHOUT_INSTANCE):
+            found.add(MAPPING_WITHOUT_INSTANCE, mapped_to, mapping.instance_uuid,
+                      f"no cell has a row for the instance (archived or purged); "
+                      f"the mapping to {mapped_to.label} remains", True)
+            orphans.append(mapping)
+        return
+    if not found.wants(MAPPING_IN_WRONG_CELL):
+        return
+    names = ", ".join(audit.cell_by_id[c].label for c in sorted(seen.living))
+    if target is None:
+        found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                  f"mapped to {mapped_to.label}, but the instance lives in "
+                  f"several other cells: {names}", False)
+    elif not audit.complete():
+        found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                  f"mapped to {mapped_to.label}, but the instance lives in {names} "
+                  "(not repaired while a cell cannot be read)", False)
+    else:
+        found.add(MAPPING_IN_WRONG_CELL, mapped_to, mapping.instance_uuid,
+                  f"mapped to {mapped_to.label}, but the instance lives in {names}", True)
+        moves.append((mapping, target))
 
 
 def _check_cell_less(audit: Audit) -> None:
-    from sqlalchemy import select
-
-    from cellctl.mappings.marker import MARKER_PROJECT_ID
-    from cellctl.tables.api import instance_mappings as im
-
     cutoff = audit.now - datetime.timedelta(seconds=audit.build_timeout)
     query = select(im.c.id, im.c.instance_uuid, im.c.project_id, im.c.created_at).where(
         im.c.cell_id.is_(None))
@@ -564,8 +514,6 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
     updates) and the cells are asked again; a mapping that changed, or whose
     instance turned up, is left as it is.
     """
-    from cellctl.writes.galera import retried
-
     wanted = {row.id: row.cell_id for row in orphans}
     wanted.update((row.id, row.cell_id) for row, _ in moves)
     targets = {row.id: target for row, target in moves}
@@ -578,13 +526,6 @@ def _repair_mappings(audit: Audit, orphans: list[Row[Any]],
 def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
                  ) -> tuple[int, int]:
     """One transaction of ``_repair_mappings``: (mappings deleted, mappings repointed)."""
-    from sqlalchemy import delete, select, update
-
-    from cellctl.clock import utcnow
-    from cellctl.tables.api import instance_mappings as im
-    from cellctl.writes.locks import MARKER_LOCK
-    from cellctl.writes.transactions import write_transaction
-
     with write_transaction(audit.api, lock=MARKER_LOCK) as conn:
         query = select(im.c.id, im.c.instance_uuid, im.c.cell_id).where(
             im.c.id.in_(sorted(wanted)))
@@ -621,10 +562,6 @@ def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
 def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with a live compute node or a live
     nova-compute service there (folded)."""
-    from cellctl.cells.queries import compute_services, live_nodes
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import services as sv
-
     wanted = list(hosts)
 
     def read(db: Engine) -> set[str]:
@@ -640,8 +577,6 @@ def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
 
 def _busy_hosts(hosts: list[str]) -> Callable[[Engine], set[str]]:
     """A cell-database reader: those of ``hosts`` with live instances (delete_host's check)."""
-    from cellctl.cells.queries import hosts_with_instances
-
     def read(db: Engine) -> set[str]:
         with db.connect() as conn:
             return {_fold(host) for host in conn.execute(hosts_with_instances(hosts)).scalars()}
@@ -652,10 +587,6 @@ def _busy_hosts(hosts: list[str]) -> Callable[[Engine], set[str]]:
 def check_host_mappings(audit: Audit, cell: CellRef) -> None:
     """host_mapping_without_host: the cell's host mappings whose host has neither a live
     compute node nor a live nova-compute service in the cell."""
-    from sqlalchemy import select
-
-    from cellctl.tables.api import host_mappings as hm
-
     query = select(hm.c.id, hm.c.host).where(hm.c.cell_id == cell.id)
     for rows in keyset_pages(audit.api, query, key=hm.c.id, size=PAGE):
         hosts = [row.host for row in rows]
@@ -682,13 +613,6 @@ def check_host_mappings(audit: Audit, cell: CellRef) -> None:
 def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> None:
     """Delete these host mappings, under discover_hosts' lock, after asking the cell again
     (a host that came back, or got an instance, keeps its mapping)."""
-    from sqlalchemy import delete
-
-    from cellctl.tables.api import host_mappings as hm
-    from cellctl.writes.galera import retried
-    from cellctl.writes.locks import HOST_MAPPING_LOCK
-    from cellctl.writes.transactions import write_transaction
-
     hosts = [row.host for row in rows]
     live_in, busy_in = _live_hosts_in(hosts), _busy_hosts(hosts)
 
@@ -715,12 +639,6 @@ def check_cell_hosts(audit: Audit, cell: CellRef) -> None:
     services that have no live node; each page is looked up in host_mappings
     and in every other cell, all at once.
     """
-    from sqlalchemy import func
-
-    from cellctl.cells.queries import compute_services, live_nodes
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import services as sv
-
     mapped = func.max(cn.c.mapped).label("mapped")
     node_hosts = live_nodes().with_only_columns(cn.c.host, mapped).group_by(cn.c.host)
     for rows in cell_pages(audit, cell, node_hosts, cn.c.host):
@@ -746,10 +664,6 @@ def check_cell_hosts(audit: Audit, cell: CellRef) -> None:
 
 def _check_marked_nodes(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
     """Hosts whose live nodes are marked mapped but that have no host mapping."""
-    from sqlalchemy import select
-
-    from cellctl.tables.api import host_mappings as hm
-
     if not hosts:
         return
     with audit.api.connect() as conn:
@@ -767,10 +681,6 @@ def _check_marked_nodes(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
 def _map_marked_hosts(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
     """Map the hosts to the cell with discover_hosts' own batch (map_hosts), which looks
     for their mappings again under its lock: a host someone mapped meanwhile is kept."""
-    from cellctl.cells.queries import live_nodes
-    from cellctl.mappings.hosts import map_hosts
-    from cellctl.tables.cell import compute_nodes as cn
-
     def still_marked(db: Engine) -> list[str]:
         with db.connect() as conn:
             return list(conn.execute(

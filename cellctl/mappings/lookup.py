@@ -1,0 +1,224 @@
+"""Which instance UUIDs are mapped, and where: the one engine behind ``audit`` and ``status``.
+
+Instance UUIDs are compared case-blind everywhere (``fold``): MySQL's
+unique keys already ignore case, and a UUID is the same UUID in either case
+on PostgreSQL and SQLite too. Two ways to ask:
+
+- ``mappings_of(api, uuids)``: the mappings of a few keys (a page, a repair's
+  re-check), with one ``IN`` query per ``PAGE`` keys.
+- ``walk(mappings, cells)``: every UUID of the API database and of the cells
+  at once, as a merge of streams that each database sends in UUID order
+  from its own index (``sorted_keys``): one pass, nothing sent back, memory
+  flat. It yields only what is not simply "mapped to the one cell that has
+  it".
+
+The merge needs every stream in the same order. Databases sort by their
+own collation: MySQL's (case-insensitive) order of a UUID column is the
+folded order; a binary collation (SQLite, PostgreSQL's C, MySQL's ``_bin``)
+is the folded order only while no key has an upper-case letter, which
+``sorted_keys`` asks first, and sorts by ``lower()`` otherwise. PostgreSQL
+under a language collation is told ``COLLATE "C"``. Each stream checks its
+order as it goes: a database that sorts otherwise is an error, never a
+silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, literal, select, text, tuple_
+
+from cellctl.db import abandon_stream
+from cellctl.errors import CellctlError
+from cellctl.paging import chunks
+from cellctl.tables.api import instance_mappings as im
+
+if TYPE_CHECKING:
+    from sqlalchemy import Column, ColumnElement
+    from sqlalchemy.engine import Connection, Engine
+
+# Keys per IN list: well under every backend's bind-parameter limit.
+PAGE = 5000
+# Rows per fetch of a stream (and per keyset page on SQLite).
+STREAM = 10_000
+
+
+def fold(uuid: str) -> str:
+    """The one spelling two UUIDs are compared in."""
+    return uuid.lower()
+
+
+@dataclass(frozen=True)
+class Mapping:
+    id: int
+    instance_uuid: str
+    cell_id: int | None
+
+
+def mappings_of(api: Engine | Connection, uuids: Sequence[str]) -> dict[str, Mapping]:
+    """Folded UUID -> its mapping, for those of ``uuids`` that have one.
+
+    Where the database compares case-sensitively the lower- and upper-case
+    spellings are asked too, so a key and its mapping match when either was
+    written in one case (Nova writes lower case).
+    """
+    found: dict[str, Mapping] = {}
+    query = select(im.c.id, im.c.instance_uuid, im.c.cell_id)
+    for part in chunks(list(uuids), PAGE):
+        keys = set(part)
+        keys.update(form for key in part for form in (key.lower(), key.upper()))
+        rows = _read(api, query.where(im.c.instance_uuid.in_(sorted(keys))))
+        for row in rows:
+            found[fold(row.instance_uuid)] = Mapping(row.id, row.instance_uuid, row.cell_id)
+    return found
+
+
+def _read(db: Engine | Connection, query: Any) -> list[Any]:
+    if hasattr(db, "connect"):
+        with db.connect() as conn:
+            return list(conn.execute(query))
+    return list(db.execute(query))
+
+
+# --- streams in folded UUID order -----------------------------------------------
+
+
+def sorted_keys(engine: Engine, column: Column[str], *others: Column[Any],
+                size: int = STREAM) -> Iterator[list[Any]]:
+    """Batches of rows (``column``, *``others``) of the whole table in folded ``column`` order.
+
+    MySQL and PostgreSQL stream one query from a server-side cursor; SQLite
+    reads keyset pages, each a short read, so that no read stays open while
+    the same file is written.
+    """
+    with engine.connect() as conn:
+        order = _order(conn, column)
+    columns = (column, *others)
+    if engine.dialect.name == "sqlite":
+        return _keyset(engine, order, columns, size)
+    return _streamed(engine, select(*columns).order_by(*order), size)
+
+
+def _order(conn: Connection, column: Column[str]) -> list[ColumnElement[Any]]:
+    """What to ORDER BY for ``column`` to come in folded order on this database."""
+    name = conn.dialect.name
+    if name in ("mysql", "mariadb") and not _binary_mysql(conn, column):
+        return [column]  # case-insensitive: the folded order already
+    if name == "postgresql" and conn.execute(select(literal("a") < literal("B"))).scalar():
+        column = column.collate("C")  # type: ignore[assignment]  # a language collation
+    upper = conn.execute(select(literal(1)).where(column != func.lower(column)).limit(1)).first()
+    return [func.lower(column), column] if upper else [column]
+
+
+def _binary_mysql(conn: Connection, column: Column[str]) -> bool:
+    collation = conn.execute(text(
+        "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+        "DATABASE() AND table_name = :t AND column_name = :c"),
+        {"t": column.table.name, "c": column.name}).scalar()
+    return bool(collation) and str(collation).endswith("_bin")
+
+
+def _streamed(engine: Engine, query: Any, size: int) -> Iterator[list[Any]]:
+    with engine.connect() as conn:
+        reader = conn.connection.dbapi_connection
+        try:
+            rows = conn.execution_options(stream_results=True, yield_per=size).execute(query)
+            yield from rows.partitions(size)  # type: ignore[misc]
+        except BaseException:
+            # Stopped early (or failed): drop the connection rather than read the rest.
+            abandon_stream(reader)
+            conn.invalidate()
+            raise
+
+
+def _keyset(engine: Engine, order: list[ColumnElement[Any]], columns: tuple[Any, ...],
+            size: int) -> Iterator[list[Any]]:
+    """Keyset pages in ``order``: the column itself, or lower(column) then the column
+    (whose value then follows the columns asked for in each row)."""
+    folded = len(order) > 1
+    query = select(*columns, *order[:-1]).order_by(*order).limit(size)
+    after: Any = None
+    while True:
+        page = query
+        if after is not None:
+            page = query.where(tuple_(*order) > tuple_(*after) if folded else order[0] > after)
+        with engine.connect() as conn:
+            rows = list(conn.execute(page))
+        if rows:
+            last = rows[-1]
+            after = (last[len(columns)], last[0]) if folded else last[0]
+            yield rows
+        if len(rows) < size:
+            return
+
+
+# --- the merge ---------------------------------------------------------------------
+
+
+@dataclass
+class Sighting:
+    """One UUID as the databases have it: its mapping (if any), the cells with a row."""
+
+    key: str  # folded
+    mapping: Any  # (instance_uuid, id, cell_id) or None
+    cells: list[tuple[int, str]] = field(default_factory=list)  # (cell id, UUID as stored)
+
+
+class OutOfOrder(CellctlError):
+    """A stream that is not in folded UUID order (an unusual collation)."""
+
+
+API = -1  # the source number of the mapping stream (cells are numbered by their ids)
+
+
+def walk(mappings: Iterable[list[Any]], cells: dict[int, Iterator[list[Any]]],
+         lost: Callable[[int, CellctlError], None]) -> Iterator[Sighting]:
+    """Merge the mapping stream (rows of instance_uuid, id, cell_id) with each cell's
+    stream (rows of uuid), all in folded UUID order (``sorted_keys``).
+
+    Yields a ``Sighting`` for every UUID except those mapped to the one cell
+    that has a row for it. A cell whose stream fails is handed to ``lost``
+    and read no further (its UUIDs from there on are not seen anywhere); a
+    failure of the mapping stream ends the walk.
+    """
+    sources = [_tagged(API, mappings, None)]
+    sources += [_tagged(cell_id, stream, lost) for cell_id, stream in cells.items()]
+    current: Sighting | None = None
+    for key, source, row in heapq.merge(*sources):
+        if current is None or key != current.key:
+            if current is not None and not _simple(current):
+                yield current
+            current = Sighting(key, None)
+        if source == API:
+            current.mapping = row
+        else:
+            current.cells.append((source, row[0]))
+    if current is not None and not _simple(current):
+        yield current
+
+
+def _simple(seen: Sighting) -> bool:
+    return (seen.mapping is not None and len(seen.cells) == 1
+            and seen.cells[0][0] == seen.mapping[2])
+
+
+def _tagged(source: int, batches: Iterable[list[Any]],
+            lost: Callable[[int, CellctlError], None] | None
+            ) -> Iterator[tuple[str, int, Any]]:
+    last = ""
+    try:
+        for batch in batches:
+            for row in batch:
+                key = row[0].lower()
+                if key < last:
+                    raise OutOfOrder(f"{row[0]} came after {last}: the database does not "
+                                     "sort instance UUIDs the way the merge expects")
+                last = key
+                yield key, source, row
+    except CellctlError as exc:
+        if lost is None or isinstance(exc, OutOfOrder):
+            raise
+        lost(source, exc)
