@@ -275,7 +275,7 @@ def _check_driver_arguments(dialect: Any, parsed: Any, shown: str) -> None:
         raise InvalidURL(f"Invalid query parameter in {shown}: {exc}") from None
     driver = parsed.get_driver_name()
     if driver == "pymysql":
-        from pymysql.connections import Connection
+        from pymysql.connections import Connection  # type: ignore[import-untyped]
 
         accepted = inspect.signature(Connection.__init__).parameters
         unknown = sorted(k for k in kwargs if k not in accepted)

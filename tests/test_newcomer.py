@@ -13,9 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-
-
 
 BAD_URLS = [
     ("mysql+pymysql://root:hunter2@127.0.0.1:abc/nc_api", "port 'abc'"),
@@ -25,7 +22,8 @@ BAD_URLS = [
 ]
 
 
-def cellctl(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cellctl(*args: str, env: dict[str, str],
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cellctl", *args], env=env, text=True,
                           capture_output=True, timeout=timeout)
 

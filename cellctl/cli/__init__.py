@@ -228,12 +228,14 @@ def run(
         _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
     except CellctlError as exc:
+        _unless_interrupted()
         _report(app, exc, str(exc), fmt)
         ctx.exit(exc.code if exc.code is not None else failure_code)
     except KeyboardInterrupt:
         error_line("Interrupted", fmt)
         ctx.exit(130)
     except Exception as exc:  # the promise: no traceback without --debug
+        _unless_interrupted()
         _report(app, exc, f"An unexpected error occurred: {type(exc).__name__}: {exc}", fmt)
         ctx.exit(UNEXPECTED_ERROR)
     finally:
@@ -241,6 +243,14 @@ def run(
             dbs.dispose()
     render(result, fmt, show_secrets=show_secrets)
     ctx.exit(result.code)
+
+
+def _unless_interrupted() -> None:
+    """A driver may turn a signal into its own error: the signal wins (cellctl.console)."""
+    from cellctl.console import Interrupted, received
+
+    if received() is not None:
+        raise Interrupted(received())
 
 
 def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:

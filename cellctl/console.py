@@ -1,0 +1,93 @@
+"""The ``cellctl`` program: signal handlers first, then the command line.
+
+SIGINT (Ctrl-C) and SIGTERM end every command the same way at any moment
+(start-up, settings, a query, a batch, the progress bar): one line on
+stderr, exit 130 or 143 (128 + the signal's number, as a shell reports it),
+no traceback. Never 0, 1 (``map_instances``' "run me again") or 255. What
+was committed stays; a rerun finishes the work. The handlers are installed
+before click, the settings or any driver is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from types import FrameType
+from typing import NoReturn
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """Raised by the handler. Not an ``Exception``: no ``except Exception`` of cellctl or
+    of a driver turns it into an error report."""
+
+
+_received: list[int] = []
+
+
+def received() -> int | None:
+    """The signal that interrupted this process, if one did."""
+    return _received[0] if _received else None
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    if _received:  # the first signal decides; cleaning up is not interrupted again
+        return
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    for sig in EXIT_CODES:
+        signal.signal(sig, _handler)
+
+
+def exit_interrupted() -> NoReturn:
+    """One line on stderr and the signal's exit code, at once: worker threads waiting on a
+    database are not waited for (the server rolls their transactions back)."""
+    signum = received() or signal.SIGINT
+    text = (f"Interrupted by {signal.Signals(signum).name}: committed work is kept; "
+            "run the command again to finish")
+    with _quiet():
+        sys.stdout.flush()
+    with _quiet():
+        if _json_format(sys.argv[1:]):
+            sys.stderr.write(json.dumps({"level": "error", "message": text}) + "\n")
+        else:
+            sys.stderr.write(f"\nERROR: {text}\n" if sys.stderr.isatty() else f"ERROR: {text}\n")
+        sys.stderr.flush()
+    os._exit(EXIT_CODES.get(signum, 130))
+
+
+class _quiet:  # noqa: N801 - a tiny contextlib.suppress without the import
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _json_format(args: list[str]) -> bool:
+    return "--format=json" in args or any(
+        a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
+
+
+def main() -> NoReturn:
+    install()
+    try:
+        from cellctl.cli import main as command_line
+
+        command_line(prog_name="cellctl")
+    except BaseException:
+        # Late signals stay pending: the exit below is the command's own.
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(EXIT_CODES))
+        pending = signal.sigpending() & set(EXIT_CODES)
+        if received() is None and pending:
+            _received.append(min(pending))
+        if received() is not None:
+            exit_interrupted()
+        raise
+    raise SystemExit(0)  # pragma: no cover - click's standalone main always exits
