@@ -10,6 +10,8 @@ before click, the settings or any driver is imported.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -17,7 +19,7 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class Interrupted(BaseException):
@@ -51,9 +53,9 @@ def exit_interrupted() -> NoReturn:
     signum = received() or signal.SIGINT
     text = (f"Interrupted by {signal.Signals(signum).name}: committed work is kept; "
             "run the command again to finish")
-    with _quiet():
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
-    with _quiet():
+    with contextlib.suppress(Exception):
         if _json_format(sys.argv[1:]):
             sys.stderr.write(json.dumps({"level": "error", "message": text}) + "\n")
         else:
@@ -62,17 +64,9 @@ def exit_interrupted() -> NoReturn:
     os._exit(EXIT_CODES.get(signum, 130))
 
 
-class _quiet:  # noqa: N801 - a tiny contextlib.suppress without the import
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
 def _json_format(args: list[str]) -> bool:
     return "--format=json" in args or any(
-        a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
+        a == "--format" and b == "json" for a, b in itertools.pairwise(args))
 
 
 def main() -> NoReturn:

@@ -45,7 +45,7 @@ def interrupt_at_moments(cloud: Cloud, args: list[str], label: str,
             process = cellctl_process(cloud, *args)
             time.sleep(moment)
             if process.poll() is not None:  # finished before the moment: nothing left to do
-                out, err = process.communicate()
+                _out, err = process.communicate()
                 assert process.returncode in (0, 4), (moment, process.returncode, err)
                 table.append((label, sig.name, moment, f"finished ({process.returncode})"))
                 continue
@@ -58,10 +58,10 @@ def interrupt_at_moments(cloud: Cloud, args: list[str], label: str,
             assert sum(line.startswith("ERROR") for line in lines) == 1, err
             table.append((label, sig.name, moment, str(process.returncode)))
     record = tmp_path / "interrupt-codes.txt"
+    lines = "".join(f"{name:32} {sig:8} {at:5.2f} s  {code}\n" for name, sig, at, code in table)
     with record.open("a") as handle:
-        for row in table:
-            handle.write("%-32s %-8s %5.2f s  %s\n" % row)
-    print("".join("%-32s %-8s %5.2f s  %s\n" % row for row in table))
+        handle.write(lines)
+    print(lines)
     return table
 
 
