@@ -50,7 +50,7 @@ def interrupt_at_moments(cloud: Cloud, args: list[str], label: str,
                 table.append((label, sig.name, moment, f"finished ({process.returncode})"))
                 continue
             process.send_signal(sig)
-            out, err = process.communicate(timeout=60)
+            _out, err = process.communicate(timeout=60)
             lines = err.splitlines()
             assert process.returncode == code, (label, sig.name, moment, process.returncode, err)
             assert "Traceback" not in err, err

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 BAD_URLS = [
     ("mysql+pymysql://root:hunter2@127.0.0.1:abc/nc_api", "port 'abc'"),
@@ -47,3 +48,89 @@ def test_malformed_urls_exit_1_with_one_line(tmp_path, url, shown):
         assert len(errors) == 1 and shown in errors[0], done.stderr
         assert "hunter2" not in done.stderr + done.stdout
         assert "Traceback" not in done.stderr
+
+
+README_DEMO = [
+    ["service", "register", "--host", "compute1"],
+    ["service", "register", "--host", "compute2"],
+    ["dev", "add-instances", "--count", "1000", "--host", "compute1", "--deleted", "10"],
+    ["simple_cell_setup"],
+    ["service", "register", "--host", "compute3"],
+    ["discover_hosts", "--verbose"],
+    ["list_cells"],
+    ["list_hosts", "--status"],
+]
+
+
+@pytest.fixture
+def deployment_home(tmp_path):
+    """A HOME whose ~/.nova/nova.conf names a real MariaDB API and cell database, synced,
+    with a real-looking compute service in the cell."""
+    from auditsupport import fingerprint
+    from conftest import DatabaseFactory, require_server
+
+    require_server("mysql")
+    factory = DatabaseFactory("mysql", tmp_path)
+    api, cell = factory.new("api"), factory.new("cell1", with_cell0=True)
+    env = clean_env(tmp_path)
+    for args in (["api_db", "sync"], ["db", "sync"]):
+        done = cellctl("--api-database-connection", api, *args,
+                       env={**env, "CELLCTL_DATABASE_CONNECTION": cell})
+        assert done.returncode == 0, done.stderr
+    engine = sa.create_engine(cell)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO services (host, `binary`, topic, report_count, "
+                             "disabled, deleted, uuid) VALUES ('prod-cmp1', 'nova-compute', "
+                             "'compute', 1234, 0, 0, 'a0a0a0a0-0000-4000-8000-000000000001')")
+    engine.dispose()
+    nova = tmp_path / "home" / ".nova"
+    nova.mkdir(parents=True)
+    (nova / "nova.conf").write_text(f"[DEFAULT]\ntransport_url = none:///\n"
+                                    f"[api_database]\nconnection = {api}\n"
+                                    f"[database]\nconnection = {cell}\n")
+    yield env, lambda: fingerprint([api, cell])
+    factory.drop_all()
+
+
+def test_demo_switch_never_touches_the_deployment_in_the_default_search(deployment_home,
+                                                                         tmp_path):
+    """Issue 22: README's first command on a host with ~/.nova/nova.conf."""
+    env, fingerprint = deployment_home
+    before = fingerprint()
+    demo_env = {**env, "CELLCTL_DEMO": "1"}
+    for args in README_DEMO:
+        done = cellctl(*args, env=demo_env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "WARNING: No configuration" not in done.stderr  # asked for: no warning
+    assert "compute3" in done.stdout
+    assert fingerprint() == before
+    assert (tmp_path / "state" / "api.sqlite").exists()
+    flagged = cellctl("--demo", "list_cells", env=env)
+    assert flagged.returncode == 0 and "sqlite:///" in flagged.stdout, flagged.stderr
+    both = cellctl("--demo", "--config-file", str(tmp_path / "home/.nova/nova.conf"),
+                   "list_cells", env=env)
+    assert both.returncode == 1 and both.stderr.count("\n") == 1, both.stderr
+    assert "--demo" in both.stderr
+
+
+def test_test_data_commands_refuse_a_default_search_deployment(deployment_home, tmp_path):
+    """Without --demo, fake rows never go unasked into the deployment; --force writes."""
+    env, fingerprint = deployment_home
+    before = fingerprint()
+    for args in (["service", "register", "--host", "fake1"],
+                 ["dev", "add-instances", "--count", "5"],
+                 ["service", "heartbeat", "--host", "prod-cmp1", "--count", "1",
+                  "--interval", "0.1"]):
+        done = cellctl(*args, env=env)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        assert len(errors) == 1 and "Refusing to write test data" in errors[0], done.stderr
+        assert ".nova/nova.conf" in errors[0] and "--force" in errors[0]
+    assert fingerprint() == before
+    forced = cellctl("service", "register", "--host", "fake1", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert fingerprint() != before
+    named = cellctl("--config-file", str(tmp_path / "home/.nova/nova.conf"), "service",
+                    "heartbeat", "--host", "prod-cmp1", "--count", "1", "--interval", "0.1",
+                    env=env)
+    assert named.returncode == 0, named.stderr  # a file named on purpose is the user's choice

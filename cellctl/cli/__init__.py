@@ -39,7 +39,9 @@ class App:
     """Global options, and the settings and databases resolved from them on first use."""
 
     def __init__(self, *, config_paths: tuple[ConfigPath, ...],
-                 api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
+                 api_database_connection: str | None, debug: bool, fmt: str | None,
+                 demo: bool = False) -> None:
+        self.demo = demo
         self.config_paths = config_paths
         self.api_database_connection = api_database_connection
         self.debug = debug
@@ -48,6 +50,10 @@ class App:
 
     @property
     def settings(self) -> Settings:
+        if self._settings is None and self.demo:
+            from cellctl.demo import demo_settings
+
+            self._settings = demo_settings(self.config_paths, self.api_database_connection)
         if self._settings is None:
             from cellctl.settings import resolve
 
@@ -139,16 +145,21 @@ def _ordered(order: list[str], files: tuple[str, ...],
                    "nova.conf.d in the same places.")
 @click.option("--api-database-connection", metavar="URL",
               help="SQLAlchemy URL of the API database.")
+@click.option("--demo", is_flag=True, envvar="CELLCTL_DEMO",
+              help="Use only cellctl's own databases (SQLite in CELLCTL_STATE_DIR, an "
+                   "in-memory queue): every nova.conf and CELLCTL_*/OS_* setting is ignored, "
+                   "so nothing of a deployment is touched. Also CELLCTL_DEMO=1.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format for data (default: table).")
 @click.pass_context
 def main(ctx: click.Context, config_files: tuple[str, ...], config_dirs: tuple[str, ...],
-         api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
+         api_database_connection: str | None, demo: bool, debug: bool,
+         fmt: str | None) -> None:
     """Manage the cells v2 control plane: cells, host and instance mappings, services."""
     paths = _ordered(ctx.meta.get("cellctl.config_order", []), config_files, config_dirs)
     ctx.obj = App(config_paths=paths, api_database_connection=api_database_connection,
-                  debug=debug, fmt=fmt)
+                  debug=debug, fmt=fmt, demo=demo)
 
 
 @main.group(cls=Group, name="cell_v2")
@@ -255,7 +266,8 @@ def _unless_interrupted() -> None:
 
 def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
     """Say once, before a command writes, that it writes to the embedded default."""
-    note = settings.embedded_note
+    app = ctx.find_object(App)
+    note = None if app is not None and app.demo else settings.embedded_note  # asked for
     name = _command_name(ctx)
     if note is None or name in READ_ONLY_COMMANDS or (name == "audit"
                                                       and not ctx.params.get("fix")):
