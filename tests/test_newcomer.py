@@ -134,3 +134,51 @@ def test_test_data_commands_refuse_a_default_search_deployment(deployment_home, 
                     "heartbeat", "--host", "prod-cmp1", "--count", "1", "--interval", "0.1",
                     env=env)
     assert named.returncode == 0, named.stderr  # a file named on purpose is the user's choice
+
+
+def _normal(line: str) -> str:
+    import re
+
+    line = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", line)
+    line = re.sub(r"[0-9a-f]{8}-…", "<id>", line)
+    line = re.sub(r"[|+]", " ", line)
+    line = "" if set(line.replace(" ", "")) <= {"-"} else line
+    return " ".join(line.split())
+
+
+def quickstart_steps(page: str) -> list[tuple[list[str], list[str]]]:
+    """Each ``$ cellctl ...`` of the step-by-step part, with the lines shown after it."""
+    import shlex
+
+    steps: list[tuple[list[str], list[str]]] = []
+    for line in page[page.index("Step by step"):].splitlines():
+        if line.startswith("    $ cellctl "):
+            steps.append((shlex.split(line[len("    $ cellctl "):]), []))
+        elif steps and line.startswith("    ") and line.strip():
+            steps[-1][1].append(line[4:])
+        elif steps and line.strip() and not line.startswith(" "):
+            steps.append(([], []))  # prose ends the block
+    return [step for step in steps if step[0]]
+
+
+def test_quickstart_shows_what_the_demo_prints(tmp_path):
+    """Issue 22: every command of doc/user/quickstart.rst, run as the page runs them
+    (CELLCTL_DEMO=1): each line the page shows appears, in order; status exits 1."""
+    page = (Path(__file__).parent.parent / "doc/user/quickstart.rst").read_text()
+    state = tmp_path / "state"
+    env = clean_env(tmp_path, CELLCTL_DEMO="1")
+    steps = quickstart_steps(page)
+    assert len(steps) >= 9
+    for args, shown in steps:
+        done = cellctl(*args, env=env)
+        assert done.returncode == (1 if args == ["status"] else 0), (args, done.stderr)
+        actual = [_normal(line.replace(str(state), "/tmp/cellctl-demo"))
+                  for line in (done.stdout + done.stderr).splitlines()]
+        position = 0
+        for line in filter(None, (_normal(s) for s in shown)):
+            if args == ["status"] and line.startswith("Check"):
+                continue  # the page shows the table without its borders
+            found = next((i for i in range(position, len(actual))
+                          if actual[i].startswith(line)), None)
+            assert found is not None, (args, line, actual)
+            position = found + 1
