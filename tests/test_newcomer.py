@@ -182,3 +182,43 @@ def test_quickstart_shows_what_the_demo_prints(tmp_path):
                           if actual[i].startswith(line)), None)
             assert found is not None, (args, line, actual)
             position = found + 1
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal (a person watching); stdout piped."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "cellctl", *args], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = process.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return process.returncode, out, b"".join(chunks).decode()
+
+
+def test_summary_lines_on_a_terminal_only(tmp_path):
+    """One line on stderr saying what the mapping commands did, for a person; a program
+    (stderr piped) sees nova-manage's output only."""
+    env = clean_env(tmp_path, CELLCTL_DEMO="1")
+    for args in (["service", "register", "--host", "c1"],
+                 ["dev", "add-instances", "--count", "3", "--host", "c1"]):
+        assert cellctl(*args, env=env).returncode == 0
+    code, out, err = _on_a_terminal(["simple_cell_setup"], env)
+    assert code == 0, err
+    assert "simple_cell_setup: cell0 mapped; cell " in err
+    assert "1 new host mapping and 3 new instance mappings" in err
+    assert "simple_cell_setup:" not in out
+    code, out, err = _on_a_terminal(["discover_hosts"], env)
+    assert (code, out) == (0, "") and "0 new host mappings in 1 cell read" in err
+    piped = cellctl("discover_hosts", env=env)
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "", "")

@@ -253,6 +253,12 @@ def run(
         if dbs is not None:
             dbs.dispose()
     render(result, fmt, show_secrets=show_secrets)
+    if fmt == "table" and sys.stderr.isatty():
+        from cellctl.cli.summary import summary_line
+
+        line = summary_line(_command_name(ctx), result.data)
+        if line:
+            sys.stderr.write(line + "\n")
     ctx.exit(result.code)
 
 
