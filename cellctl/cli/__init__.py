@@ -8,6 +8,7 @@ Only click is imported at start-up: ``cellctl --help`` must stay fast.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -33,6 +34,13 @@ READ_ONLY_COMMANDS = frozenset({
     "config", "list_cells", "list_hosts", "verify_instance", "status", "service list",
     "api_db version", "db version", "ironic ring",
 })
+
+# cellctl's own listings say so on stderr when nothing matched (nova-manage's keep
+# their empty tables, as scripts expect).
+EMPTY_SAID = {
+    "ironic ring": "No Ironic nodes: no nova-compute service reports a node "
+                   "(hypervisor_type ironic) in the cells read, or none matches the filters.",
+}
 
 
 class App:
@@ -252,11 +260,16 @@ def run(
     finally:
         if dbs is not None:
             dbs.dispose()
-    render(result, fmt, show_secrets=show_secrets)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    render(result, fmt, show_secrets=show_secrets, width=width)
+    name = _command_name(ctx)
+    if fmt == "table" and result.table is not None and not result.table.rows \
+            and name in EMPTY_SAID:
+        sys.stderr.write(EMPTY_SAID[name] + "\n")
     if fmt == "table" and sys.stderr.isatty():
         from cellctl.cli.summary import summary_line
 
-        line = summary_line(_command_name(ctx), result.data)
+        line = summary_line(name, result.data)
         if line:
             sys.stderr.write(line + "\n")
     ctx.exit(result.code)
