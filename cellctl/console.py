@@ -16,35 +16,9 @@ import json
 import os
 import signal
 import sys
-from types import FrameType
 from typing import NoReturn
 
-EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(BaseException):
-    """Raised by the handler. Not an ``Exception``: no ``except Exception`` of cellctl or
-    of a driver turns it into an error report."""
-
-
-_received: list[int] = []
-
-
-def received() -> int | None:
-    """The signal that interrupted this process, if one did."""
-    return _received[0] if _received else None
-
-
-def _handler(signum: int, _frame: FrameType | None) -> None:
-    if _received:  # the first signal decides; cleaning up is not interrupted again
-        return
-    _received.append(signum)
-    raise Interrupted(signum)
-
-
-def install() -> None:
-    for sig in EXIT_CODES:
-        signal.signal(sig, _handler)
+from cellctl.interrupts import EXIT_CODES, install, received, record
 
 
 def exit_interrupted() -> NoReturn:
@@ -80,7 +54,7 @@ def main() -> NoReturn:
         signal.pthread_sigmask(signal.SIG_BLOCK, set(EXIT_CODES))
         pending = signal.sigpending() & set(EXIT_CODES)
         if received() is None and pending:
-            _received.append(min(pending))
+            record(min(pending))
         if received() is not None:
             exit_interrupted()
         raise

@@ -334,7 +334,9 @@ def resolve(
         _ensure_state_dir(Path(state_dir.value or ""))
     from cellctl.url_settings import check_urls
 
-    check_urls(settings)
+    check_urls([(s.value, s.source) for s in (settings.api_database_connection,
+                                               settings.database_connection)],
+               (settings.transport_url.value, settings.transport_url.source))
     return settings
 
 

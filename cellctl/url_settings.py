@@ -3,15 +3,15 @@ name is one ``ConfigError`` line naming its source instead of a crash at first u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from cellctl.errors import ConfigError, InvalidURL
 
-if TYPE_CHECKING:
-    from cellctl.settings import Settings
+# (value, source): a setting's value and where it came from ("--transport-url", a file...)
+Given = tuple[str | None, str]
 
 
-def check_urls(settings: Settings) -> None:
+def check_urls(databases: Sequence[Given], transport: Given) -> None:
     """Raise ConfigError for the first malformed database or transport URL.
 
     The message shows the URL as written (passwords masked), what is wrong with it and
@@ -19,19 +19,18 @@ def check_urls(settings: Settings) -> None:
     """
     from cellctl.urls import mask_loose, validate_database_url, validate_transport_url
 
-    for setting in (settings.api_database_connection, settings.database_connection):
-        if setting.value:
+    for value, source in databases:
+        if value:
             try:
-                validate_database_url(setting.value)
+                validate_database_url(value)
             except InvalidURL as exc:
-                raise ConfigError(f"{exc} (from {setting.source})") from None
-    transport = settings.transport_url
-    if transport.value:
+                raise ConfigError(f"{exc} (from {source})") from None
+    value, source = transport
+    if value:
         try:
-            validate_transport_url(transport.value)
+            validate_transport_url(value)
         except InvalidURL as exc:
             detail = str(exc)
             if "No scheme" in detail or "host part" in detail:
-                detail = f"{detail} in {mask_loose(transport.value)}"
-            raise ConfigError(f"Invalid transport URL: {detail} (from {transport.source})") \
-                from None
+                detail = f"{detail} in {mask_loose(value)}"
+            raise ConfigError(f"Invalid transport URL: {detail} (from {source})") from None

@@ -276,8 +276,8 @@ def run(
 
 
 def _unless_interrupted() -> None:
-    """A driver may turn a signal into its own error: the signal wins (cellctl.console)."""
-    from cellctl.console import Interrupted, received
+    """A driver may turn a signal into its own error: the signal wins (cellctl.interrupts)."""
+    from cellctl.interrupts import Interrupted, received
 
     if received() is not None:
         raise Interrupted(received())
