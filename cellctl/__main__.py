@@ -1,3 +1,3 @@
-from cellctl.cli import main
+from cellctl.console import main
 
 main()

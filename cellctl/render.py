@@ -19,7 +19,9 @@ FORMATS = ("table", "json", "csv")
 
 
 def render(result: Result, fmt: str, *, show_secrets: bool = False,
-           out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+           out: IO[str] | None = None, err: IO[str] | None = None,
+           width: int | None = None) -> None:
+    """``width``: wrap a table's widest cells to fit (a terminal); None: never wrap."""
     out = out or sys.stdout
     err = err or sys.stderr
     table = _masked(result.table, show_secrets) if result.table is not None else None
@@ -33,7 +35,7 @@ def render(result: Result, fmt: str, *, show_secrets: bool = False,
     elif fmt == "csv":
         _csv(result, table, out)
     elif table is not None:
-        out.write(_pretty(table) + "\n")
+        out.write(_pretty(table, width) + "\n")
 
 
 def error_line(text: str, fmt: str, err: IO[str] | None = None) -> None:
@@ -115,12 +117,34 @@ def _masked(table: Table, show_secrets: bool) -> Table:
     return Table(table.columns, rows)
 
 
-def _pretty(table: Table) -> str:
+def _pretty(table: Table, width: int | None = None) -> str:
     from tabulate import tabulate
 
     cells = [[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
-    return tabulate(cells, headers=[c.header for c in table.columns], tablefmt="pretty",
-                    disable_numparse=True)
+    headers = [c.header for c in table.columns]
+    limits = _fit(headers, cells, width) if width is not None else None
+    return tabulate(cells, headers=headers, tablefmt="pretty", disable_numparse=True,
+                    maxcolwidths=limits)
+
+
+def _fit(headers: list[str], cells: list[list[str]], width: int | None) -> list[int | None]:
+    """Column limits that make the table fit ``width``: the widest columns are narrowed
+    (to no less than 20 characters), the others kept."""
+    widths = [max([len(h), *(len(line) for row in cells for line in row[i].splitlines())])
+              for i, h in enumerate(headers)]
+    limits: list[int | None] = [None] * len(headers)
+    if width is None:
+        return limits
+    # "pretty" draws "| " before, " |" after and " | " between cells
+    excess = sum(widths) + 3 * len(widths) + 1 - width
+    for i in sorted(range(len(widths)), key=lambda i: -widths[i]):
+        if excess <= 0:
+            break
+        cut = min(excess, widths[i] - 20)
+        if cut > 0:
+            limits[i] = widths[i] - cut
+            excess -= cut
+    return limits
 
 
 def _cell(value: Any, column: Column) -> str:

@@ -273,7 +273,8 @@ def resolve(
     zookeeper_recv_timeout: int | None = None,
 ) -> Settings:
     """Resolve all settings; raises ConfigError (one line, masked) for a file oslo.config
-    rejects, cannot read or decode, and for a value of the wrong type.
+    rejects, cannot read or decode, for a value of the wrong type and for a malformed
+    database or transport URL (bad port, missing ``//``, unknown driver, bad query).
 
     ``config_files`` then ``config_dirs`` are read as ``--config-file`` and
     ``--config-dir``; ``config_paths`` gives both in one sequence instead, in
@@ -331,6 +332,11 @@ def resolve(
                         **resolved)
     if any(s.is_embedded_default for s in settings.all() if s.name.endswith("connection")):
         _ensure_state_dir(Path(state_dir.value or ""))
+    from cellctl.url_settings import check_urls
+
+    check_urls([(s.value, s.source) for s in (settings.api_database_connection,
+                                               settings.database_connection)],
+               (settings.transport_url.value, settings.transport_url.source))
     return settings
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cellctl.errors import InvalidURL
 
@@ -223,19 +224,88 @@ def expand_template(url: str | None, local_url: str | None) -> str | None:
 
 
 def validate_database_url(url: str) -> None:
-    """Check that SQLAlchemy can parse ``url``, knows its driver and it names a database."""
+    """Check ``url`` as a database connection: ``driver://``, a known driver, a numeric
+    port, ``key=value`` query parameters the driver takes, a database name.
+
+    Each failure is one line that shows the malformed part, passwords masked.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    shown = mask_loose(url)
+    scheme, sep, _rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        raise InvalidURL(f"Invalid database connection URL {shown}: it must start with "
+                         "driver:// (e.g. mysql+pymysql://)")
+    try:
+        parts = split_url(url)
+    except InvalidURL:
+        parts = None
+    for entry in parts.hosts if parts else ():
+        port = entry.port
+        if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidURL(f"Invalid database connection URL {shown}: port '{port}' is not "
+                             "a port number (1-65535)")
+    if parts and parts.query:
+        for item in parts.query.split("&"):
+            key, eq, _value = item.partition("=")
+            if not eq or not key:
+                raise InvalidURL(f"Invalid database connection URL {shown}: query parameter "
+                                 f"'{_mask_query(item)}' is not key=value")
     try:
         parsed = make_url(url)
-        parsed.get_dialect()
-    except ArgumentError:
-        raise InvalidURL(f"Invalid database connection URL: {mask(url)}") from None
-    except NoSuchModuleError:
-        raise InvalidURL(f"Unknown database driver in {mask(url)}") from None
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:  # an ArgumentError too: first
+        raise InvalidURL(f"Unknown database driver '{scheme}' in {shown}") from None
+    except (ArgumentError, ValueError):
+        raise InvalidURL(f"Invalid database connection URL: {shown}") from None
     if not parsed.database or parsed.database == ":memory:":
-        raise InvalidURL(f"The database connection {mask(url)} names no database")
+        raise InvalidURL(f"The database connection {shown} names no database")
+    _check_driver_arguments(dialect, parsed, shown)
+
+
+def _check_driver_arguments(dialect: Any, parsed: Any, shown: str) -> None:
+    """The query parameters as the driver will get them: each a value of the right type
+    and a keyword the driver takes (PyMySQL, psycopg; other drivers at connect time)."""
+    import inspect
+
+    try:
+        _args, kwargs = dialect().create_connect_args(parsed)
+    except (ValueError, TypeError) as exc:
+        raise InvalidURL(f"Invalid query parameter in {shown}: {exc}") from None
+    driver = parsed.get_driver_name()
+    if driver == "pymysql":
+        from pymysql.connections import Connection  # type: ignore[import-untyped]
+
+        accepted = inspect.signature(Connection.__init__).parameters
+        unknown = sorted(k for k in kwargs if k not in accepted)
+        if unknown:
+            raise InvalidURL(f"Unknown query parameter '{unknown[0]}' for PyMySQL in {shown}")
+    elif driver == "psycopg":
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            make_conninfo("", **{k: v for k, v in kwargs.items() if isinstance(v, str)})
+        except psycopg.Error as exc:
+            raise InvalidURL(f"Invalid query parameter in {shown}: "
+                             f"{str(exc).splitlines()[0]}") from None
+
+
+def mask_loose(url: str) -> str:
+    """``url`` with its password masked, even when it does not parse as a URL (a missing
+    ``//``, a bad port): the text stays as written, so the malformed part shows."""
+    try:
+        return split_url(url).render(hide_passwords=True)
+    except InvalidURL:
+        pass
+    if "@" not in url:
+        return url
+    head, _, host = url.rpartition("@")
+    prefix = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*[:/]*", head)
+    start = prefix.end() if prefix else 0
+    user, colon, _password = head[start:].partition(":")
+    return f"{head[:start]}{user}{colon}{MASK if colon else ''}@{host}"
 
 
 def derive_cell0_url(database_url: str | None) -> str:

@@ -82,3 +82,5 @@ def setup(app: Sphinx) -> dict[str, object]:
     # Before Sphinx collects titles for the tables of contents (priority 500).
     app.connect("doctree-read", _full_command_titles, priority=400)
     return {"parallel_read_safe": True}
+# Keep --options as typed: smart quotes turn "--" into an en dash in HTML.
+smartquotes = False

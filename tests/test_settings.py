@@ -199,3 +199,24 @@ def test_config_without_any_file_says_embedded_defaults_apply(tmp_path):
     by_name = {row["setting"]: row for row in rows}
     assert by_name["transport_url"] == {"setting": "transport_url", "value": "memory:///",
                                         "source": "embedded default"}
+
+
+@pytest.mark.parametrize(
+    ("keyword", "url", "shown"),
+    [("api_database_connection", "mysql+pymysql://root:pw@127.0.0.1:abc/nc_api", "port 'abc'"),
+     ("database_connection", "mysql+pymysql//root:pw@127.0.0.1/nc", "mysql+pymysql//root:****@"),
+     ("database_connection", "mysql+nodriver://root@127.0.0.1/nc", "'mysql+nodriver'"),
+     ("api_database_connection", "mysql+pymysql://root@h/nc?charset", "'charset'"),
+     ("transport_url", "rabbit://guest:pw@h:abc/", "port 'abc'")],
+)
+def test_resolve_rejects_malformed_urls_as_config_errors(tmp_path, keyword, url, shown):
+    """Issue 22: validated once, where settings resolve: a ConfigError naming the source,
+    never a ValueError at first use."""
+    import cellctl
+
+    with pytest.raises(cellctl.ConfigError) as raised:
+        cellctl.resolve(default_config_files=[], default_config_dirs=[],
+                        environ={"CELLCTL_STATE_DIR": str(tmp_path)}, **{keyword: url})
+    message = str(raised.value)
+    assert shown in message and f"keyword {keyword}" in message
+    assert ":pw@" not in message and "\n" not in message

@@ -149,7 +149,8 @@ def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
         ("Instance mappings", "warning",
          f"3 instances have no instance mapping (1 in {CELL0_LABEL}, e.g. {in_cell0[0]}; "
          f"2 in {label}, e.g. {live[0]}, {deleted[0]}). Run command 'cellctl map_instances "
-         "--cell_uuid <cell uuid>' for each of these cells and then retry."),
+         f"--cell_uuid {CELL0}' and then retry. Run command 'cellctl map_instances "
+         f"--cell_uuid {cell1}' and then retry."),
         *plain_rows()[7:],
     ]
 

@@ -134,3 +134,22 @@ def test_invalid_database_urls(url):
 def test_cell0_derivation_needs_a_url():
     with pytest.raises(InvalidURL, match="Must specify --database_connection"):
         derive_cell0_url(None)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("mysql+pymysql://root:secret@127.0.0.1:abc/nc_api", "port 'abc'"),
+     ("mysql+pymysql://root@127.0.0.1:99999/nc_api", "port '99999'"),
+     ("mysql+pymysql//root:secret@127.0.0.1/nc_api", "mysql+pymysql//root:****@127.0.0.1"),
+     ("mysql+nosuchdriver://root@127.0.0.1/nc_api", "Unknown database driver 'mysql+nosuchdriver'"),
+     ("mysql+pymysql://root@127.0.0.1/nc_api?charset", "query parameter 'charset'"),
+     ("mysql+pymysql://root@127.0.0.1/nc_api?nosuchoption=1", "'nosuchoption'"),
+     ("mysql+pymysql://root@127.0.0.1/nc_api?connect_timeout=abc", "'abc'"),
+     ("postgresql+psycopg://postgres@127.0.0.1/nc_api?nosuchoption=1", "\"nosuchoption\"")],
+)
+def test_malformed_database_urls_show_the_malformed_part(url, shown):
+    """Issue 22: one line naming the typo, never the password."""
+    with pytest.raises(InvalidURL) as raised:
+        validate_database_url(url)
+    assert shown in str(raised.value)
+    assert "secret" not in str(raised.value)

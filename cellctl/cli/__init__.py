@@ -9,6 +9,7 @@ Only click is imported at start-up: ``cellctl --help`` must stay fast.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -36,12 +37,21 @@ READ_ONLY_COMMANDS = frozenset({
     "ironic owners",
 })
 
+# cellctl's own listings say so on stderr when nothing matched (nova-manage's keep
+# their empty tables, as scripts expect).
+EMPTY_SAID = {
+    "ironic ring": "No Ironic nodes: no nova-compute service reports a node "
+                   "(hypervisor_type ironic) in the cells read, or none matches the filters.",
+}
+
 
 class App:
     """Global options, and the settings and databases resolved from them on first use."""
 
     def __init__(self, *, config_paths: tuple[ConfigPath, ...],
-                 api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
+                 api_database_connection: str | None, debug: bool, fmt: str | None,
+                 demo: bool = False) -> None:
+        self.demo = demo
         self.config_paths = config_paths
         self.api_database_connection = api_database_connection
         self.debug = debug
@@ -50,6 +60,10 @@ class App:
 
     @property
     def settings(self) -> Settings:
+        if self._settings is None and self.demo:
+            from cellctl.demo import demo_settings
+
+            self._settings = demo_settings(self.config_paths, self.api_database_connection)
         if self._settings is None:
             from cellctl.settings import resolve
 
@@ -151,16 +165,21 @@ def _ordered(order: list[str], files: tuple[str, ...],
                    "nova.conf.d in the same places.")
 @click.option("--api-database-connection", metavar="URL",
               help="SQLAlchemy URL of the API database.")
+@click.option("--demo", is_flag=True, envvar="CELLCTL_DEMO",
+              help="Use only cellctl's own databases (SQLite in CELLCTL_STATE_DIR, an "
+                   "in-memory queue): every nova.conf and CELLCTL_*/OS_* setting is ignored, "
+                   "so nothing of a deployment is touched. Also CELLCTL_DEMO=1.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format for data (default: table).")
 @click.pass_context
 def main(ctx: click.Context, config_files: tuple[str, ...], config_dirs: tuple[str, ...],
-         api_database_connection: str | None, debug: bool, fmt: str | None) -> None:
+         api_database_connection: str | None, demo: bool, debug: bool,
+         fmt: str | None) -> None:
     """Manage the cells v2 control plane: cells, host and instance mappings, services."""
     paths = _ordered(ctx.meta.get("cellctl.config_order", []), config_files, config_dirs)
     ctx.obj = App(config_paths=paths, api_database_connection=api_database_connection,
-                  debug=debug, fmt=fmt)
+                  debug=debug, fmt=fmt, demo=demo)
 
 
 @main.group(cls=Group, name="cell_v2")
@@ -240,24 +259,46 @@ def run(
         _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
     except CellctlError as exc:
+        _unless_interrupted()
         _report(app, exc, str(exc), fmt)
         ctx.exit(exc.code if exc.code is not None else failure_code)
     except KeyboardInterrupt:
         error_line("Interrupted", fmt)
         ctx.exit(130)
     except Exception as exc:  # the promise: no traceback without --debug
+        _unless_interrupted()
         _report(app, exc, f"An unexpected error occurred: {type(exc).__name__}: {exc}", fmt)
         ctx.exit(UNEXPECTED_ERROR)
     finally:
         if dbs is not None:
             dbs.dispose()
-    render(result, fmt, show_secrets=show_secrets)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    render(result, fmt, show_secrets=show_secrets, width=width)
+    name = _command_name(ctx)
+    if fmt == "table" and result.table is not None and not result.table.rows \
+            and name in EMPTY_SAID:
+        sys.stderr.write(EMPTY_SAID[name] + "\n")
+    if fmt == "table" and sys.stderr.isatty():
+        from cellctl.cli.summary import summary_line
+
+        line = summary_line(name, result.data)
+        if line:
+            sys.stderr.write(line + "\n")
     ctx.exit(result.code)
+
+
+def _unless_interrupted() -> None:
+    """A driver may turn a signal into its own error: the signal wins (cellctl.interrupts)."""
+    from cellctl.interrupts import Interrupted, received
+
+    if received() is not None:
+        raise Interrupted(received())
 
 
 def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
     """Say once, before a command writes, that it writes to the embedded default."""
-    note = settings.embedded_note
+    app = ctx.find_object(App)
+    note = None if app is not None and app.demo else settings.embedded_note  # asked for
     name = _command_name(ctx)
     if note is None or name in READ_ONLY_COMMANDS or (name == "audit"
                                                       and not ctx.params.get("fix")):

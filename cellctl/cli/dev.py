@@ -20,13 +20,16 @@ def dev() -> None:
 @click.option("--node", metavar="UUID", help="The Ironic node they run on (needs --host).")
 @click.option("--ironic", is_flag=True,
               help="One instance on each of --count Ironic nodes of --host that have none.")
+@click.option("--force", is_flag=True,
+              help="Write even into the cell database a nova.conf found by the default "
+                   "search names (a deployment's).")
 @format_option
 def add_instances(count: int, host: str | None, deleted: int, node: str | None, ironic: bool,
-                  fmt: str | None) -> None:
+                  force: bool, fmt: str | None) -> None:
     """Add fake instances to the [database] cell. Refuses a database Nova manages."""
     from cellctl.ops.dev import add_instances as operation
 
     progress = progress_for(fmt)
     run(lambda dbs: operation(dbs, count, host=host, deleted=deleted, node=node, ironic=ironic,
-                              progress=progress),
+                              progress=progress, force=force),
         fmt=fmt)

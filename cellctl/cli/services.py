@@ -39,10 +39,13 @@ register(service)
               help="With ironic: the host also reports this node (repeatable; a node "
                    "another host reports too is duplicated).")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@click.option("--force", is_flag=True,
+              help="Write even into the cell database a nova.conf found by the default "
+                   "search names (a deployment's).")
 @format_option
 def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_type: str,
                      nodes: int | None, node_uuids: tuple[str, ...],
-                     database_connection: str | None, fmt: str | None) -> None:
+                     database_connection: str | None, force: bool, fmt: str | None) -> None:
     """Add a service (and its compute node) to the cell, as a starting service does.
 
     Registering again changes nothing. Exit 0 ok, 1 bad input.
@@ -52,7 +55,7 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
     run(lambda dbs: services.register_service(
         dbs, host, binary=binary, compute_node=not no_compute_node,
         hypervisor_type=hypervisor_type, nodes=nodes, node_uuids=node_uuids,
-        database_connection=database_connection,
+        database_connection=database_connection, force=force,
     ), fmt=fmt)
 
 
@@ -63,9 +66,12 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
               help="Seconds between reports.")
 @click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@click.option("--force", is_flag=True,
+              help="Write even into the cell database a nova.conf found by the default "
+                   "search names (a deployment's).")
 @format_option
 def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
-                      database_connection: str | None, fmt: str | None) -> None:
+                      database_connection: str | None, force: bool, fmt: str | None) -> None:
     """Report "I'm OK" every --interval seconds until stopped (SIGINT/SIGTERM: exit 0).
 
     Exit 0 ok, 1 bad input or no such service.
@@ -75,7 +81,7 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
     with _stop_on_signals() as stop:
         run(lambda dbs: services.heartbeat(
             dbs, host, binary=binary, interval=interval, count=count, wait=stop.wait,
-            database_connection=database_connection,
+            database_connection=database_connection, force=force,
         ), fmt=fmt)
 
 

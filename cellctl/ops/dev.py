@@ -31,7 +31,7 @@ USERS_PER_PROJECT = 10
 
 def add_instances(dbs: Databases, count: int, *, host: str | None = None, deleted: int = 0,
                   node: str | None = None, ironic: bool = False,
-                  progress: Progress = NO_PROGRESS) -> Result:
+                  progress: Progress = NO_PROGRESS, force: bool = False) -> Result:
     """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted.
 
     Their ``node`` is ``host`` (a libvirt-like compute), or ``node`` (an
@@ -53,6 +53,11 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
         return result.error("--node and --ironic cannot be combined", 1)
     if node is not None and canonical_uuid(node) is None:
         return result.error(f"--node must be an Ironic node UUID, got {node!r}", 1)
+    from cellctl.testdata import refusal
+
+    refused = refusal(dbs.settings, force=force)
+    if refused is not None:
+        return result.error(refused, 1)
     engine = dbs.local_cell
     where = mask(dbs.settings.database_connection.value)
     owner = migrate.schema_state(engine, "cell").owner

@@ -128,6 +128,8 @@ def _describe(target: Target, outcome: migrate.SyncOutcome) -> str:
     if after.owner == "nova":
         return (f"{where}: schema is managed by Nova (revision {after.revision}); "
                 "nothing changed")
+    if outcome.changed and outcome.before.revision is None:
+        return f"{where}: created at {after.revision}"
     if outcome.changed:
         return f"{where}: upgraded from {outcome.before.revision} to {after.revision}"
     return f"{where}: already at {after.revision}"

@@ -117,6 +117,7 @@ def register_service(
     nodes: int | None = None,
     node_uuids: Sequence[str] = (),
     database_connection: str | None = None,
+    force: bool = False,
 ) -> Result:
     """Add ``host``'s service (and, for nova-compute, its compute node) to the cell.
 
@@ -140,6 +141,8 @@ def register_service(
     if wanted_nodes is None:
         return result
     ironic = hypervisor_type == IRONIC and binary == COMPUTE_BINARY and compute_node
+    if _refused(dbs, database_connection, force, result):
+        return result
     cell_db = _local_cell(dbs, database_connection)
     now = utcnow()
     with cell_db.begin() as conn:
@@ -178,6 +181,17 @@ def register_service(
     if ironic:
         result.data.update(ironic_nodes_added=added, ironic_nodes=reported)
     return result
+
+
+def _refused(dbs: Databases, database_connection: str | None, force: bool,
+             result: Result) -> bool:
+    """Test data never goes unasked into the deployment a default nova.conf names."""
+    from cellctl.testdata import refusal
+
+    refused = None if database_connection else refusal(dbs.settings, force=force)
+    if refused is not None:
+        result.error(refused, 1)
+    return refused is not None
 
 
 def _ironic_request(binary: str, compute_node: bool, hypervisor_type: str, nodes: int | None,
@@ -235,6 +249,7 @@ def heartbeat(
     count: str | int | None = None,
     wait: Callable[[float], bool] | None = None,
     database_connection: str | None = None,
+    force: bool = False,
 ) -> Result:
     """Report "I'm OK" for ``host``'s service every ``interval`` seconds, ``count`` times
     or until ``wait`` (sleeps up to the given seconds) returns True: asked to stop.
@@ -252,6 +267,8 @@ def heartbeat(
     if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
         return result
     wait = wait or _sleep
+    if _refused(dbs, database_connection, force, result):
+        return result
     cell_db = _local_cell(dbs, database_connection)
     service = ServiceRecord(host=host, binary=binary, topic=topic_for(binary), disabled=False,
                             forced_down=False, last_seen_up=None, created_at=None)

@@ -271,8 +271,7 @@ def _instances_check(scans: list[CellScan]) -> Check:
     return _mapping_check(
         "Instance mappings", [(s.cell, s.instances) for s in scans if s.instances is not None],
         "instance", "instance mapping",
-        fix="Run command 'cellctl map_instances --cell_uuid <cell uuid>' for each of these "
-            "cells and then retry.",
+        fix="Run command 'cellctl map_instances --cell_uuid {cell_uuid}' and then retry.",
         when_none="no instances found")
 
 
@@ -357,6 +356,8 @@ def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: st
                    mapping: str, *, fix: str, when_none: str) -> Check:
     missing = [(cell, u) for cell, u in counted if u.missing]
     if missing:
+        if "{cell_uuid}" in fix:  # the real command for each cell, not a placeholder
+            fix = " ".join(fix.format(cell_uuid=cell.uuid) for cell, _ in missing)
         return Check(name, "warning", f"{_missing_text(missing, thing, mapping)}. {fix}")
     total = sum(u.checked for _, u in counted)
     if not total:

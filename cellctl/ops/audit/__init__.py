@@ -195,11 +195,13 @@ def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
-        result.info(f"{total} findings, {repaired} repaired")
+        result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f.fixable)
-        result.info(f"{total} findings" + (f" ({fixable} listed ones fixable with --fix)"
-                                           if fixable else ""))
+        shown = ("" if not fixable else f" ({fixable} listed ones fixable with --fix)"
+                 if len(listing) == total else
+                 f" ({fixable} of the {len(listing)} listed fixable with --fix)")
+        result.info(f"{_plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
         result.code = 2
     elif found.remaining() > 0:
@@ -212,3 +214,7 @@ def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
         "unreachable_cells": list(result.unreachable_cells),
     }
     return result
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

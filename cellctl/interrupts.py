@@ -1,0 +1,40 @@
+"""The signal state of the ``cellctl`` program (see cellctl.console): which signal
+interrupted it, and the exception its handler raises."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """Raised by the handler. Not an ``Exception``: no ``except Exception`` of cellctl or
+    of a driver turns it into an error report."""
+
+
+_received: list[int] = []
+
+
+def received() -> int | None:
+    """The signal that interrupted this process, if one did."""
+    return _received[0] if _received else None
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    if _received:  # the first signal decides; cleaning up is not interrupted again
+        return
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def record(signum: int) -> None:
+    """Note a signal found pending (blocked) as the one that interrupted the command."""
+    if not _received:
+        _received.append(signum)
+
+
+def install() -> None:
+    for sig in EXIT_CODES:
+        signal.signal(sig, _handler)

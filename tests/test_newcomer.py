@@ -1,0 +1,224 @@
+"""Issue 22: the first minutes of a newcomer are safe.
+
+The demo switch never touches a deployment named by a nova.conf in the default
+search; test-data commands refuse such a database unless forced; malformed URLs
+are one line and exit 1; the helpful lines go to stderr, never to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+BAD_URLS = [
+    ("mysql+pymysql://root:hunter2@127.0.0.1:abc/nc_api", "port 'abc'"),
+    ("mysql+pymysql//root:hunter2@127.0.0.1/nc_api", "mysql+pymysql//root:****@127.0.0.1/nc_api"),
+    ("mysql+nosuchdriver://root:hunter2@127.0.0.1/nc_api", "'mysql+nosuchdriver'"),
+    ("mysql+pymysql://root:hunter2@127.0.0.1/nc_api?charset", "'charset'"),
+]
+
+
+def cellctl(*args: str, env: dict[str, str],
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cellctl", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CELLCTL_", "OS_"))}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**env, "HOME": str(home), "CELLCTL_STATE_DIR": str(tmp_path / "state"), **extra}
+
+
+@pytest.mark.parametrize(("url", "shown"), BAD_URLS)
+def test_malformed_urls_exit_1_with_one_line(tmp_path, url, shown):
+    env = clean_env(tmp_path)
+    for args in (["--api-database-connection", url, "list_cells"],
+                 ["create_cell", "--database_connection", url, "--transport-url", "none:///"]):
+        done = cellctl(*args, env=env)
+        assert done.returncode == 1, done
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        assert len(errors) == 1 and shown in errors[0], done.stderr
+        assert "hunter2" not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+
+
+README_DEMO = [
+    ["service", "register", "--host", "compute1"],
+    ["service", "register", "--host", "compute2"],
+    ["dev", "add-instances", "--count", "1000", "--host", "compute1", "--deleted", "10"],
+    ["simple_cell_setup"],
+    ["service", "register", "--host", "compute3"],
+    ["discover_hosts", "--verbose"],
+    ["list_cells"],
+    ["list_hosts", "--status"],
+]
+
+
+@pytest.fixture
+def deployment_home(tmp_path):
+    """A HOME whose ~/.nova/nova.conf names a real MariaDB API and cell database, synced,
+    with a real-looking compute service in the cell."""
+    from auditsupport import fingerprint
+    from conftest import DatabaseFactory, require_server
+
+    require_server("mysql")
+    factory = DatabaseFactory("mysql", tmp_path)
+    api, cell = factory.new("api"), factory.new("cell1", with_cell0=True)
+    env = clean_env(tmp_path)
+    for args in (["api_db", "sync"], ["db", "sync"]):
+        done = cellctl("--api-database-connection", api, *args,
+                       env={**env, "CELLCTL_DATABASE_CONNECTION": cell})
+        assert done.returncode == 0, done.stderr
+    engine = sa.create_engine(cell)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO services (host, `binary`, topic, report_count, "
+                             "disabled, deleted, uuid) VALUES ('prod-cmp1', 'nova-compute', "
+                             "'compute', 1234, 0, 0, 'a0a0a0a0-0000-4000-8000-000000000001')")
+    engine.dispose()
+    nova = tmp_path / "home" / ".nova"
+    nova.mkdir(parents=True)
+    (nova / "nova.conf").write_text(f"[DEFAULT]\ntransport_url = none:///\n"
+                                    f"[api_database]\nconnection = {api}\n"
+                                    f"[database]\nconnection = {cell}\n")
+    yield env, lambda: fingerprint([api, cell])
+    factory.drop_all()
+
+
+def test_demo_switch_never_touches_the_deployment_in_the_default_search(deployment_home,
+                                                                         tmp_path):
+    """Issue 22: README's first command on a host with ~/.nova/nova.conf."""
+    env, fingerprint = deployment_home
+    before = fingerprint()
+    demo_env = {**env, "CELLCTL_DEMO": "1"}
+    for args in README_DEMO:
+        done = cellctl(*args, env=demo_env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "WARNING: No configuration" not in done.stderr  # asked for: no warning
+    assert "compute3" in done.stdout
+    assert fingerprint() == before
+    assert (tmp_path / "state" / "api.sqlite").exists()
+    flagged = cellctl("--demo", "list_cells", env=env)
+    assert flagged.returncode == 0 and "sqlite:///" in flagged.stdout, flagged.stderr
+    both = cellctl("--demo", "--config-file", str(tmp_path / "home/.nova/nova.conf"),
+                   "list_cells", env=env)
+    assert both.returncode == 1 and both.stderr.count("\n") == 1, both.stderr
+    assert "--demo" in both.stderr
+
+
+def test_test_data_commands_refuse_a_default_search_deployment(deployment_home, tmp_path):
+    """Without --demo, fake rows never go unasked into the deployment; --force writes."""
+    env, fingerprint = deployment_home
+    before = fingerprint()
+    for args in (["service", "register", "--host", "fake1"],
+                 ["dev", "add-instances", "--count", "5"],
+                 ["service", "heartbeat", "--host", "prod-cmp1", "--count", "1",
+                  "--interval", "0.1"]):
+        done = cellctl(*args, env=env)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        assert len(errors) == 1 and "Refusing to write test data" in errors[0], done.stderr
+        assert ".nova/nova.conf" in errors[0] and "--force" in errors[0]
+    assert fingerprint() == before
+    forced = cellctl("service", "register", "--host", "fake1", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert fingerprint() != before
+    named = cellctl("--config-file", str(tmp_path / "home/.nova/nova.conf"), "service",
+                    "heartbeat", "--host", "prod-cmp1", "--count", "1", "--interval", "0.1",
+                    env=env)
+    assert named.returncode == 0, named.stderr  # a file named on purpose is the user's choice
+
+
+def _normal(line: str) -> str:
+    import re
+
+    line = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", line)
+    line = re.sub(r"[0-9a-f]{8}-…", "<id>", line)
+    line = re.sub(r"[|+]", " ", line)
+    line = "" if set(line.replace(" ", "")) <= {"-"} else line
+    return " ".join(line.split())
+
+
+def quickstart_steps(page: str) -> list[tuple[list[str], list[str]]]:
+    """Each ``$ cellctl ...`` of the step-by-step part, with the lines shown after it."""
+    import shlex
+
+    steps: list[tuple[list[str], list[str]]] = []
+    for line in page[page.index("Step by step"):].splitlines():
+        if line.startswith("    $ cellctl "):
+            steps.append((shlex.split(line[len("    $ cellctl "):]), []))
+        elif steps and line.startswith("    ") and line.strip():
+            steps[-1][1].append(line[4:])
+        elif steps and line.strip() and not line.startswith(" "):
+            steps.append(([], []))  # prose ends the block
+    return [step for step in steps if step[0]]
+
+
+def test_quickstart_shows_what_the_demo_prints(tmp_path):
+    """Issue 22: every command of doc/user/quickstart.rst, run as the page runs them
+    (CELLCTL_DEMO=1): each line the page shows appears, in order; status exits 1."""
+    page = (Path(__file__).parent.parent / "doc/user/quickstart.rst").read_text()
+    state = tmp_path / "state"
+    env = clean_env(tmp_path, CELLCTL_DEMO="1")
+    steps = quickstart_steps(page)
+    assert len(steps) >= 9
+    for args, shown in steps:
+        done = cellctl(*args, env=env)
+        assert done.returncode == (1 if args == ["status"] else 0), (args, done.stderr)
+        actual = [_normal(line.replace(str(state), "/tmp/cellctl-demo"))
+                  for line in (done.stdout + done.stderr).splitlines()]
+        position = 0
+        for line in filter(None, (_normal(s) for s in shown)):
+            if args == ["status"] and line.startswith("Check"):
+                continue  # the page shows the table without its borders
+            found = next((i for i in range(position, len(actual))
+                          if actual[i].startswith(line)), None)
+            assert found is not None, (args, line, actual)
+            position = found + 1
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal (a person watching); stdout piped."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "cellctl", *args], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = process.communicate(timeout=120)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return process.returncode, out, b"".join(chunks).decode()
+
+
+def test_summary_lines_on_a_terminal_only(tmp_path):
+    """One line on stderr saying what the mapping commands did, for a person; a program
+    (stderr piped) sees nova-manage's output only."""
+    env = clean_env(tmp_path, CELLCTL_DEMO="1")
+    for args in (["service", "register", "--host", "c1"],
+                 ["dev", "add-instances", "--count", "3", "--host", "c1"]):
+        assert cellctl(*args, env=env).returncode == 0
+    code, out, err = _on_a_terminal(["simple_cell_setup"], env)
+    assert code == 0, err
+    assert "simple_cell_setup: cell0 mapped; cell " in err
+    assert "1 new host mapping and 3 new instance mappings" in err
+    assert "simple_cell_setup:" not in out
+    code, out, err = _on_a_terminal(["discover_hosts"], env)
+    assert (code, out) == (0, "") and "0 new host mappings in 1 cell read" in err
+    piped = cellctl("discover_hosts", env=env)
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "", "")
