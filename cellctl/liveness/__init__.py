@@ -5,7 +5,8 @@ two rules of its own, which hold whatever the driver:
 
 - a service an admin forced down is down, whatever its heartbeats say;
 - ``service_down_time`` no longer than ``report_interval`` is raised to
-  ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``).
+  ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``;
+  cellctl.liveness.options.down_seconds).
 
 A driver answers for many services at once (one query, multi-get or listing
 per batch, never a round trip per host). When its backend cannot be reached
