@@ -7,7 +7,7 @@ import click
 from cellctl.cli import Command, format_option, main, run
 
 
-@main.command("audit", cls=Command)
+@main.command("audit", cls=Command, writes=lambda params: bool(params.get("fix")))
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Report only this cell's findings (every cell is still read).")
 @click.option("--fix", is_flag=True, help="Repair the fixable findings.")

@@ -11,7 +11,7 @@ _DB_URL = ("--database_connection", "--database-connection")
 
 
 @register
-@click.command("map_cell0", cls=Command)
+@click.command("map_cell0", cls=Command, writes=True)
 @click.option(*_DB_URL, "database_connection", metavar="URL",
               help="cell0's database (default: [database] connection with _cell0 added).")
 @format_option
@@ -23,7 +23,7 @@ def map_cell0(database_connection: str | None, fmt: str | None) -> None:
 
 
 @register
-@click.command("create_cell", cls=Command)
+@click.command("create_cell", cls=Command, writes=True)
 @click.option("--name", help="A name for the cell.")
 @click.option("--transport-url", metavar="URL", help="The cell's message queue.")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help="The cell's database.")
@@ -42,7 +42,7 @@ def create_cell(name: str | None, transport_url: str | None, database_connection
 
 
 @register
-@click.command("list_cells", cls=Command)
+@click.command("list_cells", cls=Command, writes=False)
 @click.option("--verbose", is_flag=True, help="Show passwords in URLs.")
 @format_option
 def list_cells(verbose: bool, fmt: str | None) -> None:
@@ -53,7 +53,7 @@ def list_cells(verbose: bool, fmt: str | None) -> None:
 
 
 @register
-@click.command("update_cell", cls=Command)
+@click.command("update_cell", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
 @click.option("--name", help="New name.")
 @click.option("--transport-url", metavar="URL", help="New message queue URL.")
@@ -78,7 +78,7 @@ def update_cell(cell_uuid: str, name: str | None, transport_url: str | None,
 
 
 @register
-@click.command("delete_cell", cls=Command)
+@click.command("delete_cell", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
 @click.option("--force", is_flag=True,
               help="Also delete the cell's host mappings and deleted instances' mappings.")

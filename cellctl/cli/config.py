@@ -5,7 +5,7 @@ from __future__ import annotations
 from cellctl.cli import format_option, main, run
 
 
-@main.command("config")
+@main.command("config", writes=False)
 @format_option
 def config(fmt: str | None) -> None:
     """Show resolved settings and their sources (passwords masked)."""

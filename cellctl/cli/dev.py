@@ -12,7 +12,7 @@ def dev() -> None:
     """Developer helpers: fake data in cellctl's own databases, never Nova's."""
 
 
-@dev.command("add-instances")
+@dev.command("add-instances", writes=True)
 @click.option("--count", type=int, required=True, help="How many instances to add.")
 @click.option("--host", help="The compute host they run on (default: none).")
 @click.option("--deleted", type=int, default=0, show_default=True,

@@ -8,7 +8,7 @@ from cellctl.cli import Command, format_option, progress_for, register, run
 
 
 @register
-@click.command("map_instances", cls=Command)
+@click.command("map_instances", cls=Command, writes=True)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", required=True, metavar="UUID",
               help="The cell whose instances to map.")
 @click.option("--max-count", "--max_count", "max_count", metavar="N",
@@ -29,7 +29,7 @@ def map_instances(cell_uuid: str, max_count: str | None, reset: bool, fmt: str |
 
 
 @register
-@click.command("verify_instance", cls=Command)
+@click.command("verify_instance", cls=Command, writes=False)
 @click.option("--uuid", "instance_uuid", required=True, metavar="UUID",
               help="The instance to look up.")
 @click.option("--quiet", is_flag=True, help="No output, only the exit code.")

@@ -15,7 +15,7 @@ def ironic() -> None:
     """Ironic nodes: which nova-compute service owns which, and what moves."""
 
 
-@ironic.command("ring")
+@ironic.command("ring", writes=False)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Only this cell's nodes.")
 @click.option("--host", metavar="HOST", help="Only nodes this host reports or owns.")

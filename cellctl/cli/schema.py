@@ -17,7 +17,7 @@ def db() -> None:
     """The cell database schema ([database], cell0, and mapped cells)."""
 
 
-@api_db.command("sync")
+@api_db.command("sync", writes=True)
 @click.argument("version", required=False)
 @format_option
 def api_db_sync(version: str | None, fmt: str | None) -> None:
@@ -27,7 +27,7 @@ def api_db_sync(version: str | None, fmt: str | None) -> None:
     run(lambda dbs: schema.api_db_sync(dbs, version), fmt=fmt)
 
 
-@api_db.command("version")
+@api_db.command("version", writes=False)
 @format_option
 def api_db_version(fmt: str | None) -> None:
     """Print the API schema revision."""
@@ -36,7 +36,7 @@ def api_db_version(fmt: str | None) -> None:
     run(schema.api_db_version, fmt=fmt)
 
 
-@db.command("sync")
+@db.command("sync", writes=True)
 @click.argument("version", required=False)
 @click.option("--all-cells", is_flag=True, help="Also every mapped cell's database.")
 @format_option
@@ -47,7 +47,7 @@ def db_sync(version: str | None, all_cells: bool, fmt: str | None) -> None:
     run(lambda dbs: schema.db_sync(dbs, version, all_cells=all_cells), fmt=fmt)
 
 
-@db.command("version")
+@db.command("version", writes=False)
 @format_option
 def db_version(fmt: str | None) -> None:
     """Print the cell schema revision of [database]."""

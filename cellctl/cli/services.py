@@ -25,7 +25,7 @@ def service() -> None:
 register(service)
 
 
-@service.command("register")
+@service.command("register", writes=True)
 @click.option("--host", required=True, help="The service's host.")
 @click.option("--binary", default="nova-compute", show_default=True)
 @click.option("--no-compute-node", "no_compute_node", is_flag=True,
@@ -56,7 +56,7 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
     ), fmt=fmt)
 
 
-@service.command("heartbeat")
+@service.command("heartbeat", writes=True)
 @click.option("--host", required=True, help="The service's host.")
 @click.option("--binary", default="nova-compute", show_default=True)
 @click.option("--interval", default="10", show_default=True, metavar="SECONDS",
@@ -79,7 +79,7 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
         ), fmt=fmt)
 
 
-@service.command("list")
+@service.command("list", writes=False)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's services.")
 @format_option
 def service_list(cell_uuid: str | None, fmt: str | None) -> None:
