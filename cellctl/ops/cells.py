@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from cellctl.cells.cell0 import map_cell0 as map_cell0_core
 from cellctl.cells.refs import (
-    CELL0_NAME,
-    CELL0_TRANSPORT_URL,
-    CELL0_UUID,
     cell_database,
-    find_cell,
     insert_cell,
     is_cell0,
     load_cell,
@@ -22,7 +19,7 @@ from cellctl.errors import InvalidURL
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.urls import derive_cell0_url, validate_database_url, validate_transport_url
+from cellctl.urls import validate_database_url, validate_transport_url
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
@@ -39,27 +36,11 @@ CELL_COLUMNS = [
 
 
 def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
-    """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
-    from sqlalchemy.exc import IntegrityError
+    """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``.
 
-    result = Result(data={"uuid": CELL0_UUID})
-    try:
-        url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
-        validate_database_url(url)
-    except InvalidURL as exc:
-        return result.error(str(exc), 1)
-    try:
-        with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
-            if find_cell(conn, CELL0_UUID) is not None:
-                result.data = {"uuid": CELL0_UUID, "created": False}
-                return result.info("Cell0 is already setup")
-            insert_cell(conn, CELL0_UUID, CELL0_NAME, CELL0_TRANSPORT_URL, url)
-    except IntegrityError:
-        # A concurrent run mapped it between our check and our insert.
-        result.data = {"uuid": CELL0_UUID, "created": False}
-        return result.info("Cell0 is already setup")
-    result.data = {"uuid": CELL0_UUID, "created": True}
-    return result
+    Exit 0 mapped or already mapped, 1 an invalid URL. The work is
+    cellctl.cells.cell0's, which ``simple_cell_setup`` runs too."""
+    return map_cell0_core(dbs, database_connection)
 
 
 def create_cell(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cellctl import migrate
+from cellctl.cells.cell0 import beside_nova
 from cellctl.cells.refs import CELL0_UUID
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
@@ -38,18 +39,6 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
                        nova_deployment=beside_nova(dbs))
     synced.messages[:0] = result.messages
     return synced
-
-
-def beside_nova(dbs: Databases) -> bool:
-    """Whether ``[database]`` has Nova's schema: an empty cell0 is then Nova's to create."""
-    local = dbs.settings.database_connection.value
-    if not local:
-        return False
-    try:
-        engine = dbs.engine_for_sync(local, "cell database ([database] connection)")
-    except CellctlError:
-        return False
-    return migrate.is_nova_deployment(engine)
 
 
 def api_db_version(dbs: Databases) -> Result:

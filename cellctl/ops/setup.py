@@ -1,4 +1,6 @@
-"""simple_cell_setup: a one-cell cloud in one command, composed of the other operations.
+"""simple_cell_setup: a one-cell cloud in one command, composed of the cores of
+``map_cell0``, ``map_cell_and_hosts`` and ``map_instances`` (cellctl.cells.cell0,
+cellctl.mappings.local_cell and cellctl.mappings.cell_instances).
 
 Map cell0 and create its schema, map ``[database]`` as a cell with its
 compute hosts, then map that cell's instances, with nova-manage's messages
@@ -9,14 +11,13 @@ is set up and changes nothing.
 from __future__ import annotations
 
 from cellctl import migrate
+from cellctl.cells.cell0 import beside_nova, map_cell0
 from cellctl.cells.refs import CELL0_UUID, find_cell
 from cellctl.cells.urls import resolve_transport_url
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ops.cells import map_cell0
-from cellctl.ops.hosts import map_cell_and_hosts
-from cellctl.ops.map_instances import map_instances
-from cellctl.ops.schema import beside_nova
+from cellctl.mappings.cell_instances import map_cell_instances
+from cellctl.mappings.local_cell import map_local_cell
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 
@@ -38,7 +39,7 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
     data["cell0_created"] = bool(cell0.get("created"))
     data["cell0_schema"] = _sync_cell0(dbs, result)
 
-    cell = _absorb(result, map_cell_and_hosts(dbs, transport_url=transport, progress=progress))
+    cell = _absorb(result, map_local_cell(dbs, transport_url=transport, progress=progress))
     data.update(cell_uuid=cell.get("cell_uuid"), cell_created=cell.get("cell_created"),
                 hosts_mapped=cell.get("hosts_mapped"))
     if not cell.get("compute_nodes"):
@@ -47,7 +48,8 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
 
     # nova-manage ignores map_instances' exit code here; mapping everything
     # can only end in 0, and an error raises.
-    instances = _absorb(result, map_instances(dbs, str(cell["cell_uuid"]), progress=progress))
+    instances = _absorb(result, map_cell_instances(dbs, str(cell["cell_uuid"]),
+                                                   progress=progress))
     data["instances_mapped"] = instances.get("mapped")
     return result
 
