@@ -34,7 +34,7 @@ from galera import GaleraCluster, via
 from hostsupport import add_hosts
 from tcp_proxy import tcp_proxy
 
-from cellctl.ops.dev import insert_fake_instances
+from cellctl.tables.rows import insert_fake_instances
 
 pytestmark = [pytest.mark.galera, pytest.mark.xdist_group("galera")]
 

@@ -8,26 +8,18 @@ rows must never reach a real cloud.
 
 from __future__ import annotations
 
-import hashlib
-import uuid as uuidlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cellctl import migrate
-from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.tables.cell import IRONIC
+from cellctl.tables.rows import insert_fake_instances
 from cellctl.urls import mask
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
-
-INSERT_BATCH = 5_000
-# Fake ownership: instances spread over a realistic number of projects and users.
-PROJECTS = 100
-USERS_PER_PROJECT = 10
-
+    from sqlalchemy.engine import Engine
 
 def add_instances(dbs: Databases, count: int, *, host: str | None = None, deleted: int = 0,
                   node: str | None = None, ironic: bool = False,
@@ -88,85 +80,8 @@ def free_ironic_nodes(engine: Engine, host: str, count: int) -> list[str]:
 
     busy = exists().where(inst.c.node == cn.c.hypervisor_hostname, inst.c.deleted == 0)
     query = (select(cn.c.hypervisor_hostname).distinct()
-             .where(cn.c.host == host, cn.c.hypervisor_type == "ironic", cn.c.deleted == 0,
+             .where(cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,
                     ~busy)
              .order_by(cn.c.hypervisor_hostname).limit(count))
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
-
-
-def insert_fake_instances(engine: Engine, count: int, *, host: str | None = None,
-                          deleted: int = 0, nodes: list[str] | None = None,
-                          progress: Progress = NO_PROGRESS) -> None:
-    """Bulk-insert ``count`` fake instance rows, one transaction per batch.
-
-    Instance ``n`` runs on ``nodes[n]`` if given, else on the node named ``host``.
-    """
-    progress.start("Adding instances", count)
-    try:
-        for first in range(0, count, INSERT_BATCH):
-            size = min(INSERT_BATCH, count - first)
-            on: list[str | None] = (list(nodes[first:first + size]) if nodes is not None
-                                    else [host] * size)
-            rows = list(_fake_rows(first, size, host, on))
-            with engine.begin() as conn:
-                _insert(conn, rows)
-                doomed = [row["uuid"] for n, row in enumerate(rows, first) if n < deleted]
-                if doomed:
-                    _soft_delete(conn, doomed)
-            progress.advance(len(rows))
-    finally:
-        progress.finish()
-
-
-def _fake_rows(first: int, count: int, host: str | None,
-               nodes: list[str | None]) -> Iterator[dict[str, Any]]:
-    now = utcnow()
-    for n, node in zip(range(first, first + count), nodes, strict=True):
-        project = n % PROJECTS
-        user = (n // PROJECTS) % USERS_PER_PROJECT
-        yield {
-            "uuid": str(uuidlib.uuid4()),
-            "project_id": _fake_id(f"project-{project}"),
-            "user_id": _fake_id(f"user-{project}-{user}"),
-            "created_at": now,
-            "deleted": 0,
-            "hidden": False,
-            "vm_state": "active",
-            "power_state": 1,
-            "host": host,
-            "node": node,
-            "launched_on": host,
-            "display_name": f"fake-{n}",
-            "hostname": f"fake-{n}",
-            "memory_mb": 512,
-            "vcpus": 1,
-            "root_gb": 1,
-            "ephemeral_gb": 0,
-            "launch_index": 0,
-            "cleaned": 0,
-        }
-
-
-def _fake_id(seed: str) -> str:
-    """A stable 32-hex-digit id, shaped like Keystone's project and user ids."""
-    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
-
-
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    from cellctl.tables.cell import instances
-
-    conn.execute(instances.insert(), rows)  # executemany: the driver batches the rows
-
-
-def _soft_delete(conn: Connection, uuids: list[str]) -> None:
-    """Delete as Nova does: ``deleted = id``, ``deleted_at`` set, the VM gone."""
-    from cellctl.tables.cell import instances
-
-    now = utcnow()
-    conn.execute(
-        instances.update()
-        .where(instances.c.uuid.in_(uuids))
-        .values(deleted=instances.c.id, deleted_at=now, terminated_at=now,
-                vm_state="deleted", power_state=0)
-    )

@@ -44,7 +44,7 @@ from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
 from cellctl.result import Column, Result, Table
-from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
     from cellctl.liveness import ServiceRecord
 
-IRONIC = "ironic"
 IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN = (
     "in place", "moving", "orphaned", "duplicated", "unknown")
 STATES = (IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN)

@@ -21,7 +21,8 @@ from cellctl.db import Databases
 from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.result import Column, Result, Table
-from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
+from cellctl.tables.rows import compute_node_row, ironic_node_row, service_row, topic_for
 from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
@@ -29,11 +30,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection, Engine
 
-# nova.objects.service.SERVICE_VERSION of Nova 34.0.0, which its services write.
-SERVICE_VERSION = 74
 DEFAULT_INTERVAL = 10.0  # seconds, Nova's report_interval
 MAX_NAME = 255  # services.host / binary are VARCHAR(255)
-IRONIC = "ironic"  # compute_nodes.hypervisor_type of Nova's Ironic driver
 MAX_IRONIC_NODES = 1_000_000  # per register call: test data, not a cloud
 _LOOKUP_BATCH = 1000  # values per IN list
 _INSERT_BATCH = 5000  # rows per executemany
@@ -49,40 +47,6 @@ SERVICE_COLUMNS = [
     Column("last_seen_up", "Last Seen Up", none_as="-"),
     Column("disabled_reason", "Disabled Reason", none_as="-"),
 ]
-
-
-def topic_for(binary: str) -> str:
-    """Nova's topic of a service binary: ``nova-compute`` -> ``compute``."""
-    return binary.removeprefix("nova-")
-
-
-def service_row(host: str, binary: str, *, now: datetime.datetime) -> dict[str, Any]:
-    """A ``services`` row as a freshly started Nova service creates it."""
-    return {
-        "host": host, "binary": binary, "topic": topic_for(binary), "report_count": 0,
-        "disabled": False, "forced_down": False, "version": SERVICE_VERSION,
-        "uuid": new_uuid(), "deleted": 0, "created_at": now,
-    }
-
-
-def compute_node_row(host: str, service_id: int | None, *, now: datetime.datetime,
-                     hypervisor_type: str = "fake", hypervisor_hostname: str | None = None,
-                     uuid: str | None = None) -> dict[str, Any]:
-    """A ``compute_nodes`` row for ``host``'s (fake) hypervisor, not yet mapped.
-
-    An Ironic node is ``hypervisor_type='ironic'`` with the node's UUID as
-    ``hypervisor_hostname`` (and, as Nova's Ironic driver writes it, as ``uuid``).
-    """
-    return {
-        "host": host, "hypervisor_hostname": hypervisor_hostname or host,
-        "service_id": service_id,
-        "uuid": uuid or new_uuid(), "vcpus": 8, "memory_mb": 16384, "local_gb": 200,
-        "vcpus_used": 0, "memory_mb_used": 512, "local_gb_used": 0,
-        "free_ram_mb": 15872, "free_disk_gb": 200, "disk_available_least": 200,
-        "current_workload": 0, "running_vms": 0,
-        "hypervisor_type": hypervisor_type, "hypervisor_version": 1000, "cpu_info": "{}",
-        "stats": "{}", "mapped": 0, "deleted": 0, "created_at": now,
-    }
 
 
 def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
@@ -101,9 +65,7 @@ def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
     for start in range(0, len(node_uuids), _LOOKUP_BATCH):
         batch = node_uuids[start:start + _LOOKUP_BATCH]
         taken.update(conn.execute(select(cn.c.uuid).where(cn.c.uuid.in_(batch))).scalars())
-    return [compute_node_row(host, service_id, now=now, hypervisor_type=IRONIC,
-                             hypervisor_hostname=node,
-                             uuid=None if node in taken else node)
+    return [ironic_node_row(host, service_id, node, now=now, uuid=None if node in taken else node)
             for node in node_uuids]
 
 
