@@ -3,6 +3,8 @@ whether its schema is Nova's to create (``db sync`` and ``simple_cell_setup`` as
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from cellctl import migrate
 from cellctl.cells.refs import CELL0_NAME, CELL0_TRANSPORT_URL, CELL0_UUID, find_cell, insert_cell
 from cellctl.db import Databases
@@ -13,7 +15,14 @@ from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
 
-def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
+class MapCell0Exit(IntEnum):
+    """``map_cell0``'s exit codes."""
+
+    OK = 0  # mapped now, or already
+    INVALID_URL = 1
+
+
+def map_cell0(dbs: Databases, *, database_connection: str | None = None) -> Result:
     """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
     from sqlalchemy.exc import IntegrityError
 
@@ -22,7 +31,7 @@ def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
         url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
         validate_database_url(url)
     except InvalidURL as exc:
-        return result.error(str(exc), 1)
+        return result.error(str(exc), MapCell0Exit.INVALID_URL)
     try:
         with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
             if find_cell(conn, CELL0_UUID) is not None:

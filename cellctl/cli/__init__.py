@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from cellctl import __version__
+from cellctl.cli.arguments import BadInput
 from cellctl.errors import CellctlError
 from cellctl.render import FORMATS, error_line, render
 
@@ -237,6 +238,10 @@ def run(
         dbs = Databases(app.settings)
         _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
+    except BadInput as exc:  # said as the operation would say it: no traceback
+        for line in str(exc).splitlines():
+            error_line(line, fmt)
+        ctx.exit(exc.code if exc.code is not None else failure_code)
     except CellctlError as exc:
         _report(app, exc, str(exc), fmt)
         ctx.exit(exc.code if exc.code is not None else failure_code)

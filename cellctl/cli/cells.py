@@ -19,7 +19,7 @@ def map_cell0(database_connection: str | None, fmt: str | None) -> None:
     """Map cell0, where instances that were never scheduled live."""
     from cellctl.ops import cells
 
-    run(lambda dbs: cells.map_cell0(dbs, database_connection), fmt=fmt)
+    run(lambda dbs: cells.map_cell0(dbs, database_connection=database_connection), fmt=fmt)
 
 
 @register
@@ -72,7 +72,7 @@ def update_cell(cell_uuid: str, name: str | None, transport_url: str | None,
     from cellctl.ops import cells
 
     run(lambda dbs: cells.update_cell(
-        dbs, cell_uuid, name=name, transport_url=transport_url,
+        dbs, cell_uuid=cell_uuid, name=name, transport_url=transport_url,
         database_connection=database_connection, disable=disable, enable=enable,
     ), failure_code=2, fmt=fmt)
 
@@ -91,4 +91,5 @@ def delete_cell(cell_uuid: str, force: bool, fmt: str | None) -> None:
     """
     from cellctl.ops import cells
 
-    run(lambda dbs: cells.delete_cell(dbs, cell_uuid, force=force), failure_code=255, fmt=fmt)
+    run(lambda dbs: cells.delete_cell(dbs, cell_uuid=cell_uuid, force=force),
+        failure_code=255, fmt=fmt)

@@ -11,4 +11,4 @@ def config(fmt: str | None) -> None:
     """Show resolved settings and their sources (passwords masked)."""
     from cellctl.ops.config import show_config
 
-    run(lambda dbs: show_config(dbs.settings), fmt=fmt)
+    run(show_config, fmt=fmt)

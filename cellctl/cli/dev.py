@@ -27,6 +27,6 @@ def add_instances(count: int, host: str | None, deleted: int, node: str | None, 
     from cellctl.ops.dev import add_instances as operation
 
     progress = progress_for(fmt)
-    run(lambda dbs: operation(dbs, count, host=host, deleted=deleted, node=node, ironic=ironic,
-                              progress=progress),
+    run(lambda dbs: operation(dbs, count=count, host=host, deleted=deleted, node=node,
+                              ironic=ironic, progress=progress),
         fmt=fmt)

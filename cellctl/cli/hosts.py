@@ -67,7 +67,7 @@ def list_hosts(cell_uuid: str | None, status: bool, fmt: str | None) -> None:
     """List host mappings sorted by host. Exit 0, 1 cell not found."""
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid, status=status),
+    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid=cell_uuid, status=status),
         failure_code=255, fmt=fmt)
 
 
@@ -84,4 +84,5 @@ def delete_host(cell_uuid: str, host: str, fmt: str | None) -> None:
     """
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)
+    run(lambda dbs: hosts.delete_host(dbs, cell_uuid=cell_uuid, host=host),
+        failure_code=255, fmt=fmt)

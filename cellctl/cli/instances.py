@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
+from cellctl.cli.arguments import number, positive
 
 
 @register
@@ -24,8 +25,11 @@ def map_instances(cell_uuid: str, max_count: str | None, reset: bool, fmt: str |
     from cellctl.ops.map_instances import map_instances as operation
 
     progress = progress_for(fmt)
-    run(lambda dbs: operation(dbs, cell_uuid, max_count=max_count, reset=reset,
-                              progress=progress), failure_code=255, fmt=fmt)
+    run(lambda dbs: operation(
+        dbs, cell_uuid=cell_uuid, reset=reset, progress=progress,
+        max_count=number(max_count, int, valid=positive, code=127,
+                         message="Must supply a positive value for max-count"),
+    ), failure_code=255, fmt=fmt)
 
 
 @register
@@ -42,4 +46,5 @@ def verify_instance(instance_uuid: str, quiet: bool, fmt: str | None) -> None:
     """
     from cellctl.ops.verify_instance import verify_instance as operation
 
-    run(lambda dbs: operation(dbs, instance_uuid, quiet=quiet), failure_code=255, fmt=fmt)
+    run(lambda dbs: operation(dbs, instance_uuid=instance_uuid, quiet=quiet),
+        failure_code=255, fmt=fmt)

@@ -24,7 +24,7 @@ def api_db_sync(version: str | None, fmt: str | None) -> None:
     """Create or upgrade the API schema (to VERSION, default head). Exit 0 ok, 1 failed."""
     from cellctl.ops import schema
 
-    run(lambda dbs: schema.api_db_sync(dbs, version), fmt=fmt)
+    run(lambda dbs: schema.api_db_sync(dbs, version=version), fmt=fmt)
 
 
 @api_db.command("version", writes=False)
@@ -44,7 +44,7 @@ def db_sync(version: str | None, all_cells: bool, fmt: str | None) -> None:
     """Create or upgrade the cell schema of [database] and cell0. Exit 0 ok, 1 failed."""
     from cellctl.ops import schema
 
-    run(lambda dbs: schema.db_sync(dbs, version, all_cells=all_cells), fmt=fmt)
+    run(lambda dbs: schema.db_sync(dbs, version=version, all_cells=all_cells), fmt=fmt)
 
 
 @db.command("version", writes=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.queries import visible_instances
@@ -31,7 +32,15 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
     from sqlalchemy.engine import Connection, Engine, Row
 
-BAD_MAX_COUNT = 127
+
+class MapInstancesExit(IntEnum):
+    """``map_instances``' exit codes (nova-manage's)."""
+
+    DONE = 0  # every instance has been looked at
+    MORE = 1  # a max_count run stopped with more to map: run again
+    BAD_INPUT = 127  # a bad max_count or cell
+
+
 # Rows per insert transaction: the larger, the fewer index pages each row
 # costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
 # instances), while memory (a few batches) and lock times stay small.
@@ -50,7 +59,7 @@ class _Tally:
     marker: str | None = None
 
 
-def map_cell_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None = None,
+def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = None,
                        reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
     """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
 
@@ -59,17 +68,18 @@ def map_cell_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int |
     for a bad ``max_count`` or cell.
     """
     result = Result()
-    limit = _parse_max_count(max_count)
-    if limit == 0:
-        return result.error("Must supply a positive value for max-count", BAD_MAX_COUNT)
-    uuid = lookup_cell_uuid(result, cell_uuid, BAD_MAX_COUNT)
+    limit = max_count
+    if limit is not None and limit < 1:
+        return result.error("Must supply a positive value for max_count",
+                            MapInstancesExit.BAD_INPUT)
+    uuid = lookup_cell_uuid(result, cell_uuid, MapInstancesExit.BAD_INPUT)
     if uuid is None:
         return result
     with dbs.api.connect() as conn:
         cell = find_cell(conn, uuid)
         marker = None if reset else read_marker(conn)
     if cell is None:
-        return result.error(f"Cell {uuid} has no mapping.", BAD_MAX_COUNT)
+        return result.error(f"Cell {uuid} has no mapping.", MapInstancesExit.BAD_INPUT)
 
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:
@@ -100,7 +110,7 @@ def map_cell_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int |
     if done.without_project:
         result.warn(f"{done.without_project} instances have no project_id and cannot be "
                     "mapped (instance_mappings.project_id is required)")
-    result.code = 1 if done.more else 0
+    result.code = MapInstancesExit.MORE if done.more else MapInstancesExit.DONE
     result.data = {
         "cell_uuid": uuid,
         "processed": done.processed,
@@ -111,17 +121,6 @@ def map_cell_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int |
         "marker": done.marker,
     }
     return result
-
-
-def _parse_max_count(value: str | int | None) -> int | None:
-    """None for "map all", the count, or 0 for anything that is not a positive integer."""
-    if value is None:
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        return 0
-    return max(count, 0)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from cellctl.cells.queries import live_nodes
 from cellctl.cells.refs import CELL0_UUID, CellRef, insert_cell
-from cellctl.cells.urls import resolve_transport_url
+from cellctl.cells.urls import BAD_TRANSPORT_URL, resolve_transport_url
 from cellctl.db import Databases
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import host_key, map_hosts, mapped_cells, mark_nodes_mapped
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 
-def map_local_cell(
+class MapCellAndHostsExit(IntEnum):
+    """``map_cell_and_hosts``' exit codes."""
+
+    OK = 0  # mapped, or nothing to map
+    BAD_TRANSPORT_URL = BAD_TRANSPORT_URL  # missing or invalid: nothing is written
+
+
+def map_cell_and_hosts(
     dbs: Databases,
     *,
     transport_url: str | None = None,

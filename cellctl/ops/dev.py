@@ -18,10 +18,13 @@ from cellctl.tables.cell import IRONIC
 from cellctl.tables.rows import insert_fake_instances
 from cellctl.urls import mask
 
+# Exit codes of dev add-instances: 0 added, BAD_INPUT bad input or a database refused.
+BAD_INPUT = 1
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-def add_instances(dbs: Databases, count: int, *, host: str | None = None, deleted: int = 0,
+def add_instances(dbs: Databases, *, count: int, host: str | None = None, deleted: int = 0,
                   node: str | None = None, ironic: bool = False,
                   progress: Progress = NO_PROGRESS) -> Result:
     """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted.
@@ -34,27 +37,32 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
     from cellctl.ids import canonical_uuid
 
     result = Result()
+    # Arguments as the caller passes them: "--count" on the command line, "count=" in Python.
+    arg = {name: dbs.settings.argument(name, f"--{name}")
+           for name in ("count", "deleted", "node", "ironic", "host")}
     if count < 1:
-        return result.error("--count must be a positive number of instances", 1)
+        return result.error(f"{arg['count']} must be a positive number of instances", BAD_INPUT)
     if not 0 <= deleted <= count:
-        return result.error("--deleted must be between 0 and --count", 1)
+        return result.error(f"{arg['deleted']} must be between 0 and {arg['count']}", BAD_INPUT)
     if (node is not None or ironic) and not host:
-        return result.error("--node and --ironic need --host: the service the instances are on",
-                            1)
+        return result.error(f"{arg['node']} and {arg['ironic']} need {arg['host']}: the service "
+                            "the instances are on", BAD_INPUT)
     if node is not None and ironic:
-        return result.error("--node and --ironic cannot be combined", 1)
+        return result.error(f"{arg['node']} and {arg['ironic']} cannot be combined", BAD_INPUT)
     if node is not None and canonical_uuid(node) is None:
-        return result.error(f"--node must be an Ironic node UUID, got {node!r}", 1)
+        return result.error(f"{arg['node']} must be an Ironic node UUID, got {node!r}",
+                            BAD_INPUT)
     engine = dbs.local_cell
     where = mask(dbs.settings.database_connection.value)
     owner = migrate.schema_state(engine, "cell").owner
     if owner == "nova":
         return result.error(
             f"Refusing to add fake instances to {where}: its schema is managed by Nova, "
-            "so it may be a real cloud's database", 1,
+            "so it may be a real cloud's database", BAD_INPUT,
         )
     if owner == "none":
-        return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'", 1)
+        return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'",
+                            BAD_INPUT)
     nodes: list[str] | None = None
     if node is not None:
         nodes = [canonical_uuid(node) or node] * count
@@ -63,7 +71,7 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
         nodes = free_ironic_nodes(engine, host, count)
         if len(nodes) < count:
             return result.error(f"Host {host} reports {len(nodes)} Ironic nodes without an "
-                                f"instance, fewer than --count {count}", 1)
+                                f"instance, fewer than {arg['count']} {count}", BAD_INPUT)
     insert_fake_instances(engine, count, host=host, deleted=deleted, nodes=nodes,
                           progress=progress)
     result.info(f"Added {count} instances ({deleted} deleted) to the cell database {where}")

@@ -1,4 +1,5 @@
-"""The host commands: discover_hosts, list_hosts, delete_host and map_cell_and_hosts.
+"""The host commands: discover_hosts, list_hosts, delete_host and map_cell_and_hosts
+(whose work, shared with simple_cell_setup, is cellctl.mappings.local_cell's).
 
 ``discover_hosts`` has Nova's semantics and verbose wording, with three
 fixes: every compute node of a host mapped to the cell is marked mapped (so
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.queries import (
@@ -38,7 +40,8 @@ from cellctl.mappings.hosts import (
     mark_hosts_unmapped,
     mark_nodes_mapped,
 )
-from cellctl.mappings.local_cell import map_local_cell
+from cellctl.mappings.local_cell import MapCellAndHostsExit as MapCellAndHostsExit
+from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
 from cellctl.paging import count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
@@ -49,6 +52,15 @@ if TYPE_CHECKING:
 
 
 # --- discover_hosts ----------------------------------------------------------
+
+
+class DiscoverHostsExit(IntEnum):
+    """``discover_hosts``' exit codes."""
+
+    OK = 0
+    # with strict and nothing new, a cell_uuid not found, or a cell that could not be read
+    INCOMPLETE = 1
+    CONTENTION = 2  # a batch kept losing to concurrent writers through every retry
 
 
 @dataclass
@@ -82,7 +94,8 @@ def discover_hosts(
             result.info(text)
 
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, result, cell_uuid,
+                             not_found_code=DiscoverHostsExit.INCOMPLETE)
     if cells is None:
         return result
     if cell_uuid is None:
@@ -105,7 +118,7 @@ def discover_hosts(
             result.unreachable(cell.uuid, f"{exc} (hosts of {cell.label} were not discovered)")
             continue
         except Contention as exc:  # a collision or deadlock through every retry
-            result.error(str(exc), 2)
+            result.error(str(exc), DiscoverHostsExit.CONTENTION)
             break
         say(f"Found {run.hosts_mapped} unmapped computes in cell: {cell.uuid}")
 
@@ -116,7 +129,7 @@ def discover_hosts(
                   for r in runs],
     }
     if result.code == 0 and (result.unreachable_cells or (strict and total == 0)):
-        result.code = 1
+        result.code = DiscoverHostsExit.INCOMPLETE
     return result
 
 
@@ -189,6 +202,23 @@ def _report(run: _CellRun, row: Row[Any], outcome: BatchOutcome, announced: set[
 # --- list_hosts and delete_host ----------------------------------------------
 
 
+class ListHostsExit(IntEnum):
+    """``list_hosts``' exit codes."""
+
+    OK = 0
+    CELL_NOT_FOUND = 1
+
+
+class DeleteHostExit(IntEnum):
+    """``delete_host``'s exit codes."""
+
+    OK = 0
+    CELL_NOT_FOUND = 1
+    HOST_NOT_FOUND = 2
+    HOST_IN_OTHER_CELL = 3
+    HOST_HAS_INSTANCES = 4
+
+
 HOST_COLUMNS = [
     Column("cell_name", "Cell Name", none_as="None"),
     Column("cell_uuid", "Cell UUID"),
@@ -197,7 +227,7 @@ HOST_COLUMNS = [
 STATE_COLUMN = Column("state", "State")
 
 
-def list_hosts(dbs: Databases, cell_uuid: str | None = None, *, status: bool = False) -> Result:
+def list_hosts(dbs: Databases, *, cell_uuid: str | None = None, status: bool = False) -> Result:
     """Host mappings sorted by host; ``status`` adds each host's compute service state.
 
     A cell whose database cannot be read does not stop the listing: its hosts
@@ -213,7 +243,8 @@ def list_hosts(dbs: Databases, cell_uuid: str | None = None, *, status: bool = F
         query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
                  .join(cm, cm.c.id == hm.c.cell_id))
         if cell_uuid is not None:
-            cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+            cells = select_cells(conn, result, cell_uuid,
+                                 not_found_code=ListHostsExit.CELL_NOT_FOUND)
             if cells is None:
                 return result
             query = query.where(cm.c.id == cells[0].id)
@@ -258,7 +289,7 @@ def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[
             for host, state in states.items()}
 
 
-def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
+def delete_host(dbs: Databases, *, cell_uuid: str, host: str) -> Result:
     """Delete a host mapping (Nova's checks, in Nova's order).
 
     Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
@@ -272,42 +303,23 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
 
     result = Result()
     with dbs.api.connect() as conn:
-        cell = load_cell(conn, result, cell_uuid, 1)
+        cell = load_cell(conn, result, cell_uuid, DeleteHostExit.CELL_NOT_FOUND)
         if cell is None:
             return result
         uuid = cell.uuid
         mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
     if mapped_to is None:
-        return result.error(f"The host {host} was not found.", 2)
+        return result.error(f"The host {host} was not found.", DeleteHostExit.HOST_NOT_FOUND)
     if mapped_to != cell.id:
-        return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
+        return result.error(f"The host {host} was not found in the cell {uuid}.",
+                            DeleteHostExit.HOST_IN_OTHER_CELL)
 
     with cell_database(dbs, cell).begin() as conn:
         if conn.execute(hosts_with_instances([host]).limit(1)).first() is not None:
-            return result.error(f"There are instances on the host {host}.", 4)
+            return result.error(f"There are instances on the host {host}.",
+                                DeleteHostExit.HOST_HAS_INSTANCES)
         unmapped = mark_hosts_unmapped(conn, [host])
     with dbs.api.begin() as conn:
         conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
     result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
     return result
-
-
-# --- map_cell_and_hosts -----------------------------------------------------
-
-
-def map_cell_and_hosts(
-    dbs: Databases,
-    *,
-    transport_url: str | None = None,
-    name: str | None = None,
-    verbose: bool = False,
-    progress: Progress = NO_PROGRESS,
-) -> Result:
-    """Map ``[database]`` as a cell with its compute hosts (Nova's map_cell_and_hosts).
-
-    Exit 0 done (or nothing to do), 1 the transport URL is missing or
-    invalid. The work is cellctl.mappings.local_cell's, which
-    ``simple_cell_setup`` runs too; its ``data`` is described there.
-    """
-    return map_local_cell(dbs, transport_url=transport_url, name=name, verbose=verbose,
-                          progress=progress)

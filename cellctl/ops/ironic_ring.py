@@ -43,8 +43,12 @@ from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
+
+# Exit codes of ironic ring: 0 listed, BAD_INPUT bad input or a cell not found.
+BAD_INPUT = 1
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -157,11 +161,13 @@ def ironic_ring(
     reported unreachable and its nodes are absent.
     """
     result = Result()
-    wanted_state = _parse_state(state, result)
-    if result.code or not _valid_hosts(result, host=host, without=without, joining=joining):
+    named = _Naming(dbs.settings.from_cli)
+    wanted_state = _parse_state(state, result, named)
+    if result.code or not _valid_hosts(result, named, host=host, without=without,
+                                       joining=joining):
         return result
     with dbs.api.connect() as conn:
-        refs = select_cells(conn, result, cell_uuid, not_found_code=1)
+        refs = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if refs is None:
         return result
     cells = [ref for ref in refs if not ref.is_cell0]  # cell0 has no compute services
@@ -170,7 +176,7 @@ def ironic_ring(
                           result, left_out=LEFT_OUT)
     cells = [cell for cell in cells if cell.uuid in services]
     verdicts = _judge(dbs, services, result)
-    rings = _plan_rings(cells, services, verdicts, without=without, joining=joining,
+    rings = _plan_rings(cells, services, verdicts, named, without=without, joining=joining,
                         result=result)
     if rings is None:
         return result
@@ -189,28 +195,45 @@ def ironic_ring(
     return result
 
 
-def _parse_state(value: str | None, result: Result) -> str | None:
+@dataclass(frozen=True)
+class _Naming:
+    """Arguments in messages as the caller passes them: ``--with cmp1`` on the command
+    line, ``joining=['cmp1']`` from Python."""
+
+    from_cli: bool
+
+    def arg(self, name: str, flag: str) -> str:
+        return flag if self.from_cli else f"{name}="
+
+    def value(self, name: str, flag: str, value: str) -> str:
+        """One value of a repeatable argument."""
+        return f"{flag} {value}" if self.from_cli else f"{name}={[value]!r}"
+
+
+def _parse_state(value: str | None, result: Result, named: _Naming) -> str | None:
     """``in place``, ``in_place`` and ``In-Place`` are one state."""
     if value is None:
         return None
     spelled = " ".join(value.replace("_", " ").replace("-", " ").lower().split())
     if spelled not in STATES:
-        result.error(f"--state must be one of: {', '.join(STATES)} (got {value!r})", 1)
+        result.error(f"{named.arg('state', '--state')} must be one of: {', '.join(STATES)} "
+                     f"(got {value!r})", BAD_INPUT)
         return None
     return spelled
 
 
-def _valid_hosts(result: Result, *, host: str | None, without: Sequence[str],
+def _valid_hosts(result: Result, named: _Naming, *, host: str | None, without: Sequence[str],
                  joining: Sequence[str]) -> bool:
-    for flag, values in (("--host", [] if host is None else [host]), ("--without", without),
-                         ("--with", joining)):
+    for flag, values in ((named.arg("host", "--host"), [] if host is None else [host]),
+                         (named.arg("without", "--without"), without),
+                         (named.arg("joining", "--with"), joining)):
         for value in values:
             if not value.strip():
-                result.error(f"{flag} must name a host, got {value!r}", 1)
+                result.error(f"{flag} must name a host, got {value!r}", BAD_INPUT)
                 return False
     both = {h.lower() for h in without} & {h.lower() for h in joining}
     if both:
-        result.error(f"A host cannot both leave and join: {', '.join(sorted(both))}", 1)
+        result.error(f"A host cannot both leave and join: {', '.join(sorted(both))}", BAD_INPUT)
         return False
     return True
 
@@ -231,16 +254,11 @@ def _read_services(engine: Engine, joining: Sequence[str]) -> list[_Service]:
     wanted: ColumnElement[bool] = ironic_node
     if joining:
         wanted = or_(ironic_node, func.lower(sv.c.host).in_(sorted({h.lower() for h in joining})))
-    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                    sv.c.last_seen_up, sv.c.created_at, ironic_node.label("has_ironic_node"))
+    query = (select(*ServiceRecord.columns(sv), ironic_node.label("has_ironic_node"))
              .where(sv.c.deleted == 0, sv.c.binary == COMPUTE_BINARY, wanted)
              .order_by(sv.c.host))
     with engine.connect() as conn:
-        return [_Service(ServiceRecord(host=r.host, binary=r.binary, topic=r.topic,
-                                       disabled=bool(r.disabled),
-                                       forced_down=bool(r.forced_down),
-                                       last_seen_up=r.last_seen_up, created_at=r.created_at),
-                         bool(r.has_ironic_node))
+        return [_Service(ServiceRecord.of(r), bool(r.has_ironic_node))
                 for r in conn.execute(query) if r.host is not None]
 
 
@@ -279,7 +297,8 @@ def _judge(dbs: Databases, services: dict[str, list[_Service]], result: Result
 
 
 def _plan_rings(cells: list[CellRef], services: dict[str, list[_Service]],
-                verdicts: dict[str, list[bool | None]], *, without: Sequence[str],
+                verdicts: dict[str, list[bool | None]], named: _Naming, *,
+                without: Sequence[str],
                 joining: Sequence[str], result: Result) -> dict[str, _Ring] | None:
     """Each cell's ring now and after the what-if; None (error 1 recorded) when a
     --with/--without host cannot be placed."""
@@ -292,16 +311,18 @@ def _plan_rings(cells: list[CellRef], services: dict[str, list[_Service]],
                 where[service.record.host.lower()].add(cell.uuid)
     for name, shown in leaving.items():
         if not where[name]:
-            message = f"--without {shown}: no Ironic compute service on host {shown}"
+            message = (f"{named.value('without', '--without', shown)}: no Ironic compute "
+                       f"service on host {shown}")
             if not result.unreachable_cells:
-                result.error(message, 1)
+                result.error(message, BAD_INPUT)
                 return None
             result.warn(message + " in the cells that could be read")
     for name, shown in joins.items():
         if not where[name] and cells:
             if len(cells) != 1:
-                result.error(f"--with {shown}: no nova-compute service on host {shown} in any "
-                             f"cell; name the cell it joins with --cell_uuid", 1)
+                result.error(f"{named.value('joining', '--with', shown)}: no nova-compute "
+                             f"service on host {shown} in any cell; name the cell it joins with "
+                             f"{named.arg('cell_uuid', '--cell_uuid')}", BAD_INPUT)
                 return None
             where[name].add(cells[0].uuid)
 
@@ -422,8 +443,7 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
     twice = list(conn.execute(select(node).where(*live).group_by(node)
                               .having(func.count() > 1)).scalars())
     duplicated: dict[str, list[str] | None] = {}
-    for start in range(0, len(twice), size):
-        chunk = twice[start:start + size]
+    for chunk in chunks(twice, size):
         exact = set(chunk)  # MySQL's IN also matches names differing only in case
         for twin in conn.execute(select(node, cn.c.host).where(*live, node.in_(chunk))
                                  .order_by(cn.c.id)):

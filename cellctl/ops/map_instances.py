@@ -9,12 +9,13 @@ killed at any moment resumes exactly where its last commit left off.
 from __future__ import annotations
 
 from cellctl.db import Databases
+from cellctl.mappings.cell_instances import MapInstancesExit as MapInstancesExit
 from cellctl.mappings.cell_instances import map_cell_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 
 
-def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None = None,
+def map_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = None,
                   reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
     """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
 
@@ -22,5 +23,5 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
     a ``max_count`` run (the marker then says where the next run starts), 127
     for a bad ``max_count`` or cell.
     """
-    return map_cell_instances(dbs, cell_uuid, max_count=max_count, reset=reset,
+    return map_cell_instances(dbs, cell_uuid=cell_uuid, max_count=max_count, reset=reset,
                               progress=progress)

@@ -12,6 +12,9 @@ from cellctl.errors import CellctlError
 from cellctl.result import Result
 from cellctl.urls import mask
 
+# Exit codes of the schema commands: 0 ok, FAILED a schema could not be synced.
+FAILED = 1
+
 
 @dataclass(frozen=True)
 class Target:
@@ -19,11 +22,11 @@ class Target:
     url: str
 
 
-def api_db_sync(dbs: Databases, version: str | None = None) -> Result:
+def api_db_sync(dbs: Databases, *, version: str | None = None) -> Result:
     return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
 
 
-def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False) -> Result:
+def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = False) -> Result:
     """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell."""
     result = Result()
     targets: list[Target] = []
@@ -33,7 +36,7 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
     targets.extend(_mapped_cells(dbs, result, all_cells))
     if not targets:
         return result.error(
-            "No cell database to sync: set [database] connection or map cell0 first", 1
+            "No cell database to sync: set [database] connection or map cell0 first", FAILED
         )
     synced = _sync_all(dbs, "cell", _unique(targets), version,
                        nova_deployment=beside_nova(dbs))
@@ -91,7 +94,8 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     revision = version or "head"
     if revision.isdigit():
         return result.error(
-            "You requested an sqlalchemy-migrate database version; this is no longer supported", 1
+            "You requested an sqlalchemy-migrate database version; this is no longer supported",
+            FAILED,
         )
     rows = []
     for target in targets:
@@ -99,7 +103,7 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
             engine = dbs.engine_for_sync(target.url, target.label)
             outcome = migrate.sync(engine, kind, revision, nova_deployment=nova_deployment)
         except CellctlError as exc:
-            result.error(f"Unable to sync the {target.label}: {exc}", 1)
+            result.error(f"Unable to sync the {target.label}: {exc}", FAILED)
             continue
         result.info(_describe(target, outcome))
         rows.append({"database": target.label, "url": mask(target.url),

@@ -20,6 +20,7 @@ from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
 from cellctl.tables.rows import compute_node_row, ironic_node_row, service_row, topic_for
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection, Engine
 
+    from cellctl.settings import Settings
+
+# Exit codes of the service commands: 0 ok, BAD_INPUT bad input, a cell not found,
+# or no such service.
+BAD_INPUT = 1
 DEFAULT_INTERVAL = 10.0  # seconds, Nova's report_interval
 MAX_NAME = 255  # services.host / binary are VARCHAR(255)
 MAX_IRONIC_NODES = 1_000_000  # per register call: test data, not a cloud
@@ -62,8 +68,7 @@ def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
     from cellctl.tables.cell import compute_nodes as cn
 
     taken: set[str] = set()
-    for start in range(0, len(node_uuids), _LOOKUP_BATCH):
-        batch = node_uuids[start:start + _LOOKUP_BATCH]
+    for batch in chunks(node_uuids, _LOOKUP_BATCH):
         taken.update(conn.execute(select(cn.c.uuid).where(cn.c.uuid.in_(batch))).scalars())
     return [ironic_node_row(host, service_id, node, now=now, uuid=None if node in taken else node)
             for node in node_uuids]
@@ -71,8 +76,8 @@ def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
 
 def register_service(
     dbs: Databases,
-    host: str,
     *,
+    host: str,
     binary: str = COMPUTE_BINARY,
     compute_node: bool = True,
     hypervisor_type: str = "fake",
@@ -93,12 +98,14 @@ def register_service(
     from cellctl.tables.cell import compute_nodes, services
 
     result = Result()
-    if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
+    arg = dbs.settings.argument
+    if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
+            binary, arg("binary", "--binary"), result):
         return result
-    if not _valid_name(hypervisor_type, "--hypervisor-type", result):
+    if not _valid_name(hypervisor_type, arg("hypervisor_type", "--hypervisor-type"), result):
         return result
-    wanted_nodes = _ironic_request(binary, compute_node, hypervisor_type, nodes, node_uuids,
-                                   result)
+    wanted_nodes = _ironic_request(dbs.settings, binary, compute_node, hypervisor_type, nodes,
+                                   node_uuids, result)
     if wanted_nodes is None:
         return result
     ironic = hypervisor_type == IRONIC and binary == COMPUTE_BINARY and compute_node
@@ -111,7 +118,7 @@ def register_service(
         if service is None:
             return result.error(
                 f"Cannot register {binary} on host {host}: another live service of that host "
-                f"already has the topic '{topic_for(binary)}'.", 1)
+                f"already has the topic '{topic_for(binary)}'.", BAD_INPUT)
         node_uuid, node_created = None, False
         added = 0
         if ironic:
@@ -142,23 +149,30 @@ def register_service(
     return result
 
 
-def _ironic_request(binary: str, compute_node: bool, hypervisor_type: str, nodes: int | None,
-                    node_uuids: Sequence[str], result: Result) -> list[str] | None:
+def _ironic_request(settings: Settings, binary: str, compute_node: bool, hypervisor_type: str,
+                    nodes: int | None, node_uuids: Sequence[str],
+                    result: Result) -> list[str] | None:
     """The canonical ``node_uuids``; None (error 1 recorded) if the request is inconsistent."""
     if nodes is None and not node_uuids:
         return []
     if hypervisor_type != IRONIC or binary != COMPUTE_BINARY or not compute_node:
-        result.error("--nodes and --node add Ironic nodes: they need a nova-compute service "
-                     "with --hypervisor-type ironic", 1)
+        ironic = ("--hypervisor-type ironic" if settings.from_cli
+                  else f"hypervisor_type={IRONIC!r}")
+        result.error(f"{settings.argument('nodes', '--nodes')} and "
+                     f"{settings.argument('node_uuids', '--node')} add Ironic nodes: they need "
+                     f"a nova-compute service with {ironic}", BAD_INPUT)
         return None
     if nodes is not None and not 0 <= nodes <= MAX_IRONIC_NODES:
-        result.error(f"--nodes must be between 0 and {MAX_IRONIC_NODES}, got {nodes}", 1)
+        result.error(f"{settings.argument('nodes', '--nodes')} must be between 0 and "
+                     f"{MAX_IRONIC_NODES}, got {nodes}", BAD_INPUT)
         return None
     canonical = []
     for value in node_uuids:
         node = canonical_uuid(value)
         if node is None:
-            result.error(f"--node must be an Ironic node UUID, got {value!r}", 1)
+            result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
+                         f"UUIDs, got {value!r}" if not settings.from_cli else
+                         f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
             return None
         canonical.append(node)
     return list(dict.fromkeys(canonical))
@@ -172,9 +186,8 @@ def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: in
     missing = max(0, at_least - _ironic_node_count(conn, host))
     planned = node_uuids + [new_uuid() for _ in range(missing)]
     added = 0
-    for start in range(0, len(planned), _INSERT_BATCH):
-        rows = ironic_node_rows(conn, host, service_id, planned[start:start + _INSERT_BATCH],
-                                now=now)
+    for batch in chunks(planned, _INSERT_BATCH):
+        rows = ironic_node_rows(conn, host, service_id, list(batch), now=now)
         added += insert_ignoring_duplicates(conn, compute_nodes, rows)
     return added
 
@@ -190,11 +203,11 @@ def _ironic_node_count(conn: Connection, host: str) -> int:
 
 def heartbeat(
     dbs: Databases,
-    host: str,
     *,
+    host: str,
     binary: str = COMPUTE_BINARY,
-    interval: str | float = DEFAULT_INTERVAL,
-    count: str | int | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    count: int | None = None,
     wait: Callable[[float], bool] | None = None,
     database_connection: str | None = None,
 ) -> Result:
@@ -207,11 +220,16 @@ def heartbeat(
     one is counted as missed and the next is tried, as a Nova service does.
     """
     result = Result()
-    seconds = _positive(interval, "--interval", float, result)
-    beats_wanted = None if count is None else _positive(count, "--count", int, result)
-    if seconds is None or (count is not None and beats_wanted is None):
+    # The CLI has parsed and checked both (cellctl.cli.arguments); a Python caller may not.
+    if not interval > 0:
+        result.error(f"interval must be a positive number of seconds, got {interval!r}", BAD_INPUT)
+    if count is not None and count < 1:
+        result.error(f"count must be a positive number, got {count!r}", BAD_INPUT)
+    if result.code:
         return result
-    if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
+    arg = dbs.settings.argument
+    if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
+            binary, arg("binary", "--binary"), result):
         return result
     wait = wait or _sleep
     cell_db = _local_cell(dbs, database_connection)
@@ -225,15 +243,17 @@ def heartbeat(
             row = _live_service(conn, host, binary)
         if row is None:
             driver.close()
-            return _no_service(result, host, binary, beats=0)
+            return _no_service(dbs.settings, result, host, binary, beats=0)
         service = dataclasses.replace(service, topic=row.topic)
     try:
-        return _beat_until_stopped(driver, cell_db, service, seconds, beats_wanted, wait, result)
+        return _beat_until_stopped(dbs.settings, driver, cell_db, service, interval, count,
+                                   wait, result)
     finally:
         driver.close()
 
 
-def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord, seconds: float,
+def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
+                        service: ServiceRecord, seconds: float,
                         beats_wanted: int | None, wait: Callable[[float], bool],
                         result: Result) -> Result:
     from cellctl.errors import CellctlError
@@ -250,7 +270,7 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
                 raise
             missed, last_error = missed + 1, str(exc)
         except LookupError:
-            return _no_service(result, host, binary, beats=beats)
+            return _no_service(settings, result, host, binary, beats=beats)
         else:
             beats += 1
         if (beats_wanted is not None and beats + missed >= beats_wanted) or wait(seconds):
@@ -262,18 +282,21 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
     return result
 
 
-def _no_service(result: Result, host: str, binary: str, *, beats: int) -> Result:
+def _no_service(settings: Settings, result: Result, host: str, binary: str, *,
+                beats: int) -> Result:
+    register = (f"cellctl service register --host {host}" if settings.from_cli
+                else f"register_service(dbs, host={host!r})")
     return result.error(
         f"No live {binary} service on host {host} in the cell database"
         + (" any more" if beats else "")
-        + f"; register it first with: cellctl service register --host {host}", 1)
+        + f"; register it first with: {register}", BAD_INPUT)
 
 
-def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
+def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result:
     """Every live service of every cell (or one), Up/Down as the service group decides."""
     result = Result()
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if cells is None:
         return result
     now = utcnow()
@@ -320,7 +343,8 @@ def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
 
 def _local_cell(dbs: Databases, database_connection: str | None) -> Engine:
     if database_connection:
-        return dbs.cell(database_connection, "cell database (--database_connection)")
+        argument = dbs.settings.argument("database_connection", "--database_connection")
+        return dbs.cell(database_connection, f"cell database ({argument})")
     return dbs.local_cell
 
 
@@ -333,22 +357,12 @@ def _live_service(conn: Connection, host: str, binary: str) -> Any:
         sv.c.host == host, sv.c.binary == binary, sv.c.deleted == 0)).first()
 
 
-def _valid_name(value: str, flag: str, result: Result) -> bool:
+def _valid_name(value: str, argument: str, result: Result) -> bool:
     if not value.strip() or len(value) > MAX_NAME:
-        result.error(f"{flag} must be between 1 and {MAX_NAME} characters, got {value!r}", 1)
+        result.error(f"{argument} must be between 1 and {MAX_NAME} characters, got {value!r}",
+                     BAD_INPUT)
         return False
     return True
-
-
-def _positive(value: str | float | int, flag: str, kind: type, result: Result) -> Any:
-    try:
-        number = kind(value)
-        if number > 0:
-            return number
-    except (TypeError, ValueError):
-        pass
-    result.error(f"{flag} must be a positive number, got {value!r}", 1)
-    return None
 
 
 def _sleep(seconds: float) -> bool:

@@ -10,16 +10,26 @@ is set up and changes nothing.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from cellctl import migrate
 from cellctl.cells.cell0 import beside_nova, map_cell0
 from cellctl.cells.refs import CELL0_UUID, find_cell
-from cellctl.cells.urls import resolve_transport_url
+from cellctl.cells.urls import BAD_TRANSPORT_URL, resolve_transport_url
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
 from cellctl.mappings.cell_instances import map_cell_instances
-from cellctl.mappings.local_cell import map_local_cell
+from cellctl.mappings.local_cell import map_cell_and_hosts
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+
+
+class SimpleCellSetupExit(IntEnum):
+    """``simple_cell_setup``'s exit codes."""
+
+    OK = 0  # done, or already done
+    NO_HOSTS = 1  # no compute hosts to map
+    BAD_TRANSPORT_URL = BAD_TRANSPORT_URL  # missing or invalid: nothing is written
 
 
 def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
@@ -39,16 +49,16 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
     data["cell0_created"] = bool(cell0.get("created"))
     data["cell0_schema"] = _sync_cell0(dbs, result)
 
-    cell = _absorb(result, map_local_cell(dbs, transport_url=transport, progress=progress))
+    cell = _absorb(result, map_cell_and_hosts(dbs, transport_url=transport, progress=progress))
     data.update(cell_uuid=cell.get("cell_uuid"), cell_created=cell.get("cell_created"),
                 hosts_mapped=cell.get("hosts_mapped"))
     if not cell.get("compute_nodes"):
-        result.code = 1  # "No hosts found to map to cell, exiting." (already said)
+        result.code = SimpleCellSetupExit.NO_HOSTS  # "No hosts found to map to cell, exiting."
         return result
 
     # nova-manage ignores map_instances' exit code here; mapping everything
     # can only end in 0, and an error raises.
-    instances = _absorb(result, map_cell_instances(dbs, str(cell["cell_uuid"]),
+    instances = _absorb(result, map_cell_instances(dbs, cell_uuid=str(cell["cell_uuid"]),
                                                    progress=progress))
     data["instances_mapped"] = instances.get("mapped")
     return result
