@@ -58,6 +58,11 @@ class ServiceRecord:
     created_at: datetime.datetime | None
 
     @classmethod
+    def columns(cls, services: Any) -> list[Any]:
+        """The columns of the ``services`` table that ``of`` reads, to select."""
+        return [services.c[name] for name in cls.__dataclass_fields__]
+
+    @classmethod
     def of(cls, row: Any) -> ServiceRecord:
         """From any object with the ``services`` columns (a Row, say)."""
         return cls(host=row.host, binary=row.binary, topic=row.topic,
@@ -181,8 +186,7 @@ def compute_host_states(engine: Engine, hosts: Sequence[str], driver: Driver,
     with engine.connect() as conn:
         for batch in chunks(wanted):
             rows = conn.execute(
-                select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                       sv.c.last_seen_up, sv.c.created_at)
+                select(*ServiceRecord.columns(sv))
                 .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.in_(batch))
             )
             records.extend(ServiceRecord.of(row) for row in rows if row.host in states)
