@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import and_, func, or_, select
+
 from cellctl.cells.queries import visible_instances
 from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
 from cellctl.db import Databases, abandon_stream
@@ -24,6 +26,7 @@ from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.tables.cell import instances as i
 from cellctl.writes.galera import in_parts, retried, write_limits
 from cellctl.writes.locks import MARKER_LOCK
 from cellctl.writes.transactions import write_transaction
@@ -131,10 +134,6 @@ class _Position:
 
 def _start_after(conn: Connection, marker: str | None, result: Result) -> _Position | None:
     """Where the marker's instance sits in this cell's order, or None to start at the top."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
     if marker is None:
         return None
     row = conn.execute(select(i.c.created_at, i.c.id).where(i.c.uuid == marker)).first()
@@ -149,10 +148,6 @@ def _start_after(conn: Connection, marker: str | None, result: Result) -> _Posit
 
 def _after(start: _Position) -> ColumnElement[bool]:
     """Keyset condition: instances after ``start`` in (created_at, id) order, NULLs first."""
-    from sqlalchemy import and_, or_
-
-    from cellctl.tables.cell import instances as i
-
     if start.created_at is None:
         return or_(i.c.created_at.is_not(None), and_(i.c.created_at.is_(None), i.c.id > start.id))
     return or_(i.c.created_at > start.created_at,
@@ -161,10 +156,6 @@ def _after(start: _Position) -> ColumnElement[bool]:
 
 def _instances_query(conn: Connection, start: _Position | None, limit: int | None) -> Select:
     """(uuid, project_id, user_id, queued_for_delete) of the instances to map, in order."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
     created_at = i.c.created_at.asc()
     if conn.dialect.name == "postgresql":
         # MySQL and SQLite sort NULLs first; make PostgreSQL agree with them (and Nova).
@@ -183,10 +174,6 @@ def _instances_query(conn: Connection, start: _Position | None, limit: int | Non
 
 def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
     """How many instances this run will look at (only for the progress bar)."""
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import instances as i
-
     query = select(func.count()).select_from(i).where(visible_instances())
     if start is not None:
         query = query.where(_after(start))

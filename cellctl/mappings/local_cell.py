@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from cellctl.cells.queries import live_nodes
 from cellctl.cells.refs import CELL0_UUID, CellRef, insert_cell
 from cellctl.cells.urls import BAD_TRANSPORT_URL, resolve_transport_url
@@ -16,6 +18,7 @@ from cellctl.mappings.hosts import host_key, map_hosts, mapped_cells, mark_nodes
 from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.tables.api import cell_mappings as cm
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
@@ -109,9 +112,6 @@ def _target_cell(
     creating one, as nova-manage does) makes a run killed after creating the
     cell, or two runs at once, end with one cell.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.api import cell_mappings as cm
     from cellctl.writes.locks import CELL_LOCK
 
     database = dbs.local_cell_url

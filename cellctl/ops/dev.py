@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import exists, select
+
 from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 from cellctl.tables.cell import IRONIC
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
 from cellctl.tables.rows import insert_fake_instances
 from cellctl.urls import mask
 
@@ -81,11 +85,6 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
 
 def free_ironic_nodes(engine: Engine, host: str, count: int) -> list[str]:
     """Up to ``count`` Ironic nodes ``host`` reports that have no live instance (one query)."""
-    from sqlalchemy import exists, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances as inst
-
     busy = exists().where(inst.c.node == cn.c.hypervisor_hostname, inst.c.deleted == 0)
     query = (select(cn.c.hypervisor_hostname).distinct()
              .where(cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,

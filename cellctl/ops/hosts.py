@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import delete, select
+
 from cellctl.cells.queries import (
     compute_services,
     hosts_with_instances,
@@ -45,6 +47,8 @@ from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
 from cellctl.paging import count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.tables.api import cell_mappings as cm
+from cellctl.tables.api import host_mappings as hm
 from cellctl.writes.galera import Contention
 
 if TYPE_CHECKING:
@@ -233,11 +237,6 @@ def list_hosts(dbs: Databases, *, cell_uuid: str | None = None, status: bool = F
     A cell whose database cannot be read does not stop the listing: its hosts
     show as ``unknown`` and the cell is reported unreachable.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.api import cell_mappings as cm
-    from cellctl.tables.api import host_mappings as hm
-
     result = Result()
     with dbs.api.connect() as conn:
         query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
@@ -297,10 +296,6 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str) -> Result:
     are marked unmapped before the mapping goes, so a run killed in between
     leaves nothing that discover_hosts would not find again.
     """
-    from sqlalchemy import delete, select
-
-    from cellctl.tables.api import host_mappings as hm
-
     result = Result()
     with dbs.api.connect() as conn:
         cell = load_cell(conn, result, cell_uuid, DeleteHostExit.CELL_NOT_FOUND)

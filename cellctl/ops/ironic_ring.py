@@ -38,6 +38,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import String, any_, bindparam, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
@@ -46,6 +49,9 @@ from cellctl.hashring import HashRing
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
+from cellctl.tables.cell import services as sv
 
 # Exit codes of ironic ring: 0 listed, BAD_INPUT bad input or a cell not found.
 BAD_INPUT = 1
@@ -244,11 +250,7 @@ def _valid_hosts(result: Result, named: _Naming, *, host: str | None, without: S
 def _read_services(engine: Engine, joining: Sequence[str]) -> list[_Service]:
     """The cell's live nova-compute services that have an Ironic node (deleted or not,
     as Nova's join), and those of the ``joining`` hosts."""
-    from sqlalchemy import exists, func, or_, select
-
     from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import services as sv
 
     ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
     wanted: ColumnElement[bool] = ironic_node
@@ -432,10 +434,6 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
     in one grouping query; it is yielded where its first row comes and skipped
     at the others. Memory: one page, and the duplicated nodes.
     """
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     node = cn.c.hypervisor_hostname
     live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
     # Two statements, not one with a subquery: on a table without statistics
@@ -476,18 +474,12 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
 
 def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
     """The live instance on each of ``nodes`` that has one (the oldest, if several)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as inst
-
     found: dict[str, _Instance] = {}
     if not nodes:
         return found
     on_nodes: ColumnElement[bool]
     if conn.dialect.name == "postgresql":
         # One array parameter rather than 20,000: a third of the time.
-        from sqlalchemy import String, any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
 
         on_nodes = inst.c.node == any_(bindparam("nodes", nodes, type_=ARRAY(String)))
     else:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
+
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import select_cells
 from cellctl.clock import utcnow
@@ -22,7 +24,9 @@ from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
-from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import services as sv
 from cellctl.tables.rows import compute_node_row, ironic_node_row, service_row, topic_for
 from cellctl.writes.transactions import insert_ignoring_duplicates
 
@@ -63,10 +67,6 @@ def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
     (another host reporting the same node: a duplicate) has it already; then a
     new one, since ``compute_nodes.uuid`` is unique.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     taken: set[str] = set()
     for batch in chunks(node_uuids, _LOOKUP_BATCH):
         taken.update(conn.execute(select(cn.c.uuid).where(cn.c.uuid.in_(batch))).scalars())
@@ -95,8 +95,6 @@ def register_service(
     Idempotent and safe to run concurrently: rows that exist already (by
     Nova's unique keys) are left untouched.
     """
-    from cellctl.tables.cell import compute_nodes, services
-
     result = Result()
     arg = dbs.settings.argument
     if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
@@ -181,8 +179,6 @@ def _ironic_request(settings: Settings, binary: str, compute_node: bool, hypervi
 def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: int,
                       node_uuids: list[str], *, now: datetime.datetime) -> int:
     """Bulk-insert ``host``'s Ironic node rows; how many were new."""
-    from cellctl.tables.cell import compute_nodes
-
     missing = max(0, at_least - _ironic_node_count(conn, host))
     planned = node_uuids + [new_uuid() for _ in range(missing)]
     added = 0
@@ -193,10 +189,6 @@ def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: in
 
 
 def _ironic_node_count(conn: Connection, host: str) -> int:
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     return int(conn.execute(select(func.count()).select_from(cn).where(
         cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0)).scalar() or 0)
 
@@ -331,10 +323,6 @@ def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result:
 
 def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
                      ) -> tuple[list[Any], list[bool | None], str | None]:
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
     with engine.connect() as conn:
         rows = list(conn.execute(select(sv).where(sv.c.deleted == 0)))
     alive, warning = judge(driver, [ServiceRecord.of(row) for row in rows], now)
@@ -349,10 +337,6 @@ def _local_cell(dbs: Databases, database_connection: str | None) -> Engine:
 
 
 def _live_service(conn: Connection, host: str, binary: str) -> Any:
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
     return conn.execute(select(sv.c.id, sv.c.uuid, sv.c.topic).where(
         sv.c.host == host, sv.c.binary == binary, sv.c.deleted == 0)).first()
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import case, false, func, select
+
 from cellctl import migrate
 from cellctl.cells.probes import DEFAULT_TIMEOUT
 from cellctl.cells.reach import (
@@ -29,6 +31,7 @@ from cellctl.errors import SchemaMissing
 from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -166,10 +169,7 @@ def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
 def _read_services(engine: Engine) -> tuple[list[ServiceRecord], ComputeVersions]:
     """The cell's live nova-conductor rows, and its nova-compute versions (one aggregate
     and one short query, whatever the number of computes)."""
-    from sqlalchemy import case, false, func, select
-
     from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import services as sv
 
     counted = (sv.c.binary == "nova-compute", sv.c.deleted == 0, sv.c.forced_down == false())
     old = sv.c.version < OLDEST_SUPPORTED_COMPUTE_VERSION
