@@ -309,8 +309,8 @@ def plant(api_url: str, cell_urls: list[str], cells: list[str], n: int) -> None:
                      {"n": n})
     # host_in_several_cells: cell3 host names with a service in cell4 too.
     from cellctl.clock import utcnow
-    from cellctl.ops.services import service_row
     from cellctl.tables.cell import services
+    from cellctl.tables.rows import service_row
 
     with engines[3].begin() as conn:
         conn.execute(services.insert(), [service_row(f"c3-host-{k:06d}", "nova-compute",

@@ -42,9 +42,8 @@ from ironic_env import IronicService, ironic_venv
 from cellctl import migrate
 from cellctl.clock import utcnow
 from cellctl.db import create_engine
-from cellctl.ops.dev import insert_fake_instances
-from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
+from cellctl.tables.rows import compute_node_row, insert_fake_instances, service_row
 
 MYSQL = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 CHUNK = 5_000

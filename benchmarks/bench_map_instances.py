@@ -165,7 +165,7 @@ def check_mapped(env: dict[str, str], count: int) -> None:
 
 
 def write_batch() -> int:
-    from cellctl.ops.map_instances import WRITE_BATCH
+    from cellctl.mappings.cell_instances import WRITE_BATCH
 
     return WRITE_BATCH
 

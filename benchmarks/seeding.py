@@ -7,8 +7,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from cellctl.clock import utcnow
-from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
+from cellctl.tables.rows import compute_node_row, service_row
 
 
 def seed_compute_hosts(url: str, count: int, name: Callable[[int], str],

@@ -8,14 +8,15 @@ another::
     settings = cellctl.resolve(config_files=["/etc/nova/nova.conf"])
     with cellctl.Databases(settings) as dbs:
         for cell in cellctl.list_cells(dbs).table.rows:
-            result = cellctl.map_instances(dbs, cell["uuid"])
+            result = cellctl.map_instances(dbs, cell_uuid=cell["uuid"])
             print(cell["name"], result.code, result.data)
 
 Every operation takes a ``Databases`` and keyword arguments named like the
 command's options, and returns a ``Result``: ``code`` (the command's exit
 code), ``messages`` (what the command would print on stderr), ``table``
 and/or ``data`` (what it would print on stdout). Operations never print,
-exit or prompt. Messages name options as the command line spells them.
+exit or prompt. Messages name arguments as the caller passes them:
+``transport_url=`` from Python, ``--transport-url`` from the command line.
 
 Names are imported on first use, so ``import cellctl`` stays as cheap as the
 command line's ``--help``.
@@ -68,6 +69,8 @@ _EXPORTS = {
     "show_config": "cellctl.ops.config",
     "ironic_ring": "cellctl.ops.ironic_ring",
     "ironic_move": "cellctl.ops.ironic_move",
+    "audit": "cellctl.ops.audit",
+    "add_instances": "cellctl.ops.dev",
 }
 
 __all__ = [
@@ -86,8 +89,10 @@ __all__ = [
     "Settings",
     "Table",
     "__version__",
+    "add_instances",
     "api_db_sync",
     "api_db_version",
+    "audit",
     "create_cell",
     "db_sync",
     "db_version",
@@ -129,8 +134,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from cellctl.db import Databases
     from cellctl.errors import CellctlError, ConfigError, DatabaseError, InvalidURL, SchemaMissing
+    from cellctl.ops.audit import audit
     from cellctl.ops.cells import create_cell, delete_cell, list_cells, map_cell0, update_cell
     from cellctl.ops.config import show_config
+    from cellctl.ops.dev import add_instances
     from cellctl.ops.hosts import delete_host, discover_hosts, list_hosts, map_cell_and_hosts
     from cellctl.ops.ironic_move import ironic_move
     from cellctl.ops.ironic_ring import ironic_ring

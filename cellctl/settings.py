@@ -89,67 +89,87 @@ class ConfigRead:
     origin: str
 
 
+OptKind = Literal["str", "int", "bool", "list"]
+
+
 @dataclass(frozen=True)
-class _Spec:
+class SettingSpec:
+    """One setting, declared once: ``Settings`` has a field and ``resolve()`` a keyword
+    of this name (tests/test_settings.py checks both), ``cellctl config`` a row."""
+
     name: str  # Settings attribute and resolve() keyword
     group: str  # oslo.config group; "DEFAULT" for options without one
-    option: str
+    option: str  # the option's name in that group
+    kind: OptKind  # its oslo.config type (StrOpt, IntOpt, BoolOpt, ListOpt)
+    default: Any = None  # the option's own default, as Nova (or oslo.cache) defines it
     env: str | None = None  # CELLCTL_ variable, without the prefix
-    flag: str | None = None  # the global flag, for the CLI's label
-    embedded: bool = False  # has an embedded default when no configuration is found
+    flag: str | None = None  # the CLI flag that sets it, for the sources report
+    # cellctl's embedded default (from the state directory) when no configuration is found
+    embedded: Callable[[Path], str] | None = None
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+    min: int | None = None
+
+    def opt(self, cfg: Any) -> cfg.Opt:
+        """The oslo.config option, registered as Nova registers it."""
+        kwargs: dict[str, Any] = {"default": self.default}
+        if self.secret:
+            kwargs["secret"] = True
+        if self.choices is not None:
+            kwargs["choices"] = list(self.choices)
+        if self.min is not None:
+            kwargs["min"] = self.min
+        opt_class = {"str": cfg.StrOpt, "int": cfg.IntOpt, "bool": cfg.BoolOpt,
+                     "list": cfg.ListOpt}[self.kind]
+        return opt_class(self.option, **kwargs)
 
 
-_SPECS = (
-    _Spec("api_database_connection", "api_database", "connection", "API_DATABASE_CONNECTION",
-          "--api-database-connection", embedded=True),
-    _Spec("database_connection", "database", "connection", "DATABASE_CONNECTION",
-          "--database_connection", embedded=True),
-    _Spec("transport_url", "DEFAULT", "transport_url", "TRANSPORT_URL", "--transport-url",
-          embedded=True),
-    _Spec("service_down_time", "DEFAULT", "service_down_time", "SERVICE_DOWN_TIME"),
-    _Spec("report_interval", "DEFAULT", "report_interval"),
-    _Spec("servicegroup_driver", "DEFAULT", "servicegroup_driver", "SERVICEGROUP_DRIVER"),
-    _Spec("cache_enabled", "cache", "enabled"),
-    _Spec("cache_backend", "cache", "backend"),
-    _Spec("cache_memcache_servers", "cache", "memcache_servers"),
-    _Spec("cache_expiration_time", "cache", "expiration_time"),
-    _Spec("cache_backend_expiration_time", "cache", "backend_expiration_time"),
-    _Spec("zookeeper_address", "zookeeper", "address"),
-    _Spec("zookeeper_sg_prefix", "zookeeper", "sg_prefix"),
-    _Spec("zookeeper_recv_timeout", "zookeeper", "recv_timeout"),
+# Every setting cellctl reads, each as Nova 34 (oslo.db, oslo.messaging, oslo.cache)
+# has it. One deliberate difference: oslo.messaging's ``transport_url`` defaults to
+# ``rabbit://`` (a broker on localhost); cellctl has no default for it, so a missing
+# transport URL is reported instead of stored in a cell mapping.
+SPECS: tuple[SettingSpec, ...] = (
+    # nova/conf/database.py
+    SettingSpec("api_database_connection", "api_database", "connection", "str", secret=True,
+                env="API_DATABASE_CONNECTION", flag="--api-database-connection",
+                embedded=lambda state: _sqlite_url(state / "api.sqlite")),
+    # oslo.db options
+    SettingSpec("database_connection", "database", "connection", "str", secret=True,
+                env="DATABASE_CONNECTION", flag="--database_connection",
+                embedded=lambda state: _sqlite_url(state / "cell1.sqlite")),
+    # oslo.messaging (see above)
+    SettingSpec("transport_url", "DEFAULT", "transport_url", "str", secret=True,
+                env="TRANSPORT_URL", flag="--transport-url",
+                embedded=lambda state: DEFAULT_TRANSPORT_URL),
+    # nova/conf/service.py; 0 is valid (cellctl.liveness.options.down_seconds)
+    SettingSpec("service_down_time", "DEFAULT", "service_down_time", "int",
+                DEFAULT_SERVICE_DOWN_TIME, env="SERVICE_DOWN_TIME"),
+    SettingSpec("report_interval", "DEFAULT", "report_interval", "int",
+                DEFAULT_REPORT_INTERVAL),
+    # nova/conf/servicegroup.py has db and mc; cellctl also reads Nova's old zk
+    SettingSpec("servicegroup_driver", "DEFAULT", "servicegroup_driver", "str", "db",
+                env="SERVICEGROUP_DRIVER", choices=SERVICEGROUP_DRIVERS),
+    # oslo.cache 4.3.0 (oslo_cache/_opts.py)
+    SettingSpec("cache_enabled", "cache", "enabled", "bool", False),
+    SettingSpec("cache_backend", "cache", "backend", "str", "dogpile.cache.null",
+                choices=CACHE_BACKENDS),
+    SettingSpec("cache_memcache_servers", "cache", "memcache_servers", "list",
+                ["localhost:11211"]),
+    SettingSpec("cache_expiration_time", "cache", "expiration_time", "int", 600, min=1),
+    SettingSpec("cache_backend_expiration_time", "cache", "backend_expiration_time", "int",
+                min=1),
+    # the last nova/servicegroup/drivers/zk.py (removed in Nova 13.0.0)
+    SettingSpec("zookeeper_address", "zookeeper", "address", "str"),
+    SettingSpec("zookeeper_sg_prefix", "zookeeper", "sg_prefix", "str", "/servicegroups"),
+    SettingSpec("zookeeper_recv_timeout", "zookeeper", "recv_timeout", "int", 4000),
 )
 
 
 def _nova_options(cfg: Any) -> list[tuple[str, cfg.Opt]]:
-    """The options cellctl reads, each as Nova 34 (oslo.db, oslo.messaging, oslo.cache) has it.
-
-    One deliberate difference: oslo.messaging's ``transport_url`` defaults to
-    ``rabbit://`` (a broker on localhost); cellctl has no default for it, so a
-    missing transport URL is reported instead of stored in a cell mapping.
-    """
-    return [
-        ("api_database", cfg.StrOpt("connection", secret=True)),  # nova/conf/database.py
-        ("database", cfg.StrOpt("connection", secret=True)),  # oslo.db options
-        ("DEFAULT", cfg.StrOpt("transport_url", secret=True)),  # oslo.messaging (see above)
-        # nova/conf/service.py; 0 is valid: Nova then uses 2.5 x report_interval
-        ("DEFAULT", cfg.IntOpt("service_down_time", default=DEFAULT_SERVICE_DOWN_TIME)),
-        ("DEFAULT", cfg.IntOpt("report_interval", default=DEFAULT_REPORT_INTERVAL)),
-        # nova/conf/servicegroup.py has db and mc; cellctl also reads Nova's old zk
-        ("DEFAULT", cfg.StrOpt("servicegroup_driver", default="db",
-                               choices=list(SERVICEGROUP_DRIVERS))),
-        ("DEFAULT", cfg.StrOpt("state_path", default="$pybasedir")),  # nova/conf/paths.py
-        # oslo.cache 4.3.0 (oslo_cache/_opts.py)
-        ("cache", cfg.BoolOpt("enabled", default=False)),
-        ("cache", cfg.StrOpt("backend", default="dogpile.cache.null",
-                             choices=list(CACHE_BACKENDS))),
-        ("cache", cfg.ListOpt("memcache_servers", default=["localhost:11211"])),
-        ("cache", cfg.IntOpt("expiration_time", default=600, min=1)),
-        ("cache", cfg.IntOpt("backend_expiration_time", min=1)),
-        # the last nova/servicegroup/drivers/zk.py (removed in Nova 13.0.0)
-        ("zookeeper", cfg.StrOpt("address")),
-        ("zookeeper", cfg.StrOpt("sg_prefix", default="/servicegroups")),
-        ("zookeeper", cfg.IntOpt("recv_timeout", default=4000)),
-    ]
+    """The options registered: every setting's, and ``state_path`` (nova/conf/paths.py),
+    which values commonly substitute."""
+    return [(spec.group, spec.opt(cfg)) for spec in SPECS] + [
+        ("DEFAULT", cfg.StrOpt("state_path", default="$pybasedir"))]
 
 
 # [DEFAULT] options that values substitute, registered only when a value refers
@@ -167,6 +187,8 @@ def _lazy_options(cfg: Any) -> dict[str, Callable[[], cfg.Opt]]:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every resolved setting: one field per SPECS entry, in its order (tests check it)."""
+
     api_database_connection: Setting[str]
     database_connection: Setting[str]
     transport_url: Setting[str]
@@ -201,19 +223,9 @@ class Settings:
         return tuple(r.path for r in self.read if r.kind == "dir")
 
     @property
-    def service_down_seconds(self) -> int:
-        """Seconds without a heartbeat after which a service is down, as Nova's service
-        group decides it: ``service_down_time``, but ``int(2.5 * report_interval)``
-        when it is not above ``report_interval``."""
-        down = _or(self.service_down_time.value, DEFAULT_SERVICE_DOWN_TIME)
-        interval = _or(self.report_interval.value, DEFAULT_REPORT_INTERVAL)
-        return int(interval * 2.5) if down <= interval else down
-
-    @property
     def embedded_in_use(self) -> list[Setting[str]]:
         """The settings that are cellctl's embedded defaults (no configuration found)."""
-        return [s for s in (self.api_database_connection, self.database_connection,
-                            self.transport_url) if s.is_embedded_default]
+        return [s for s in self.all() if s.is_embedded_default]
 
     @property
     def embedded_note(self) -> str | None:
@@ -226,7 +238,7 @@ class Settings:
                 f"(state directory {self.state_dir.value})")
 
     def all(self) -> list[Setting[Any]]:
-        return [getattr(self, spec.name) for spec in _SPECS] + [self.state_dir]
+        return [getattr(self, spec.name) for spec in SPECS] + [self.state_dir]
 
     @functools.cached_property
     def embedded_urls(self) -> frozenset[str]:
@@ -236,10 +248,6 @@ class Settings:
             for s in (self.api_database_connection, self.database_connection)
             if s.is_embedded_default and s.value
         ) | ({_cell0_default(self)} if self.database_connection.is_embedded_default else set())
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 def _cell0_default(settings: Settings) -> str:
@@ -285,34 +293,15 @@ def resolve(
     variables. Every other keyword sets that setting, above everything else;
     ``from_cli`` names such values by their flag in ``cellctl config``.
     """
-    given: dict[str, Any] = {
-        "api_database_connection": api_database_connection,
-        "database_connection": database_connection,
-        "transport_url": transport_url,
-        "service_down_time": service_down_time,
-        "report_interval": report_interval,
-        "servicegroup_driver": servicegroup_driver,
-        "cache_enabled": cache_enabled,
-        "cache_backend": cache_backend,
-        "cache_memcache_servers": cache_memcache_servers,
-        "cache_expiration_time": cache_expiration_time,
-        "cache_backend_expiration_time": cache_backend_expiration_time,
-        "zookeeper_address": zookeeper_address,
-        "zookeeper_sg_prefix": zookeeper_sg_prefix,
-        "zookeeper_recv_timeout": zookeeper_recv_timeout,
-    }
+    keywords = locals()
+    given: dict[str, Any] = {spec.name: keywords[spec.name] for spec in SPECS}
     environ = os.environ if environ is None else environ
     paths: Sequence[ConfigPath] = config_paths if config_paths is not None else (
         [("file", f) for f in config_files] + [("dir", d) for d in config_dirs])
     config = _Configuration(paths, default_config_files, default_config_dirs, environ)
     state_dir = _state_dir(environ)
-    embedded = {
-        "api_database_connection": _sqlite_url(Path(state_dir.value or "") / "api.sqlite"),
-        "database_connection": _sqlite_url(Path(state_dir.value or "") / "cell1.sqlite"),
-        "transport_url": DEFAULT_TRANSPORT_URL,
-    }
     resolved: dict[str, Setting[Any]] = {}
-    for spec in _SPECS:
+    for spec in SPECS:
         value = given[spec.name]
         if value is not None and value != "":
             label = spec.flag if from_cli and spec.flag else f"keyword {spec.name}"
@@ -326,7 +315,7 @@ def resolve(
         else:
             setting = config.setting(spec)
             if setting.value is None and spec.embedded and not config.read:
-                setting = Setting(spec.name, embedded[spec.name], EMBEDDED)
+                setting = Setting(spec.name, spec.embedded(Path(state_dir.value or "")), EMBEDDED)
             resolved[spec.name] = setting
     settings = Settings(state_dir=state_dir, read=tuple(config.read), from_cli=from_cli,
                         **resolved)
@@ -389,7 +378,7 @@ class _Configuration:
                               "or --config-dir") from None
         self._conf = conf
 
-    def setting(self, spec: _Spec) -> Setting[Any]:
+    def setting(self, spec: SettingSpec) -> Setting[Any]:
         """The option's value (substituted and converted by oslo.config) and its source."""
         cfg = self._cfg
         group = None if spec.group == "DEFAULT" else spec.group
@@ -419,7 +408,7 @@ class _Configuration:
             return Setting(spec.name, value, self._where(spec))
         return Setting(spec.name, value, DEFAULT)
 
-    def convert(self, spec: _Spec, value: Any, label: str) -> Any:
+    def convert(self, spec: SettingSpec, value: Any, label: str) -> Any:
         """A value given to cellctl itself (flag, keyword, CELLCTL_*), checked by the
         option's own type; never substituted."""
         try:
@@ -437,7 +426,7 @@ class _Configuration:
             raise ConfigError(f"Cannot substitute ${name}: {exc}") from None
         return True
 
-    def _where(self, spec: _Spec) -> str:
+    def _where(self, spec: SettingSpec) -> str:
         """Where the option's value comes from: the environment variable or the file
         and section. oslo.config's get_location() names the last file with the
         section, not the one with the option, so the files are looked through here."""

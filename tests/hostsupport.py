@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from conftest import Cloud
 
 from cellctl.clock import utcnow
-from cellctl.ops.services import compute_node_row, service_row
 from cellctl.tables.cell import compute_nodes, services
+from cellctl.tables.rows import compute_node_row, service_row
 
 CELL0 = "00000000-0000-0000-0000-000000000000"
 # A well-formed UUID no cell has (fixed: pytest-xdist needs the same test ids in every worker).

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from cellctl.cli import READ_ONLY_COMMANDS, main
+from cellctl.cli import Command, main
 
 
 @pytest.fixture
@@ -149,18 +149,27 @@ def test_embedded_default_note_once_for_commands_that_write(env, tmp_path):
     assert cellctl(given, "api_db", "sync").stderr == ""
 
 
-def test_read_only_commands_exist():
-    names = set()
+def test_every_command_declares_whether_it_writes():
+    """No hand-kept list: each command says at registration whether it writes."""
+    undeclared = []
+    read_only = set()
 
     def walk(group: click.Group, prefix: str) -> None:
         for name, command in group.commands.items():
             if isinstance(command, click.Group):
                 walk(command, f"{prefix}{name} " if name != "cell_v2" else prefix)
-            else:
-                names.add(prefix + name)
+            elif not isinstance(command, Command) or command.writes is None:
+                undeclared.append(prefix + name)
+            elif not command.writes_with({}):
+                read_only.add(prefix + name)
 
     walk(main, "")
-    assert READ_ONLY_COMMANDS - names == set()
+    assert undeclared == []
+    assert {"config", "list_cells", "list_hosts", "status", "service list", "db version",
+            "audit"} <= read_only
+    assert "map_instances" not in read_only
+    audit = main.commands["audit"]
+    assert isinstance(audit, Command) and audit.writes_with({"fix": True})
 
 
 @pytest.mark.parametrize(("files", "message"), [

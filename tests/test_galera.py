@@ -34,7 +34,7 @@ from galera import GaleraCluster, via
 from hostsupport import add_hosts
 from tcp_proxy import tcp_proxy
 
-from cellctl.ops.dev import insert_fake_instances
+from cellctl.tables.rows import insert_fake_instances
 
 pytestmark = [pytest.mark.galera, pytest.mark.xdist_group("galera")]
 
@@ -350,7 +350,7 @@ def test_strict_write_set_limits(galera, galera_factory, tmp_path):
 def test_a_batch_the_server_refuses_is_split(galera, galera_factory, tmp_path, monkeypatch):
     """When the size estimate is wrong, the refused transaction is halved until it fits,
     the marker moving with each part: still exact, exit 0."""
-    import cellctl.ops.map_instances as ops
+    import cellctl.mappings.cell_instances as ops
 
     monkeypatch.setattr(ops, "MAPPING_ROW_BYTES", 1)  # 20,000 rows look like 20 kB
     cloud, cell = new_cloud(galera_factory, tmp_path, instances=LIMIT_INSTANCES)

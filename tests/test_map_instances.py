@@ -16,7 +16,7 @@ from instance_helpers import (
     put_marker,
 )
 
-import cellctl.ops.map_instances
+import cellctl.mappings.cell_instances
 
 
 def run_map(cloud, cell, *args):
@@ -214,7 +214,7 @@ def test_nothing_to_map_clears_a_finished_marker(sqlite_cloud):
 def test_many_batches_commit_with_the_marker(backend, make_cloud, dbfactory, monkeypatch):
     """Across batch boundaries (small batches here) the marker always sits at the last
     committed instance, and bounded runs stop exactly at their count."""
-    monkeypatch.setattr(cellctl.ops.map_instances, "WRITE_BATCH", 4)
+    monkeypatch.setattr(cellctl.mappings.cell_instances, "WRITE_BATCH", 4)
     cloud = make_cloud(dbfactory)
     cell = mapped_cell(cloud)
     add_instances(cloud, 23, created_at=[(n * 7) % 23 for n in range(23)])

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from instance_helpers import MARKER, add_instances, mapped_cell, nova_order
 
-from cellctl.ops.dev import insert_fake_instances
+from cellctl.tables.rows import insert_fake_instances
 
 INSTANCES = 120_000
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from cellctl.cli import main
 from cellctl.errors import ConfigError
+from cellctl.liveness.options import down_seconds
 from cellctl.settings import resolve
 
 NOVA_CONF = textwrap.dedent("""\
@@ -39,7 +40,7 @@ def test_embedded_defaults_without_config(tmp_path):
     assert settings.api_database_connection.value == f"sqlite:///{tmp_path}/state/api.sqlite"
     assert settings.database_connection.value == f"sqlite:///{tmp_path}/state/cell1.sqlite"
     assert settings.transport_url.value == "memory:///"
-    assert settings.service_down_seconds == 60
+    assert down_seconds(settings) == 60
     assert all(s.source == "embedded default" for s in settings.all()[:3])
     # Nova's own default, whether or not a configuration file is read
     assert settings.service_down_time.source == "default"
@@ -53,7 +54,7 @@ def test_nova_conf_is_read_as_is(nova_conf, tmp_path):
     assert settings.database_connection.value == \
         "mysql+pymysql://nova:dbsecret@ctl/nova?charset=utf8"
     assert settings.transport_url.value == "rabbit://nova:mqsecret@ctl:5672/"
-    assert settings.service_down_seconds == 90
+    assert down_seconds(settings) == 90
     assert settings.transport_url.source == f"{nova_conf} [DEFAULT] transport_url"
 
 
@@ -90,7 +91,7 @@ def test_config_file_without_a_value_leaves_it_unset(tmp_path):
     assert settings.database_connection.value is None
     assert settings.transport_url.value is None
     assert settings.transport_url.source == "not set"
-    assert settings.service_down_seconds == 60
+    assert down_seconds(settings) == 60
 
 
 def test_empty_environment_variable_unsets(tmp_path):
@@ -157,7 +158,7 @@ def test_every_setting_is_a_keyword_argument(tmp_path):
         "zookeeper_address": "127.0.0.1:2181", "zookeeper_sg_prefix": "/sg",
         "zookeeper_recv_timeout": 1000, "state_dir": str(tmp_path)}
     assert settings.servicegroup_driver.source == "keyword servicegroup_driver"
-    assert settings.service_down_seconds == 10  # Nova: 0 <= report_interval -> int(2.5 * 4)
+    assert down_seconds(settings) == 10  # Nova: 0 <= report_interval -> int(2.5 * 4)
     assert settings.read == () and settings.embedded_in_use == []
     with pytest.raises(ConfigError, match="servicegroup_driver from keyword"):
         resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)}, servicegroup_driver="redis")
@@ -173,7 +174,7 @@ def test_service_down_seconds_as_nova_computes_it(tmp_path, down, interval, seco
     conf.write_text(f"[DEFAULT]\nservice_down_time = {down}\nreport_interval = {interval}\n")
     settings = resolve(config_files=[str(conf)], environ={"CELLCTL_STATE_DIR": str(tmp_path)})
     assert settings.service_down_time.value == down
-    assert settings.service_down_seconds == seconds
+    assert down_seconds(settings) == seconds
 
 
 def test_default_config_files_replace_the_search(tmp_path, nova_conf):
@@ -220,3 +221,24 @@ def test_resolve_rejects_malformed_urls_as_config_errors(tmp_path, keyword, url,
     message = str(raised.value)
     assert shown in message and f"keyword {keyword}" in message
     assert ":pw@" not in message and "\n" not in message
+
+
+def test_every_setting_is_declared_once_in_the_table(tmp_path):
+    """Settings' fields, resolve()'s keywords and `cellctl config`'s rows follow SPECS."""
+    import dataclasses
+    import inspect
+
+    from cellctl.settings import SPECS, Settings
+
+    names = [spec.name for spec in SPECS]
+    assert len(set(names)) == len(names)
+    fields = [f.name for f in dataclasses.fields(Settings)]
+    assert fields == [*names, "state_dir", "read", "from_cli"]
+    keywords = [name for name, param in inspect.signature(resolve).parameters.items()
+                if param.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert keywords[keywords.index(names[0]):] == names
+    assert len({(spec.group, spec.option) for spec in SPECS}) == len(SPECS)
+    assert len({spec.env for spec in SPECS if spec.env}) == len([s for s in SPECS if s.env])
+    runner = CliRunner(env={"CELLCTL_STATE_DIR": str(tmp_path)})
+    rows = json.loads(runner.invoke(main, ["config", "--format", "json"]).stdout)
+    assert [row["setting"] for row in rows if row["setting"] in names] == names

@@ -20,7 +20,7 @@ from test_map_instances_crash import current_marker, start_map
 
 from cellctl.db import create_engine
 from cellctl.errors import DatabaseError
-from cellctl.ops.dev import insert_fake_instances
+from cellctl.tables.rows import insert_fake_instances
 from cellctl.writes.galera import DEADLOCK, Contention, Retry, retried, write_limits
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import false, or_, select
+
 from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as i
+from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
@@ -18,28 +23,16 @@ if TYPE_CHECKING:
 
 def live_nodes() -> Select[Any]:
     """Live compute nodes that name a host, as (id, host, uuid)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     return select(cn.c.id, cn.c.host, cn.c.uuid).where(cn.c.deleted == 0, cn.c.host.is_not(None))
 
 
 def unmapped_nodes() -> Select[Any]:
     """Live compute nodes not yet marked mapped; NULL counts as unmapped (Nova skips those)."""
-    from sqlalchemy import or_
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     return live_nodes().where(or_(cn.c.mapped < 1, cn.c.mapped.is_(None)))
 
 
 def compute_services() -> Select[Any]:
     """Live nova-compute services (disabled ones too), as (id, host)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
     return select(sv.c.id, sv.c.host).where(
         sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.is_not(None)
     )
@@ -52,10 +45,6 @@ def visible_instances() -> ColumnElement[bool]:
     servers and how archiving finds them); hidden ones (a resize's or
     cross-cell move's shadow copy) excluded.
     """
-    from sqlalchemy import false, or_
-
-    from cellctl.tables.cell import instances as i
-
     return or_(i.c.hidden.is_(None), i.c.hidden == false())
 
 
@@ -65,9 +54,5 @@ def hosts_with_instances(hosts: Sequence[str]) -> Select[Any]:
     What keeps ``delete_host`` (and ``audit --fix``) from removing a host's
     mapping: soft-deleted VMs and hidden rows count, as Nova counts them.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
     return (select(i.c.host).where(i.c.host.in_(list(hosts)), i.c.deleted == 0)
             .group_by(i.c.host))

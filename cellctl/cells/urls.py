@@ -29,18 +29,22 @@ def url_or_fallback(
     return setting.value
 
 
+# The exit code of every command that needs a transport URL and has none, or a bad one.
+BAD_TRANSPORT_URL = 1
+
+
 def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
-    """The transport URL given, else the configured one; None (error 1 recorded) if missing
-    or invalid. Templates are validated expanded and returned as written."""
+    """The transport URL given, else the configured one; None (BAD_TRANSPORT_URL recorded)
+    if missing or invalid. Templates are validated expanded and returned as written."""
     argument = dbs.settings.argument("transport_url", "--transport-url")
     transport = url_or_fallback(transport_url, dbs.settings.transport_url, argument, result)
     if not transport:
         result.error(f"Must specify {argument} if [DEFAULT]/transport_url is not set in "
-                     "the configuration file.", 1)
+                     "the configuration file.", BAD_TRANSPORT_URL)
         return None
     try:
         validate_transport_url(dbs.expand_transport_url(transport) or "")
     except InvalidURL as exc:
-        result.error(f"Invalid transport URL: {exc}", 1)
+        result.error(f"Invalid transport URL: {exc}", BAD_TRANSPORT_URL)
         return None
     return transport

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from cellctl import __version__
+from cellctl.cli.arguments import BadInput
 from cellctl.errors import CellctlError
 from cellctl.render import FORMATS, error_line, render
 
@@ -29,13 +30,11 @@ if TYPE_CHECKING:
 
 UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
 
-# Commands that never write. Every other command is told, on stderr, when it
-# runs on cellctl's embedded default (no configuration file given or found).
-READ_ONLY_COMMANDS = frozenset({
-    "config", "list_cells", "list_hosts", "verify_instance", "status", "service list",
-    "api_db version", "db version", "ironic ring",
-    "ironic owners",
-})
+# Whether a command writes, declared where it is registered: ``writes=True`` or
+# ``False``, or a function of its parsed parameters (``audit`` writes only with
+# ``--fix``). A command that writes is told, on stderr, when it runs on cellctl's
+# embedded default (no configuration file given or found).
+Writes = bool | Callable[[Mapping[str, Any]], bool]
 
 # cellctl's own listings say so on stderr when nothing matched (nova-manage's keep
 # their empty tables, as scripts expect).
@@ -76,7 +75,18 @@ class App:
 
 
 class Command(click.Command):
-    """Accepts unambiguous prefixes of long options, as nova-manage's argparse does."""
+    """Accepts unambiguous prefixes of long options, as nova-manage's argparse does, and
+    says whether it writes (``writes=``, required: tests/test_config_cli.py checks)."""
+
+    def __init__(self, *args: Any, writes: Writes | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes = writes
+
+    def writes_with(self, params: Mapping[str, Any]) -> bool:
+        """Whether this run may write; a command that did not say is taken to write."""
+        if callable(self.writes):
+            return self.writes(params)
+        return self.writes is not False
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         owners: dict[str, str | None] = {
@@ -258,6 +268,10 @@ def run(
         dbs = Databases(app.settings)
         _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
+    except BadInput as exc:  # said as the operation would say it: no traceback
+        for line in str(exc).splitlines():
+            error_line(line, fmt)
+        ctx.exit(exc.code if exc.code is not None else failure_code)
     except CellctlError as exc:
         _unless_interrupted()
         _report(app, exc, str(exc), fmt)
@@ -281,9 +295,9 @@ def run(
     if fmt == "table" and sys.stderr.isatty():
         from cellctl.cli.summary import summary_line
 
-        line = summary_line(name, result.data)
-        if line:
-            sys.stderr.write(line + "\n")
+        summary = summary_line(name, result.data)
+        if summary:
+            sys.stderr.write(summary + "\n")
     ctx.exit(result.code)
 
 
@@ -299,24 +313,12 @@ def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
     """Say once, before a command writes, that it writes to the embedded default."""
     app = ctx.find_object(App)
     note = None if app is not None and app.demo else settings.embedded_note  # asked for
-    name = _command_name(ctx)
-    if note is None or name in READ_ONLY_COMMANDS or (name == "audit"
-                                                      and not ctx.params.get("fix")):
+    command = ctx.command
+    if note is None or (isinstance(command, Command) and not command.writes_with(ctx.params)):
         return
     from cellctl.result import Message, Result
 
     render(Result(messages=[Message("warning", note)]), fmt)
-
-
-def _command_name(ctx: click.Context) -> str:
-    """"service list" for ``cellctl cell_v2 service list``."""
-    names: list[str] = []
-    current: click.Context | None = ctx
-    while current is not None and current.parent is not None:
-        if current.info_name != "cell_v2" or current.parent.parent is not None:
-            names.append(current.info_name or "")
-        current = current.parent
-    return " ".join(reversed(names))
 
 
 def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
@@ -345,3 +347,14 @@ def _load_commands() -> None:
 
 
 _load_commands()
+
+
+def _command_name(ctx: click.Context) -> str:
+    """"service list" for ``cellctl cell_v2 service list``."""
+    names: list[str] = []
+    current: click.Context | None = ctx
+    while current is not None and current.parent is not None:
+        if current.info_name != "cell_v2" or current.parent.parent is not None:
+            names.append(current.info_name or "")
+        current = current.parent
+    return " ".join(reversed(names))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cellctl.cli import Command, format_option, main, run
+from cellctl.cli.arguments import checked, not_negative, number, positive
+
+if TYPE_CHECKING:
+    from cellctl.db import Databases
+    from cellctl.result import Result
 
 
-@main.command("audit", cls=Command)
+@main.command("audit", cls=Command, writes=lambda params: bool(params.get("fix")))
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Report only this cell's findings (every cell is still read).")
 @click.option("--fix", is_flag=True, help="Repair the fixable findings.")
@@ -31,5 +38,14 @@ def audit(cell_uuid: str | None, fix: bool, kinds: tuple[str, ...], limit: str |
     """
     from cellctl.ops.audit import audit as operation
 
-    run(lambda dbs: operation(dbs, cell_uuid=cell_uuid, fix=fix, kinds=kinds, limit=limit,
-                              build_timeout=build_timeout), failure_code=1, fmt=fmt)
+    def run_audit(dbs: Databases) -> Result:
+        cap, patience = checked(
+            lambda: number(limit, int, valid=positive,
+                           message="--limit must be a positive integer, not {value}"),
+            lambda: number(build_timeout, float, valid=not_negative,
+                           message="--build-timeout must be a number of seconds (0 or more), "
+                                   "not {value}"))
+        return operation(dbs, cell_uuid=cell_uuid, fix=fix, kinds=kinds, limit=cap,
+                         build_timeout=patience)
+
+    run(run_audit, failure_code=1, fmt=fmt)

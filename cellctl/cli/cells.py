@@ -11,7 +11,7 @@ _DB_URL = ("--database_connection", "--database-connection")
 
 
 @register
-@click.command("map_cell0", cls=Command)
+@click.command("map_cell0", cls=Command, writes=True)
 @click.option(*_DB_URL, "database_connection", metavar="URL",
               help="cell0's database (default: [database] connection with _cell0 added).")
 @format_option
@@ -19,11 +19,11 @@ def map_cell0(database_connection: str | None, fmt: str | None) -> None:
     """Map cell0, where instances that were never scheduled live."""
     from cellctl.ops import cells
 
-    run(lambda dbs: cells.map_cell0(dbs, database_connection), fmt=fmt)
+    run(lambda dbs: cells.map_cell0(dbs, database_connection=database_connection), fmt=fmt)
 
 
 @register
-@click.command("create_cell", cls=Command)
+@click.command("create_cell", cls=Command, writes=True)
 @click.option("--name", help="A name for the cell.")
 @click.option("--transport-url", metavar="URL", help="The cell's message queue.")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help="The cell's database.")
@@ -42,7 +42,7 @@ def create_cell(name: str | None, transport_url: str | None, database_connection
 
 
 @register
-@click.command("list_cells", cls=Command)
+@click.command("list_cells", cls=Command, writes=False)
 @click.option("--verbose", is_flag=True, help="Show passwords in URLs.")
 @format_option
 def list_cells(verbose: bool, fmt: str | None) -> None:
@@ -53,7 +53,7 @@ def list_cells(verbose: bool, fmt: str | None) -> None:
 
 
 @register
-@click.command("update_cell", cls=Command)
+@click.command("update_cell", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
 @click.option("--name", help="New name.")
 @click.option("--transport-url", metavar="URL", help="New message queue URL.")
@@ -72,13 +72,13 @@ def update_cell(cell_uuid: str, name: str | None, transport_url: str | None,
     from cellctl.ops import cells
 
     run(lambda dbs: cells.update_cell(
-        dbs, cell_uuid, name=name, transport_url=transport_url,
+        dbs, cell_uuid=cell_uuid, name=name, transport_url=transport_url,
         database_connection=database_connection, disable=disable, enable=enable,
     ), failure_code=2, fmt=fmt)
 
 
 @register
-@click.command("delete_cell", cls=Command)
+@click.command("delete_cell", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
 @click.option("--force", is_flag=True,
               help="Also delete the cell's host mappings and deleted instances' mappings.")
@@ -91,4 +91,5 @@ def delete_cell(cell_uuid: str, force: bool, fmt: str | None) -> None:
     """
     from cellctl.ops import cells
 
-    run(lambda dbs: cells.delete_cell(dbs, cell_uuid, force=force), failure_code=255, fmt=fmt)
+    run(lambda dbs: cells.delete_cell(dbs, cell_uuid=cell_uuid, force=force),
+        failure_code=255, fmt=fmt)

@@ -12,7 +12,7 @@ def dev() -> None:
     """Developer helpers: fake data in cellctl's own databases, never Nova's."""
 
 
-@dev.command("add-instances")
+@dev.command("add-instances", writes=True)
 @click.option("--count", type=int, required=True, help="How many instances to add.")
 @click.option("--host", help="The compute host they run on (default: none).")
 @click.option("--deleted", type=int, default=0, show_default=True,
@@ -30,6 +30,6 @@ def add_instances(count: int, host: str | None, deleted: int, node: str | None, 
     from cellctl.ops.dev import add_instances as operation
 
     progress = progress_for(fmt)
-    run(lambda dbs: operation(dbs, count, host=host, deleted=deleted, node=node, ironic=ironic,
-                              progress=progress, force=force),
+    run(lambda dbs: operation(dbs, count=count, host=host, deleted=deleted, node=node,
+                              ironic=ironic, progress=progress, force=force),
         fmt=fmt)

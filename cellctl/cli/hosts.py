@@ -10,7 +10,7 @@ _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 
 
 @register
-@click.command("discover_hosts", cls=Command)
+@click.command("discover_hosts", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID",
               help="Only this cell (default: every cell).")
 @click.option("--verbose", is_flag=True, help="Say what was found and mapped in each cell.")
@@ -36,7 +36,7 @@ def discover_hosts(cell_uuid: str | None, verbose: bool, strict: bool, by_servic
 
 
 @register
-@click.command("map_cell_and_hosts", cls=Command)
+@click.command("map_cell_and_hosts", cls=Command, writes=True)
 @click.option("--transport-url", metavar="URL", help="The cell's message queue.")
 @click.option("--name", help="A name for the cell, if one is created.")
 @click.option("--verbose", is_flag=True, help="Say which hosts are already mapped; print the "
@@ -58,7 +58,7 @@ def map_cell_and_hosts(transport_url: str | None, name: str | None, verbose: boo
 
 
 @register
-@click.command("list_hosts", cls=Command)
+@click.command("list_hosts", cls=Command, writes=False)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's hosts.")
 @click.option("--status", is_flag=True,
               help="Add each host's compute service state, read from its cell.")
@@ -67,12 +67,12 @@ def list_hosts(cell_uuid: str | None, status: bool, fmt: str | None) -> None:
     """List host mappings sorted by host. Exit 0, 1 cell not found."""
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid, status=status),
+    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid=cell_uuid, status=status),
         failure_code=255, fmt=fmt)
 
 
 @register
-@click.command("delete_host", cls=Command)
+@click.command("delete_host", cls=Command, writes=True)
 @click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
 @click.option("--host", required=True, help="The host whose mapping is deleted.")
 @format_option
@@ -84,4 +84,5 @@ def delete_host(cell_uuid: str, host: str, fmt: str | None) -> None:
     """
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)
+    run(lambda dbs: hosts.delete_host(dbs, cell_uuid=cell_uuid, host=host),
+        failure_code=255, fmt=fmt)

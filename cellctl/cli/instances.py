@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
+from cellctl.cli.arguments import number, positive
 
 
 @register
-@click.command("map_instances", cls=Command)
+@click.command("map_instances", cls=Command, writes=True)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", required=True, metavar="UUID",
               help="The cell whose instances to map.")
 @click.option("--max-count", "--max_count", "max_count", metavar="N",
@@ -24,12 +25,15 @@ def map_instances(cell_uuid: str, max_count: str | None, reset: bool, fmt: str |
     from cellctl.ops.map_instances import map_instances as operation
 
     progress = progress_for(fmt)
-    run(lambda dbs: operation(dbs, cell_uuid, max_count=max_count, reset=reset,
-                              progress=progress), failure_code=255, fmt=fmt)
+    run(lambda dbs: operation(
+        dbs, cell_uuid=cell_uuid, reset=reset, progress=progress,
+        max_count=number(max_count, int, valid=positive, code=127,
+                         message="Must supply a positive value for max-count"),
+    ), failure_code=255, fmt=fmt)
 
 
 @register
-@click.command("verify_instance", cls=Command)
+@click.command("verify_instance", cls=Command, writes=False)
 @click.option("--uuid", "instance_uuid", required=True, metavar="UUID",
               help="The instance to look up.")
 @click.option("--quiet", is_flag=True, help="No output, only the exit code.")
@@ -42,4 +46,5 @@ def verify_instance(instance_uuid: str, quiet: bool, fmt: str | None) -> None:
     """
     from cellctl.ops.verify_instance import verify_instance as operation
 
-    run(lambda dbs: operation(dbs, instance_uuid, quiet=quiet), failure_code=255, fmt=fmt)
+    run(lambda dbs: operation(dbs, instance_uuid=instance_uuid, quiet=quiet),
+        failure_code=255, fmt=fmt)

@@ -15,7 +15,7 @@ def ironic() -> None:
     """Ironic nodes: which nova-compute service owns which, and what moves."""
 
 
-@ironic.command("ring")
+@ironic.command("ring", writes=False)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Only this cell's nodes.")
 @click.option("--host", metavar="HOST", help="Only nodes this host reports or owns.")
@@ -48,7 +48,7 @@ def ring(cell_uuid: str | None, host: str | None, state: str | None, summary: bo
                                 show_all=show_all), fmt=fmt)
 
 
-@ironic.command("move")
+@ironic.command("move", writes=lambda params: bool(params.get("apply")))
 @click.option("--from", "source", metavar="HOST",
               help="The nova-compute service whose nodes move (it must be forced down).")
 @click.option("--to", "destination", metavar="HOST", help="The service that takes them.")
@@ -77,7 +77,7 @@ def move(source: str | None, destination: str | None, rebalance: bool,
         fmt=fmt)
 
 
-@ironic.command("owners")
+@ironic.command("owners", writes=False)
 @click.option("--service-config", "service_configs", multiple=True, metavar="HOST=FILE",
               help="A compute service's own rendered nova.conf (repeatable).")
 @click.option("--service-config-dir", metavar="DIR",

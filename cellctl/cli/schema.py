@@ -17,17 +17,17 @@ def db() -> None:
     """The cell database schema ([database], cell0, and mapped cells)."""
 
 
-@api_db.command("sync")
+@api_db.command("sync", writes=True)
 @click.argument("version", required=False)
 @format_option
 def api_db_sync(version: str | None, fmt: str | None) -> None:
     """Create or upgrade the API schema (to VERSION, default head). Exit 0 ok, 1 failed."""
     from cellctl.ops import schema
 
-    run(lambda dbs: schema.api_db_sync(dbs, version), fmt=fmt)
+    run(lambda dbs: schema.api_db_sync(dbs, version=version), fmt=fmt)
 
 
-@api_db.command("version")
+@api_db.command("version", writes=False)
 @format_option
 def api_db_version(fmt: str | None) -> None:
     """Print the API schema revision."""
@@ -36,7 +36,7 @@ def api_db_version(fmt: str | None) -> None:
     run(schema.api_db_version, fmt=fmt)
 
 
-@db.command("sync")
+@db.command("sync", writes=True)
 @click.argument("version", required=False)
 @click.option("--all-cells", is_flag=True, help="Also every mapped cell's database.")
 @click.option("--local_cell", "--local-cell", "local_cell", is_flag=True,
@@ -46,11 +46,11 @@ def db_sync(version: str | None, all_cells: bool, local_cell: bool, fmt: str | N
     """Create or upgrade the cell schema of [database] and cell0. Exit 0 ok, 1 failed."""
     from cellctl.ops import schema
 
-    run(lambda dbs: schema.db_sync(dbs, version, all_cells=all_cells, local_cell=local_cell),
-        fmt=fmt)
+    run(lambda dbs: schema.db_sync(dbs, version=version, all_cells=all_cells,
+                                   local_cell=local_cell), fmt=fmt)
 
 
-@db.command("version")
+@db.command("version", writes=False)
 @format_option
 def db_version(fmt: str | None) -> None:
     """Print the cell schema revision of [database]."""

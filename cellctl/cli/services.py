@@ -7,10 +7,16 @@ import signal
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from cellctl.cli import Group, format_option, register, run
+from cellctl.cli.arguments import checked, number, positive
+
+if TYPE_CHECKING:
+    from cellctl.db import Databases
+    from cellctl.result import Result
 
 _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 _DB_URL = ("--database_connection", "--database-connection")
@@ -25,7 +31,7 @@ def service() -> None:
 register(service)
 
 
-@service.command("register")
+@service.command("register", writes=True)
 @click.option("--host", required=True, help="The service's host.")
 @click.option("--binary", default="nova-compute", show_default=True)
 @click.option("--no-compute-node", "no_compute_node", is_flag=True,
@@ -53,13 +59,13 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
     from cellctl.ops import services
 
     run(lambda dbs: services.register_service(
-        dbs, host, binary=binary, compute_node=not no_compute_node,
+        dbs, host=host, binary=binary, compute_node=not no_compute_node,
         hypervisor_type=hypervisor_type, nodes=nodes, node_uuids=node_uuids,
         database_connection=database_connection, force=force,
     ), fmt=fmt)
 
 
-@service.command("heartbeat")
+@service.command("heartbeat", writes=True)
 @click.option("--host", required=True, help="The service's host.")
 @click.option("--binary", default="nova-compute", show_default=True)
 @click.option("--interval", default="10", show_default=True, metavar="SECONDS",
@@ -78,21 +84,28 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
     """
     from cellctl.ops import services
 
+    def beat(dbs: Databases) -> Result:
+        seconds, beats = checked(
+            lambda: number(interval, float, valid=positive,
+                           message="--interval must be a positive number, got {value}"),
+            lambda: number(count, int, valid=positive,
+                           message="--count must be a positive number, got {value}"))
+        return services.heartbeat(dbs, host=host, binary=binary, interval=seconds, count=beats,
+                                  wait=stop.wait, database_connection=database_connection,
+                                  force=force)
+
     with _stop_on_signals() as stop:
-        run(lambda dbs: services.heartbeat(
-            dbs, host, binary=binary, interval=interval, count=count, wait=stop.wait,
-            database_connection=database_connection, force=force,
-        ), fmt=fmt)
+        run(beat, fmt=fmt)
 
 
-@service.command("list")
+@service.command("list", writes=False)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's services.")
 @format_option
 def service_list(cell_uuid: str | None, fmt: str | None) -> None:
     """Every service of every cell, up or down. Exit 0, 1 bad input."""
     from cellctl.ops import services
 
-    run(lambda dbs: services.list_services(dbs, cell_uuid), fmt=fmt)
+    run(lambda dbs: services.list_services(dbs, cell_uuid=cell_uuid), fmt=fmt)
 
 
 class _StopRequest:

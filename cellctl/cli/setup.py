@@ -8,7 +8,7 @@ from cellctl.cli import Command, format_option, progress_for, register, run
 
 
 @register
-@click.command("simple_cell_setup", cls=Command)
+@click.command("simple_cell_setup", cls=Command, writes=True)
 @click.option("--transport-url", metavar="URL", help="The cell's message queue.")
 @format_option
 def simple_cell_setup(transport_url: str | None, fmt: str | None) -> None:

@@ -9,7 +9,7 @@ from cellctl.cli import Command, format_option, progress_for, register, run
 
 
 @register
-@click.command("status", cls=Command)
+@click.command("status", cls=Command, writes=False)
 @click.option("--check-connectivity", is_flag=True,
               help="Also open a real connection to every cell's database and queue.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,

@@ -5,7 +5,8 @@ two rules of its own, which hold whatever the driver:
 
 - a service an admin forced down is down, whatever its heartbeats say;
 - ``service_down_time`` no longer than ``report_interval`` is raised to
-  ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``).
+  ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``;
+  cellctl.liveness.options.down_seconds).
 
 A driver answers for many services at once (one query, multi-get or listing
 per batch, never a round trip per host). When its backend cannot be reached
@@ -55,6 +56,11 @@ class ServiceRecord:
     forced_down: bool
     last_seen_up: datetime.datetime | None
     created_at: datetime.datetime | None
+
+    @classmethod
+    def columns(cls, services: Any) -> list[Any]:
+        """The columns of the ``services`` table that ``of`` reads, to select."""
+        return [services.c[name] for name in cls.__dataclass_fields__]
 
     @classmethod
     def of(cls, row: Any) -> ServiceRecord:
@@ -180,8 +186,7 @@ def compute_host_states(engine: Engine, hosts: Sequence[str], driver: Driver,
     with engine.connect() as conn:
         for batch in chunks(wanted):
             rows = conn.execute(
-                select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                       sv.c.last_seen_up, sv.c.created_at)
+                select(*ServiceRecord.columns(sv))
                 .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.in_(batch))
             )
             records.extend(ServiceRecord.of(row) for row in rows if row.host in states)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cellctl.liveness import BackendUnreachable, ServiceRecord
 from cellctl.liveness.options import MEMCACHED_BACKENDS, MemcacheOptions
+from cellctl.paging import chunks
 from cellctl.urls import mask_urls_in_text
 
 if TYPE_CHECKING:
@@ -293,8 +294,8 @@ class MemcacheDriver:
         client = self._acquire(index)
         found: dict[str, tuple[int, bytes]] = {}
         try:
-            for start in range(0, len(keys), GET_BATCH):
-                found.update(client.get_many(keys[start:start + GET_BATCH]))
+            for batch in chunks(keys, GET_BATCH):
+                found.update(client.get_many(batch))
         except BaseException:
             client.close()
             raise

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellctl.errors import ConfigError
+from cellctl.settings import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 
 if TYPE_CHECKING:
     from cellctl.settings import Setting, Settings
@@ -50,9 +51,14 @@ def driver_name(settings: Settings) -> str:
 
 
 def down_seconds(settings: Settings) -> int:
-    """``service_down_time`` as Nova's service group uses it (raised to 2.5 x
-    ``report_interval`` when not above it: Settings.service_down_seconds)."""
-    return int(settings.service_down_seconds)
+    """Seconds without a heartbeat after which a service is down, as Nova's service
+    group decides it (``nova.servicegroup.api.API``): ``service_down_time``, but
+    ``int(2.5 * report_interval)`` when it is not above ``report_interval``."""
+    down = settings.service_down_time.value
+    interval = settings.report_interval.value
+    down = DEFAULT_SERVICE_DOWN_TIME if down is None else down
+    interval = DEFAULT_REPORT_INTERVAL if interval is None else interval
+    return int(interval * 2.5) if down <= interval else down
 
 
 def memcache_options(settings: Settings) -> MemcacheOptions:

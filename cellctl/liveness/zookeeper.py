@@ -9,12 +9,13 @@ than its session timeout), so a host is up while its znode has a child.
 
 Reading, the cheapest correct way: one ``get_children`` of each group (topic)
 tells which hosts have a znode at all (the others are down without another
-call); then one ``get`` (data and Stat, whose ``numChildren`` counts the
-processes) of each listed host that was asked about, all sent at once through
-kazoo's async API and pipelined on the one session, so the cost is one round
-trip per group plus the server's time per znode, not a round trip per host.
-(ZooKeeper has no bulk read of several znodes' Stat: ``getAllChildrenNumber``
-counts a whole subtree, and kazoo does not speak the 3.6 ``multiRead``.)
+call); then the data and Stat (whose ``numChildren`` counts the processes) of
+each listed host that was asked about: through ZooKeeper 3.6's ``multiRead``,
+MULTI_READ_BATCH znodes a request (kazoo does not speak it, so this module
+builds the request on kazoo's own serializers), or on an older server one
+``get`` per znode. Either way all requests are sent at once, pipelined on the
+one session, so the cost is one round trip per group plus the server's time
+per znode, not a round trip per host.
 
 ``report`` (``cellctl service heartbeat``) creates the host's znode when
 missing and keeps one ephemeral child for as long as the session lives; each
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.liveness import BackendUnreachable, ServiceRecord
 from cellctl.liveness.options import ZooKeeperOptions
+from cellctl.paging import chunks
 from cellctl.urls import mask_urls_in_text
 
 if TYPE_CHECKING:
@@ -229,9 +231,9 @@ class ZooKeeperDriver:
         if batched:
             request_class = _multi_read_request()
             requests = []
-            for start in range(0, len(paths), MULTI_READ_BATCH):
+            for batch in chunks(paths, MULTI_READ_BATCH):
                 async_result = zk.handler.async_result()
-                zk._call(request_class(paths[start:start + MULTI_READ_BATCH]), async_result)
+                zk._call(request_class(list(batch)), async_result)
                 requests.append(async_result)
         else:
             requests = [zk.get_async(path) for path in paths]

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.refs import CellRef
 from cellctl.clock import utcnow
-from cellctl.errors import CellctlError
 from cellctl.paging import BATCH_SIZE, chunks
 from cellctl.writes.galera import WRITE_RETRIES, Contention, Retry, in_parts, retried, write_limits
 from cellctl.writes.locks import HOST_MAPPING_LOCK
@@ -45,15 +44,13 @@ class HostMappingCollision(Contention):
     """Another writer kept mapping the same hosts at the same moment, through every retry."""
 
     def __init__(self, host: str, last: BaseException) -> None:
-        CellctlError.__init__(
-            self,
+        super().__init__("Mapping hosts", last, message=(
             "Duplicate host mapping was encountered: another program kept mapping the same "
             f"hosts at the same time through {WRITE_RETRIES} retries. Nothing is wrong "
             "with the mappings made so far and it is safe to run the command again. "
             f"Error: Host '{host}' mapping already exists"
-        )
+        ))
         self.host = host
-        self.last = last
 
 
 class _Collided(Retry):

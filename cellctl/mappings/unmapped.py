@@ -12,10 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func, select
+
 from cellctl.cells.queries import live_nodes, visible_instances
 from cellctl.mappings.lookup import fold, mappings_of
 from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
+from cellctl.tables.api import host_mappings as hm
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances
 
 if TYPE_CHECKING:
     from sqlalchemy import Column
@@ -33,9 +38,6 @@ class Unmapped:
 
 def unmapped_hosts(cell: Engine, api: Engine) -> Unmapped:
     """Distinct hosts of live compute nodes without a host_mappings row."""
-    from cellctl.tables.api import host_mappings as hm
-    from cellctl.tables.cell import compute_nodes as cn
-
     live_hosts = live_nodes().with_only_columns(cn.c.host).group_by(cn.c.host)
     hosts = ([row.host for row in rows] for rows in keyset_pages(cell, live_hosts, key=cn.c.host))
     return _check(hosts, api, hm.c.host)
@@ -50,10 +52,6 @@ def unmapped_instances(cell: Engine, api: Engine, progress: Progress = NO_PROGRE
     them), hidden ones (a resize's or cross-cell move's shadow copy) excluded.
     Following the check's hint therefore always clears the warning.
     """
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import instances
-
     with cell.connect() as conn:
         top = conn.execute(select(func.max(instances.c.id))).scalar() or 0
     visible = select(instances.c.id, instances.c.uuid).where(visible_instances())
@@ -93,8 +91,6 @@ def _check(batches: Iterator[list[str]], api: Engine, column: Column[str]) -> Un
     exact, and the database compares the keys as its unique key does (MySQL
     ignores case). The keys themselves are fetched only for the first examples.
     """
-    from sqlalchemy import func, select
-
     result = Unmapped()
     count = select(func.count()).select_from(column.table)
     for batch in batches:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from cellctl.cells.cell0 import MapCell0Exit as MapCell0Exit
+from cellctl.cells.cell0 import map_cell0 as map_cell0_core
 from cellctl.cells.refs import (
-    CELL0_NAME,
-    CELL0_TRANSPORT_URL,
-    CELL0_UUID,
     cell_database,
-    find_cell,
     insert_cell,
     is_cell0,
     load_cell,
@@ -22,12 +21,41 @@ from cellctl.errors import InvalidURL
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.urls import derive_cell0_url, validate_database_url, validate_transport_url
+from cellctl.urls import validate_database_url, validate_transport_url
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+class CreateCellExit(IntEnum):
+    """``create_cell``'s exit codes."""
+
+    OK = 0
+    BAD_URL = 1  # a URL missing or invalid
+    DUPLICATE = 2  # another cell has the transport URL or database
+
+
+class UpdateCellExit(IntEnum):
+    """``update_cell``'s exit codes."""
+
+    OK = 0
+    NOT_FOUND = 1
+    INVALID_URL = 2  # also the command's code when the change cannot be saved
+    DUPLICATE = 3
+    DISABLE_AND_ENABLE = 4
+    CELL0_DISABLE = 5
+
+
+class DeleteCellExit(IntEnum):
+    """``delete_cell``'s exit codes."""
+
+    OK = 0
+    NOT_FOUND = 1
+    HAS_HOSTS = 2  # without force
+    HAS_INSTANCES = 3  # living ones
+    HAS_INSTANCE_MAPPINGS = 4  # of deleted instances only, without force
+
 
 CELL_COLUMNS = [
     Column("name", "Name"),
@@ -38,28 +66,12 @@ CELL_COLUMNS = [
 ]
 
 
-def map_cell0(dbs: Databases, database_connection: str | None = None) -> Result:
-    """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
-    from sqlalchemy.exc import IntegrityError
+def map_cell0(dbs: Databases, *, database_connection: str | None = None) -> Result:
+    """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``.
 
-    result = Result(data={"uuid": CELL0_UUID})
-    try:
-        url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
-        validate_database_url(url)
-    except InvalidURL as exc:
-        return result.error(str(exc), 1)
-    try:
-        with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
-            if find_cell(conn, CELL0_UUID) is not None:
-                result.data = {"uuid": CELL0_UUID, "created": False}
-                return result.info("Cell0 is already setup")
-            insert_cell(conn, CELL0_UUID, CELL0_NAME, CELL0_TRANSPORT_URL, url)
-    except IntegrityError:
-        # A concurrent run mapped it between our check and our insert.
-        result.data = {"uuid": CELL0_UUID, "created": False}
-        return result.info("Cell0 is already setup")
-    result.data = {"uuid": CELL0_UUID, "created": True}
-    return result
+    Exit 0 mapped or already mapped, 1 an invalid URL. The work is
+    cellctl.cells.cell0's, which ``simple_cell_setup`` runs too."""
+    return map_cell0_core(dbs, database_connection=database_connection)
 
 
 def create_cell(
@@ -82,17 +94,17 @@ def create_cell(
     if not database:
         return result.error(
             f"Must specify {argument} if [database]/connection is not set in the "
-            "configuration file.", 1,
+            "configuration file.", CreateCellExit.BAD_URL,
         )
     invalid = _invalid_urls(dbs, None, database)
     if invalid:
-        return result.error(invalid, 1)
+        return result.error(invalid, CreateCellExit.BAD_URL)
 
     cell_uuid = new_uuid()
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         other = _cell_using(conn, dbs, transport, database, exclude=None)
         if other is not None:
-            return result.error(_duplicate_message(other), 2)
+            return result.error(_duplicate_message(other), CreateCellExit.DUPLICATE)
         insert_cell(conn, cell_uuid, name, transport, database, disabled=disabled)
     if verbose:
         result.info(cell_uuid)
@@ -126,8 +138,8 @@ def list_cells(dbs: Databases) -> Result:
 
 def update_cell(
     dbs: Databases,
-    cell_uuid: str,
     *,
+    cell_uuid: str,
     name: str | None = None,
     transport_url: str | None = None,
     database_connection: str | None = None,
@@ -139,21 +151,22 @@ def update_cell(
 
     result = Result()
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
-        cell = load_cell(conn, result, cell_uuid, 1)
+        cell = load_cell(conn, result, cell_uuid, UpdateCellExit.NOT_FOUND)
         if cell is None:
             return result
         uuid = cell.uuid
         if transport_url is not None or database_connection is not None:
             invalid = _invalid_urls(dbs, transport_url, database_connection)
             if invalid:
-                return result.error(invalid, 2)
+                return result.error(invalid, UpdateCellExit.INVALID_URL)
             other = _cell_using(conn, dbs, transport_url, database_connection, exclude=cell.id)
             if other is not None:
-                return result.error(_duplicate_message(other), 3)
+                return result.error(_duplicate_message(other), UpdateCellExit.DUPLICATE)
         if disable and enable:
-            return result.error("Cell cannot be disabled and enabled at the same time.", 4)
+            return result.error("Cell cannot be disabled and enabled at the same time.",
+                                UpdateCellExit.DISABLE_AND_ENABLE)
         if (disable or enable) and is_cell0(uuid):
-            return result.error("Cell0 cannot be disabled.", 5)
+            return result.error("Cell0 cannot be disabled.", UpdateCellExit.CELL0_DISABLE)
 
         changes: dict[str, Any] = {}
         if name is not None:
@@ -177,7 +190,7 @@ def update_cell(
     return result
 
 
-def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Result:
+def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False) -> Result:
     """Delete a cell mapping; refuse while hosts (without --force) or live instances remain.
 
     With --force the cell's host and instance mappings go too, and its compute
@@ -191,7 +204,7 @@ def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Resul
 
     result = Result()
     with dbs.api.connect() as conn:
-        cell = load_cell(conn, result, cell_uuid, 1)
+        cell = load_cell(conn, result, cell_uuid, DeleteCellExit.NOT_FOUND)
         if cell is None:
             return result
         uuid = cell.uuid
@@ -200,20 +213,22 @@ def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Resul
             select(exists().where(im.c.cell_id == cell.id))
         ).scalar()
     if has_hosts and not force:
-        return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.", 2)
+        return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.",
+                            DeleteCellExit.HAS_HOSTS)
     if has_instance_mappings:
         if _has_living_instances(dbs, cell):
             return result.error(
-                f"There are existing instances mapped to cell with uuid {uuid}.", 3
+                f"There are existing instances mapped to cell with uuid {uuid}.",
+                DeleteCellExit.HAS_INSTANCES
             )
         if not force:
             result.error(
                 f"There are instance mappings to cell with uuid {uuid}, but all instances "
-                "have been deleted in the cell.", 4,
+                "have been deleted in the cell.", DeleteCellExit.HAS_INSTANCE_MAPPINGS,
             )
             return result.error(
                 "So execute 'nova-manage db archive_deleted_rows' to delete the instance "
-                "mappings.", 4,
+                "mappings.", DeleteCellExit.HAS_INSTANCE_MAPPINGS,
             )
     if has_hosts:
         _unmap_compute_nodes(dbs, cell)
@@ -221,7 +236,8 @@ def delete_cell(dbs: Databases, cell_uuid: str, *, force: bool = False) -> Resul
         # Re-checked under the lock: a host mapped since the first look blocks
         # a delete without --force instead of failing on the foreign key.
         if not force and conn.execute(select(exists().where(hm.c.cell_id == cell.id))).scalar():
-            return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.", 2)
+            return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.",
+                                DeleteCellExit.HAS_HOSTS)
         removed_instances = conn.execute(delete(im).where(im.c.cell_id == cell.id)).rowcount
         removed_hosts = conn.execute(delete(hm).where(hm.c.cell_id == cell.id)).rowcount
         conn.execute(delete(cm).where(cm.c.id == cell.id))

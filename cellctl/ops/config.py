@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellctl.db import Databases
 from cellctl.result import Column, Result, Table
 from cellctl.settings import NOVA_PROG, Settings
 
@@ -14,9 +15,11 @@ CONFIG_COLUMNS = [
 ]
 
 
-def show_config(settings: Settings) -> Result:
+def show_config(dbs: Databases) -> Result:
     """One row per file or directory read (``config_file``/``config_dir``, in the order
-    read: later files win), then one per setting, its value and where it came from."""
+    read: later files win), then one per setting, its value and where it came from.
+    Opens no database: ``dbs`` is only asked for its settings."""
+    settings = dbs.settings
     rows: list[dict[str, Any]] = [
         {"setting": f"config_{read.kind}", "value": read.path, "source": read.origin}
         for read in settings.read

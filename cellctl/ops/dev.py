@@ -8,28 +8,27 @@ rows must never reach a real cloud.
 
 from __future__ import annotations
 
-import hashlib
-import uuid as uuidlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, select
 
 from cellctl import migrate
-from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.tables.cell import IRONIC
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
+from cellctl.tables.rows import insert_fake_instances
 from cellctl.urls import mask
 
+# Exit codes of dev add-instances: 0 added, BAD_INPUT bad input or a database refused.
+BAD_INPUT = 1
+
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
-INSERT_BATCH = 5_000
-# Fake ownership: instances spread over a realistic number of projects and users.
-PROJECTS = 100
-USERS_PER_PROJECT = 10
-
-
-def add_instances(dbs: Databases, count: int, *, host: str | None = None, deleted: int = 0,
+def add_instances(dbs: Databases, *, count: int, host: str | None = None, deleted: int = 0,
                   node: str | None = None, ironic: bool = False,
                   progress: Progress = NO_PROGRESS, force: bool = False) -> Result:
     """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted.
@@ -42,32 +41,37 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
     from cellctl.ids import canonical_uuid
 
     result = Result()
+    # Arguments as the caller passes them: "--count" on the command line, "count=" in Python.
+    arg = {name: dbs.settings.argument(name, f"--{name}")
+           for name in ("count", "deleted", "node", "ironic", "host")}
     if count < 1:
-        return result.error("--count must be a positive number of instances", 1)
+        return result.error(f"{arg['count']} must be a positive number of instances", BAD_INPUT)
     if not 0 <= deleted <= count:
-        return result.error("--deleted must be between 0 and --count", 1)
+        return result.error(f"{arg['deleted']} must be between 0 and {arg['count']}", BAD_INPUT)
     if (node is not None or ironic) and not host:
-        return result.error("--node and --ironic need --host: the service the instances are on",
-                            1)
+        return result.error(f"{arg['node']} and {arg['ironic']} need {arg['host']}: the service "
+                            "the instances are on", BAD_INPUT)
     if node is not None and ironic:
-        return result.error("--node and --ironic cannot be combined", 1)
+        return result.error(f"{arg['node']} and {arg['ironic']} cannot be combined", BAD_INPUT)
     if node is not None and canonical_uuid(node) is None:
-        return result.error(f"--node must be an Ironic node UUID, got {node!r}", 1)
+        return result.error(f"{arg['node']} must be an Ironic node UUID, got {node!r}",
+                            BAD_INPUT)
     from cellctl.testdata import refusal
 
     refused = refusal(dbs.settings, force=force)
     if refused is not None:
-        return result.error(refused, 1)
+        return result.error(refused, BAD_INPUT)
     engine = dbs.local_cell
     where = mask(dbs.settings.database_connection.value)
     owner = migrate.schema_state(engine, "cell").owner
     if owner == "nova":
         return result.error(
             f"Refusing to add fake instances to {where}: its schema is managed by Nova, "
-            "so it may be a real cloud's database", 1,
+            "so it may be a real cloud's database", BAD_INPUT,
         )
     if owner == "none":
-        return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'", 1)
+        return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'",
+                            BAD_INPUT)
     nodes: list[str] | None = None
     if node is not None:
         nodes = [canonical_uuid(node) or node] * count
@@ -76,7 +80,7 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
         nodes = free_ironic_nodes(engine, host, count)
         if len(nodes) < count:
             return result.error(f"Host {host} reports {len(nodes)} Ironic nodes without an "
-                                f"instance, fewer than --count {count}", 1)
+                                f"instance, fewer than {arg['count']} {count}", BAD_INPUT)
     insert_fake_instances(engine, count, host=host, deleted=deleted, nodes=nodes,
                           progress=progress)
     result.info(f"Added {count} instances ({deleted} deleted) to the cell database {where}")
@@ -86,92 +90,10 @@ def add_instances(dbs: Databases, count: int, *, host: str | None = None, delete
 
 def free_ironic_nodes(engine: Engine, host: str, count: int) -> list[str]:
     """Up to ``count`` Ironic nodes ``host`` reports that have no live instance (one query)."""
-    from sqlalchemy import exists, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances as inst
-
     busy = exists().where(inst.c.node == cn.c.hypervisor_hostname, inst.c.deleted == 0)
     query = (select(cn.c.hypervisor_hostname).distinct()
-             .where(cn.c.host == host, cn.c.hypervisor_type == "ironic", cn.c.deleted == 0,
+             .where(cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,
                     ~busy)
              .order_by(cn.c.hypervisor_hostname).limit(count))
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
-
-
-def insert_fake_instances(engine: Engine, count: int, *, host: str | None = None,
-                          deleted: int = 0, nodes: list[str] | None = None,
-                          progress: Progress = NO_PROGRESS) -> None:
-    """Bulk-insert ``count`` fake instance rows, one transaction per batch.
-
-    Instance ``n`` runs on ``nodes[n]`` if given, else on the node named ``host``.
-    """
-    progress.start("Adding instances", count)
-    try:
-        for first in range(0, count, INSERT_BATCH):
-            size = min(INSERT_BATCH, count - first)
-            on: list[str | None] = (list(nodes[first:first + size]) if nodes is not None
-                                    else [host] * size)
-            rows = list(_fake_rows(first, size, host, on))
-            with engine.begin() as conn:
-                _insert(conn, rows)
-                doomed = [row["uuid"] for n, row in enumerate(rows, first) if n < deleted]
-                if doomed:
-                    _soft_delete(conn, doomed)
-            progress.advance(len(rows))
-    finally:
-        progress.finish()
-
-
-def _fake_rows(first: int, count: int, host: str | None,
-               nodes: list[str | None]) -> Iterator[dict[str, Any]]:
-    now = utcnow()
-    for n, node in zip(range(first, first + count), nodes, strict=True):
-        project = n % PROJECTS
-        user = (n // PROJECTS) % USERS_PER_PROJECT
-        yield {
-            "uuid": str(uuidlib.uuid4()),
-            "project_id": _fake_id(f"project-{project}"),
-            "user_id": _fake_id(f"user-{project}-{user}"),
-            "created_at": now,
-            "deleted": 0,
-            "hidden": False,
-            "vm_state": "active",
-            "power_state": 1,
-            "host": host,
-            "node": node,
-            "launched_on": host,
-            "display_name": f"fake-{n}",
-            "hostname": f"fake-{n}",
-            "memory_mb": 512,
-            "vcpus": 1,
-            "root_gb": 1,
-            "ephemeral_gb": 0,
-            "launch_index": 0,
-            "cleaned": 0,
-        }
-
-
-def _fake_id(seed: str) -> str:
-    """A stable 32-hex-digit id, shaped like Keystone's project and user ids."""
-    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
-
-
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    from cellctl.tables.cell import instances
-
-    conn.execute(instances.insert(), rows)  # executemany: the driver batches the rows
-
-
-def _soft_delete(conn: Connection, uuids: list[str]) -> None:
-    """Delete as Nova does: ``deleted = id``, ``deleted_at`` set, the VM gone."""
-    from cellctl.tables.cell import instances
-
-    now = utcnow()
-    conn.execute(
-        instances.update()
-        .where(instances.c.uuid.in_(uuids))
-        .values(deleted=instances.c.id, deleted_at=now, terminated_at=now,
-                vm_state="deleted", power_state=0)
-    )

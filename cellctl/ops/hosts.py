@@ -1,4 +1,5 @@
-"""The host commands: discover_hosts, list_hosts, delete_host and map_cell_and_hosts.
+"""The host commands: discover_hosts, list_hosts, delete_host and map_cell_and_hosts
+(whose work, shared with simple_cell_setup, is cellctl.mappings.local_cell's).
 
 ``discover_hosts`` has Nova's semantics and verbose wording, with three
 fixes: every compute node of a host mapped to the cell is marked mapped (so
@@ -14,48 +15,56 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
 
 from cellctl.cells.queries import (
     compute_services,
     hosts_with_instances,
-    live_nodes,
     unmapped_nodes,
 )
 from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases, read_cells
 from cellctl.cells.refs import (
-    CELL0_UUID,
     CellRef,
     cell_database,
-    insert_cell,
     load_cell,
     select_cells,
 )
-from cellctl.cells.urls import resolve_transport_url
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ids import new_uuid
 from cellctl.liveness import UNKNOWN, compute_host_states, service_group
 from cellctl.mappings.hosts import (
     BatchOutcome,
-    host_key,
     map_hosts,
-    mapped_cells,
     mark_hosts_mapped,
     mark_hosts_unmapped,
     mark_nodes_mapped,
 )
-from cellctl.paging import count_rows, keyset_pages, page_after
+from cellctl.mappings.local_cell import MapCellAndHostsExit as MapCellAndHostsExit
+from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
+from cellctl.paging import count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.tables.api import cell_mappings as cm
+from cellctl.tables.api import host_mappings as hm
 from cellctl.writes.galera import Contention
-from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine, Row
+    from sqlalchemy.engine import Row
 
 
 # --- discover_hosts ----------------------------------------------------------
+
+
+class DiscoverHostsExit(IntEnum):
+    """``discover_hosts``' exit codes."""
+
+    OK = 0
+    # with strict and nothing new, a cell_uuid not found, or a cell that could not be read
+    INCOMPLETE = 1
+    CONTENTION = 2  # a batch kept losing to concurrent writers through every retry
 
 
 @dataclass
@@ -89,7 +98,8 @@ def discover_hosts(
             result.info(text)
 
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, result, cell_uuid,
+                             not_found_code=DiscoverHostsExit.INCOMPLETE)
     if cells is None:
         return result
     if cell_uuid is None:
@@ -112,7 +122,7 @@ def discover_hosts(
             result.unreachable(cell.uuid, f"{exc} (hosts of {cell.label} were not discovered)")
             continue
         except Contention as exc:  # a collision or deadlock through every retry
-            result.error(str(exc), 2)
+            result.error(str(exc), DiscoverHostsExit.CONTENTION)
             break
         say(f"Found {run.hosts_mapped} unmapped computes in cell: {cell.uuid}")
 
@@ -123,7 +133,7 @@ def discover_hosts(
                   for r in runs],
     }
     if result.code == 0 and (result.unreachable_cells or (strict and total == 0)):
-        result.code = 1
+        result.code = DiscoverHostsExit.INCOMPLETE
     return result
 
 
@@ -196,6 +206,23 @@ def _report(run: _CellRun, row: Row[Any], outcome: BatchOutcome, announced: set[
 # --- list_hosts and delete_host ----------------------------------------------
 
 
+class ListHostsExit(IntEnum):
+    """``list_hosts``' exit codes."""
+
+    OK = 0
+    CELL_NOT_FOUND = 1
+
+
+class DeleteHostExit(IntEnum):
+    """``delete_host``'s exit codes."""
+
+    OK = 0
+    CELL_NOT_FOUND = 1
+    HOST_NOT_FOUND = 2
+    HOST_IN_OTHER_CELL = 3
+    HOST_HAS_INSTANCES = 4
+
+
 HOST_COLUMNS = [
     Column("cell_name", "Cell Name", none_as="None"),
     Column("cell_uuid", "Cell UUID"),
@@ -204,23 +231,19 @@ HOST_COLUMNS = [
 STATE_COLUMN = Column("state", "State")
 
 
-def list_hosts(dbs: Databases, cell_uuid: str | None = None, *, status: bool = False) -> Result:
+def list_hosts(dbs: Databases, *, cell_uuid: str | None = None, status: bool = False) -> Result:
     """Host mappings sorted by host; ``status`` adds each host's compute service state.
 
     A cell whose database cannot be read does not stop the listing: its hosts
     show as ``unknown`` and the cell is reported unreachable.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.api import cell_mappings as cm
-    from cellctl.tables.api import host_mappings as hm
-
     result = Result()
     with dbs.api.connect() as conn:
         query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
                  .join(cm, cm.c.id == hm.c.cell_id))
         if cell_uuid is not None:
-            cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+            cells = select_cells(conn, result, cell_uuid,
+                                 not_found_code=ListHostsExit.CELL_NOT_FOUND)
             if cells is None:
                 return result
             query = query.where(cm.c.id == cells[0].id)
@@ -265,7 +288,7 @@ def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[
             for host, state in states.items()}
 
 
-def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
+def delete_host(dbs: Databases, *, cell_uuid: str, host: str) -> Result:
     """Delete a host mapping (Nova's checks, in Nova's order).
 
     Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
@@ -273,131 +296,25 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
     are marked unmapped before the mapping goes, so a run killed in between
     leaves nothing that discover_hosts would not find again.
     """
-    from sqlalchemy import delete, select
-
-    from cellctl.tables.api import host_mappings as hm
-
     result = Result()
     with dbs.api.connect() as conn:
-        cell = load_cell(conn, result, cell_uuid, 1)
+        cell = load_cell(conn, result, cell_uuid, DeleteHostExit.CELL_NOT_FOUND)
         if cell is None:
             return result
         uuid = cell.uuid
         mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
     if mapped_to is None:
-        return result.error(f"The host {host} was not found.", 2)
+        return result.error(f"The host {host} was not found.", DeleteHostExit.HOST_NOT_FOUND)
     if mapped_to != cell.id:
-        return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
+        return result.error(f"The host {host} was not found in the cell {uuid}.",
+                            DeleteHostExit.HOST_IN_OTHER_CELL)
 
     with cell_database(dbs, cell).begin() as conn:
         if conn.execute(hosts_with_instances([host]).limit(1)).first() is not None:
-            return result.error(f"There are instances on the host {host}.", 4)
+            return result.error(f"There are instances on the host {host}.",
+                                DeleteHostExit.HOST_HAS_INSTANCES)
         unmapped = mark_hosts_unmapped(conn, [host])
     with dbs.api.begin() as conn:
         conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
     result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
     return result
-
-
-# --- map_cell_and_hosts -----------------------------------------------------
-
-
-def map_cell_and_hosts(
-    dbs: Databases,
-    *,
-    transport_url: str | None = None,
-    name: str | None = None,
-    verbose: bool = False,
-    progress: Progress = NO_PROGRESS,
-) -> Result:
-    """Map ``[database]`` as a cell with its compute hosts (Nova's map_cell_and_hosts).
-
-    Hosts go to the cell some of them are already mapped to, else to the cell
-    whose database is ``[database]``, else to a new cell with ``name`` and the
-    transport URL. ``data``: ``cell_uuid`` (None when there is no host),
-    ``cell_created``, ``compute_nodes`` (live nodes read) and ``hosts_mapped``
-    (the hosts this run mapped).
-    """
-    result = Result()
-    transport = resolve_transport_url(dbs, transport_url, result)
-    if transport is None:
-        return result
-    local = dbs.local_cell
-    survey = _survey_local_hosts(dbs.api, local, result if verbose else None)
-    result.data = {"cell_uuid": survey.last_cell_uuid, "cell_created": False,
-                   "compute_nodes": survey.nodes, "hosts_mapped": []}
-    if survey.nodes == 0:
-        return result.info("No hosts found to map to cell, exiting.")
-    if not survey.any_unmapped:
-        return result.info("All hosts are already mapped to cell(s).")
-
-    cell, created = _target_cell(dbs, survey.last_cell_uuid, name, transport)
-    mapped: list[str] = []
-    progress.start(f"Mapping hosts to {cell.label}", survey.nodes)
-    try:
-        for batch in keyset_pages(local, live_nodes()):
-            outcome = map_hosts(dbs.api, cell, [row.host for row in batch])
-            mark_nodes_mapped(local, [row.id for row in batch if row.host in outcome.in_cell])
-            mapped.extend(sorted(outcome.created))
-            progress.advance(len(batch))
-    finally:
-        progress.finish()
-    if verbose:
-        result.info(cell.uuid)
-    result.data.update(cell_uuid=cell.uuid, cell_created=created, hosts_mapped=mapped)
-    return result
-
-
-@dataclass
-class _Survey:
-    nodes: int = 0
-    any_unmapped: bool = False
-    last_cell_uuid: str | None = None  # the cell of the last already-mapped node, as Nova picks
-
-
-def _survey_local_hosts(api: Engine, local: Engine, verbose_to: Result | None) -> _Survey:
-    survey = _Survey()
-    for batch in keyset_pages(local, live_nodes()):
-        with api.connect() as conn:
-            key = host_key(conn.dialect.name)
-            mapped = mapped_cells(conn, sorted({row.host for row in batch}), key)
-        for row in batch:
-            found = mapped.get(key(row.host))
-            if found is None:
-                survey.any_unmapped = True
-                continue
-            survey.last_cell_uuid = found[1]
-            if verbose_to is not None:
-                verbose_to.info(f"Host {row.host} is already mapped to cell {found[1]}")
-        survey.nodes += len(batch)
-    return survey
-
-
-def _target_cell(
-    dbs: Databases, mapped_cell_uuid: str | None, name: str | None, transport: str
-) -> tuple[CellRef, bool]:
-    """The cell to map into, and whether it was created now.
-
-    Looking for a cell that already has ``[database]`` (rather than always
-    creating one, as nova-manage does) makes a run killed after creating the
-    cell, or two runs at once, end with one cell.
-    """
-    from sqlalchemy import select
-
-    from cellctl.tables.api import cell_mappings as cm
-    from cellctl.writes.locks import CELL_LOCK
-
-    database = dbs.local_cell_url
-    with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
-        rows = conn.execute(
-            select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)
-        ).all()
-        for row in rows:
-            if row.uuid == mapped_cell_uuid or (
-                mapped_cell_uuid is None and row.uuid != CELL0_UUID
-                and dbs.expand_database_url(row.database_connection) == database
-            ):
-                return CellRef(row.id, row.uuid, row.name, row.database_connection), False
-        cell_uuid = new_uuid()
-        cell_id = insert_cell(conn, cell_uuid, name, transport, database)
-    return CellRef(cell_id, cell_uuid, name, database), True

@@ -65,6 +65,8 @@ IRONIC = "ironic"
 UNMANAGED, DOUBLE, MOVING, INSTANCE_HOST_DOWN, UNSERVED, UNKNOWN = (
     "unmanaged", "double-managed", "moving", "instance host down", "unserved", "unknown")
 CHUNK = 5_000
+# Exit codes of ironic owners: 0 listed, BAD_INPUT a service file that cannot be read.
+BAD_INPUT = 1
 LEFT_OUT = "the services and nodes of {cell} are not counted"
 NOT_CONFIGURED = ("No [ironic] group says how to reach Ironic (auth_type or endpoint_override) "
                   "in cellctl's configuration or a service's: the nodes are the compute_nodes "
@@ -141,7 +143,7 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         settings = config.load_services(files)
         own = config.load(dbs.settings.config_files, dbs.settings.config_dirs)
     except ConfigError as exc:
-        result.error(str(exc), 1)
+        result.error(str(exc), BAD_INPUT)
         return result
     if not settings:
         result.warn("No service settings given (--service-config HOST=FILE or "

@@ -38,12 +38,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
 from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
+
+# Exit codes of ironic ring: 0 listed, BAD_INPUT bad input or a cell not found.
+BAD_INPUT = 1
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -146,11 +155,13 @@ def ironic_ring(
     reported unreachable and its nodes are absent.
     """
     result = Result()
-    wanted_state = _parse_state(state, result)
-    if result.code or not _valid_hosts(result, host=host, without=without, joining=joining):
+    named = _Naming(dbs.settings.from_cli)
+    wanted_state = _parse_state(state, result, named)
+    if result.code or not _valid_hosts(result, named, host=host, without=without,
+                                       joining=joining):
         return result
     with dbs.api.connect() as conn:
-        refs = select_cells(conn, result, cell_uuid, not_found_code=1)
+        refs = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if refs is None:
         return result
     cells = [ref for ref in refs if not ref.is_cell0]  # cell0 has no compute services
@@ -159,7 +170,7 @@ def ironic_ring(
                           result, left_out=LEFT_OUT)
     cells = [cell for cell in cells if cell.uuid in services]
     verdicts = judge_services(dbs, services, result)
-    rings = _plan_rings(cells, services, verdicts, without=without, joining=joining,
+    rings = _plan_rings(cells, services, verdicts, named, without=without, joining=joining,
                         result=result)
     if rings is None:
         return result
@@ -178,28 +189,45 @@ def ironic_ring(
     return result
 
 
-def _parse_state(value: str | None, result: Result) -> str | None:
+@dataclass(frozen=True)
+class _Naming:
+    """Arguments in messages as the caller passes them: ``--with cmp1`` on the command
+    line, ``joining=['cmp1']`` from Python."""
+
+    from_cli: bool
+
+    def arg(self, name: str, flag: str) -> str:
+        return flag if self.from_cli else f"{name}="
+
+    def value(self, name: str, flag: str, value: str) -> str:
+        """One value of a repeatable argument."""
+        return f"{flag} {value}" if self.from_cli else f"{name}={[value]!r}"
+
+
+def _parse_state(value: str | None, result: Result, named: _Naming) -> str | None:
     """``in place``, ``in_place`` and ``In-Place`` are one state."""
     if value is None:
         return None
     spelled = " ".join(value.replace("_", " ").replace("-", " ").lower().split())
     if spelled not in STATES:
-        result.error(f"--state must be one of: {', '.join(STATES)} (got {value!r})", 1)
+        result.error(f"{named.arg('state', '--state')} must be one of: {', '.join(STATES)} "
+                     f"(got {value!r})", BAD_INPUT)
         return None
     return spelled
 
 
-def _valid_hosts(result: Result, *, host: str | None, without: Sequence[str],
+def _valid_hosts(result: Result, named: _Naming, *, host: str | None, without: Sequence[str],
                  joining: Sequence[str]) -> bool:
-    for flag, values in (("--host", [] if host is None else [host]), ("--without", without),
-                         ("--with", joining)):
+    for flag, values in ((named.arg("host", "--host"), [] if host is None else [host]),
+                         (named.arg("without", "--without"), without),
+                         (named.arg("joining", "--with"), joining)):
         for value in values:
             if not value.strip():
-                result.error(f"{flag} must name a host, got {value!r}", 1)
+                result.error(f"{flag} must name a host, got {value!r}", BAD_INPUT)
                 return False
     both = {h.lower() for h in without} & {h.lower() for h in joining}
     if both:
-        result.error(f"A host cannot both leave and join: {', '.join(sorted(both))}", 1)
+        result.error(f"A host cannot both leave and join: {', '.join(sorted(both))}", BAD_INPUT)
         return False
     return True
 
@@ -211,7 +239,8 @@ def _valid_hosts(result: Result, *, host: str | None, without: Sequence[str],
 
 
 def _plan_rings(cells: list[CellRef], services: dict[str, list[IronicService]],
-                verdicts: dict[str, list[bool | None]], *, without: Sequence[str],
+                verdicts: dict[str, list[bool | None]], named: _Naming, *,
+                without: Sequence[str],
                 joining: Sequence[str], result: Result) -> dict[str, _Ring] | None:
     """Each cell's ring now and after the what-if; None (error 1 recorded) when a
     --with/--without host cannot be placed."""
@@ -224,16 +253,18 @@ def _plan_rings(cells: list[CellRef], services: dict[str, list[IronicService]],
                 where[service.record.host.lower()].add(cell.uuid)
     for name, shown in leaving.items():
         if not where[name]:
-            message = f"--without {shown}: no Ironic compute service on host {shown}"
+            message = (f"{named.value('without', '--without', shown)}: no Ironic compute "
+                       f"service on host {shown}")
             if not result.unreachable_cells:
-                result.error(message, 1)
+                result.error(message, BAD_INPUT)
                 return None
             result.warn(message + " in the cells that could be read")
     for name, shown in joins.items():
         if not where[name] and cells:
             if len(cells) != 1:
-                result.error(f"--with {shown}: no nova-compute service on host {shown} in any "
-                             f"cell; name the cell it joins with --cell_uuid", 1)
+                result.error(f"{named.value('joining', '--with', shown)}: no nova-compute "
+                             f"service on host {shown} in any cell; name the cell it joins with "
+                             f"{named.arg('cell_uuid', '--cell_uuid')}", BAD_INPUT)
                 return None
             where[name].add(cells[0].uuid)
 
@@ -342,10 +373,6 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
     in one grouping query; it is yielded where its first row comes and skipped
     at the others. Memory: one page, and the duplicated nodes.
     """
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     node = cn.c.hypervisor_hostname
     live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
     # Two statements, not one with a subquery: on a table without statistics
@@ -353,8 +380,7 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
     twice = list(conn.execute(select(node).where(*live).group_by(node)
                               .having(func.count() > 1)).scalars())
     duplicated: dict[str, list[str] | None] = {}
-    for start in range(0, len(twice), size):
-        chunk = twice[start:start + size]
+    for chunk in chunks(twice, size):
         exact = set(chunk)  # MySQL's IN also matches names differing only in case
         for twin in conn.execute(select(node, cn.c.host).where(*live, node.in_(chunk))
                                  .order_by(cn.c.id)):
@@ -387,18 +413,12 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
 
 def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
     """The live instance on each of ``nodes`` that has one (the oldest, if several)."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as inst
-
     found: dict[str, _Instance] = {}
     if not nodes:
         return found
     on_nodes: ColumnElement[bool]
     if conn.dialect.name == "postgresql":
         # One array parameter rather than 20,000: a third of the time.
-        from sqlalchemy import String, any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
 
         on_nodes = inst.c.node == any_(bindparam("nodes", nodes, type_=ARRAY(String)))
     else:

@@ -1,55 +1,21 @@
 """map_instances: give every instance of a cell an instance mapping, oldest first.
 
-The cell's instances (soft-deleted ones too, hidden ones not) are read with
-one ordered, streaming query, ``created_at, id`` as Nova orders them, and
-mapped in large batches with inserts that skip instances already mapped.
-Each batch commits together with the move of Nova's resume marker
-(``cellctl.mappings.marker``), so a run killed at any moment resumes exactly where
-its last commit left off: nothing is skipped and nothing is mapped twice.
+The work is cellctl.mappings.cell_instances' (``simple_cell_setup`` runs it
+too): one ordered, streaming read of the cell's instances, mapped in large
+batches, each committed with the move of Nova's resume marker, so a run
+killed at any moment resumes exactly where its last commit left off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from cellctl.cells.queries import visible_instances
-from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
-from cellctl.db import Databases, abandon_stream
-from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
-from cellctl.mappings.marker import move_marker, read_marker
-from cellctl.prefetch import prefetched
+from cellctl.db import Databases
+from cellctl.mappings.cell_instances import MapInstancesExit as MapInstancesExit
+from cellctl.mappings.cell_instances import map_cell_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
-from cellctl.writes.galera import in_parts, retried, write_limits
-from cellctl.writes.locks import MARKER_LOCK
-from cellctl.writes.transactions import write_transaction
-
-if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Select
-    from sqlalchemy.engine import Connection, Engine, Row
-
-BAD_MAX_COUNT = 127
-# Rows per insert transaction: the larger, the fewer index pages each row
-# costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
-# instances), while memory (a few batches) and lock times stay small.
-WRITE_BATCH = 20_000
-MARKER_ROWS = 2  # the old marker deleted, the new one inserted
 
 
-@dataclass
-class _Tally:
-    """What one run did, for the result."""
-
-    processed: int = 0
-    mapped: int = 0
-    without_project: int = 0
-    more: bool = False
-    marker: str | None = None
-
-
-def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None = None,
+def map_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = None,
                   reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
     """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
 
@@ -57,200 +23,5 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
     a ``max_count`` run (the marker then says where the next run starts), 127
     for a bad ``max_count`` or cell.
     """
-    result = Result()
-    limit = _parse_max_count(max_count)
-    if limit == 0:
-        return result.error("Must supply a positive value for max-count", BAD_MAX_COUNT)
-    uuid = lookup_cell_uuid(result, cell_uuid, BAD_MAX_COUNT)
-    if uuid is None:
-        return result
-    with dbs.api.connect() as conn:
-        cell = find_cell(conn, uuid)
-        marker = None if reset else read_marker(conn)
-    if cell is None:
-        return result.error(f"Cell {uuid} has no mapping.", BAD_MAX_COUNT)
-
-    engine = cell_database(dbs, cell)
-    with engine.connect() as conn:
-        reader = conn.connection.dbapi_connection
-        start = _start_after(conn, marker, result)
-        total = _count(conn, start, limit) if progress is not NO_PROGRESS else None
-        progress.start("Mapping instances", total)
-        try:
-            # yield_per streams the rows (a server-side cursor where the driver
-            # has one), so memory stays flat however big the cell is.
-            rows = conn.execution_options(yield_per=WRITE_BATCH).execute(
-                _instances_query(conn, start, limit)
-            )
-            try:
-                # Reading the next rows overlaps committing the last batch.
-                batches = prefetched(rows.partitions(WRITE_BATCH))
-                done = _map_rows(dbs.api, batches, cell.id, limit, progress)
-            except BaseException:
-                # Drop the connection rather than read the rest of a failed
-                # run's stream, and keep the driver from complaining about it.
-                abandon_stream(reader)
-                conn.invalidate()
-                raise
-            rows.close()
-        finally:
-            progress.finish()
-
-    if done.without_project:
-        result.warn(f"{done.without_project} instances have no project_id and cannot be "
-                    "mapped (instance_mappings.project_id is required)")
-    result.code = 1 if done.more else 0
-    result.data = {
-        "cell_uuid": uuid,
-        "processed": done.processed,
-        "mapped": done.mapped,
-        "already_mapped": done.processed - done.mapped - done.without_project,
-        "without_project": done.without_project,
-        "more": done.more,
-        "marker": done.marker,
-    }
-    return result
-
-
-def _parse_max_count(value: str | int | None) -> int | None:
-    """None for "map all", the count, or 0 for anything that is not a positive integer."""
-    if value is None:
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        return 0
-    return max(count, 0)
-
-
-@dataclass(frozen=True)
-class _Position:
-    created_at: Any
-    id: int
-
-
-def _start_after(conn: Connection, marker: str | None, result: Result) -> _Position | None:
-    """Where the marker's instance sits in this cell's order, or None to start at the top."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
-    if marker is None:
-        return None
-    row = conn.execute(select(i.c.created_at, i.c.id).where(i.c.uuid == marker)).first()
-    if row is None:
-        # The marker is global: a run against another cell may have left it.
-        # Starting over is safe, since instances already mapped are skipped.
-        result.warn(f"The marker of an unfinished run (instance {marker}) is not in this "
-                    "cell; starting from the oldest instance")
-        return None
-    return _Position(row.created_at, row.id)
-
-
-def _after(start: _Position) -> ColumnElement[bool]:
-    """Keyset condition: instances after ``start`` in (created_at, id) order, NULLs first."""
-    from sqlalchemy import and_, or_
-
-    from cellctl.tables.cell import instances as i
-
-    if start.created_at is None:
-        return or_(i.c.created_at.is_not(None), and_(i.c.created_at.is_(None), i.c.id > start.id))
-    return or_(i.c.created_at > start.created_at,
-               and_(i.c.created_at == start.created_at, i.c.id > start.id))
-
-
-def _instances_query(conn: Connection, start: _Position | None, limit: int | None) -> Select:
-    """(uuid, project_id, user_id, queued_for_delete) of the instances to map, in order."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as i
-
-    created_at = i.c.created_at.asc()
-    if conn.dialect.name == "postgresql":
-        # MySQL and SQLite sort NULLs first; make PostgreSQL agree with them (and Nova).
-        created_at = created_at.nulls_first()
-    query = (
-        select(*mapping_columns())
-        .where(visible_instances())
-        .order_by(created_at, i.c.id.asc())
-    )
-    if start is not None:
-        query = query.where(_after(start))
-    if limit is not None:
-        query = query.limit(limit + 1)  # one more, to tell "done" from "more remain"
-    return query
-
-
-def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
-    """How many instances this run will look at (only for the progress bar)."""
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import instances as i
-
-    query = select(func.count()).select_from(i).where(visible_instances())
-    if start is not None:
-        query = query.where(_after(start))
-    total = int(conn.execute(query).scalar() or 0)
-    return total if limit is None else min(total, limit)
-
-
-def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_id: int,
-              limit: int | None, progress: Progress) -> _Tally:
-    done = _Tally()
-    batch: list[Row] = []
-    try:
-        for rows in batches:
-            for row in rows:
-                if limit is not None and done.processed + len(batch) == limit:
-                    done.more = True  # the look-ahead row: this run stops before it
-                    break
-                batch.append(row)
-                if len(batch) == WRITE_BATCH:
-                    _commit_batch(api, batch, cell_id, batch[-1].uuid, done, progress)
-                    batch = []
-            if done.more:
-                break
-    finally:
-        batches.close()  # stops the reading thread before the result is closed
-    if batch or not done.more:
-        # The last batch removes the marker with it, unless work remains.
-        marker = batch[-1].uuid if done.more else None
-        _commit_batch(api, batch, cell_id, marker, done, progress)
-    return done
-
-
-def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | None,
-                  done: _Tally, progress: Progress) -> None:
-    """Map ``batch`` and move the marker to ``marker`` in one transaction.
-
-    When the batch does not fit one transaction on this server (Galera's
-    write-set limits), it is committed in consecutive parts, each moving the
-    marker to its own last instance and the last one to ``marker``: a run
-    killed between parts still resumes exactly. Each part is redone when it
-    loses to a concurrent writer (a deadlock, a Galera certification conflict).
-    """
-
-    def write(part: Sequence[Row], last: bool) -> None:
-        part_marker = marker if last else part[-1].uuid
-        mapped, without_project = retried(
-            lambda: _commit_once(api, part, cell_id, part_marker),
-            what="Mapping a batch of instances")
-        done.processed += len(part)
-        done.mapped += mapped
-        done.without_project += without_project
-        done.marker = part_marker
-        progress.advance(len(part))
-
-    if not batch:
-        write(batch, True)  # only the marker moves (or goes)
-        return
-    in_parts(batch, write_limits(api), MAPPING_ROW_BYTES, write, extra_rows=MARKER_ROWS)
-
-
-def _commit_once(api: Engine, batch: Sequence[Row], cell_id: int,
-                 marker: str | None) -> tuple[int, int]:
-    """One transaction: the mappings of ``batch`` and the marker; (mapped, without project)."""
-    with write_transaction(api, lock=MARKER_LOCK) as conn:
-        mapped, without_project = insert_mappings(conn, batch, cell_id)
-        move_marker(conn, marker)
-    return mapped, without_project
+    return map_cell_instances(dbs, cell_uuid=cell_uuid, max_count=max_count, reset=reset,
+                              progress=progress)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cellctl import migrate
+from cellctl.cells.cell0 import beside_nova
 from cellctl.cells.refs import CELL0_UUID
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
 from cellctl.result import Result
 from cellctl.urls import mask
+
+# Exit codes of the schema commands: 0 ok, FAILED a schema could not be synced.
+FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -18,11 +22,11 @@ class Target:
     url: str
 
 
-def api_db_sync(dbs: Databases, version: str | None = None) -> Result:
+def api_db_sync(dbs: Databases, *, version: str | None = None) -> Result:
     return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
 
 
-def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False,
+def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = False,
             local_cell: bool = False) -> Result:
     """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell;
     with ``local_cell`` (nova-manage's ``--local_cell``) ``[database]`` only."""
@@ -35,24 +39,12 @@ def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = Fal
         targets.extend(_mapped_cells(dbs, result, all_cells))
     if not targets:
         return result.error(
-            "No cell database to sync: set [database] connection or map cell0 first", 1
+            "No cell database to sync: set [database] connection or map cell0 first", FAILED
         )
     synced = _sync_all(dbs, "cell", _unique(targets), version,
                        nova_deployment=beside_nova(dbs))
     synced.messages[:0] = result.messages
     return synced
-
-
-def beside_nova(dbs: Databases) -> bool:
-    """Whether ``[database]`` has Nova's schema: an empty cell0 is then Nova's to create."""
-    local = dbs.settings.database_connection.value
-    if not local:
-        return False
-    try:
-        engine = dbs.engine_for_sync(local, "cell database ([database] connection)")
-    except CellctlError:
-        return False
-    return migrate.is_nova_deployment(engine)
 
 
 def api_db_version(dbs: Databases) -> Result:
@@ -105,7 +97,8 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     revision = version or "head"
     if revision.isdigit():
         return result.error(
-            "You requested an sqlalchemy-migrate database version; this is no longer supported", 1
+            "You requested an sqlalchemy-migrate database version; this is no longer supported",
+            FAILED,
         )
     rows = []
     for target in targets:
@@ -113,7 +106,7 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
             engine = dbs.engine_for_sync(target.url, target.label)
             outcome = migrate.sync(engine, kind, revision, nova_deployment=nova_deployment)
         except CellctlError as exc:
-            result.error(f"Unable to sync the {target.label}: {exc}", 1)
+            result.error(f"Unable to sync the {target.label}: {exc}", FAILED)
             continue
         result.info(_describe(target, outcome))
         rows.append({"database": target.label, "url": mask(target.url),

@@ -14,14 +14,20 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
+
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
-from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import services as sv
+from cellctl.tables.rows import compute_node_row, ironic_node_row, service_row, topic_for
 from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
@@ -29,11 +35,13 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection, Engine
 
-# nova.objects.service.SERVICE_VERSION of Nova 34.0.0, which its services write.
-SERVICE_VERSION = 74
+    from cellctl.settings import Settings
+
+# Exit codes of the service commands: 0 ok, BAD_INPUT bad input, a cell not found,
+# or no such service.
+BAD_INPUT = 1
 DEFAULT_INTERVAL = 10.0  # seconds, Nova's report_interval
 MAX_NAME = 255  # services.host / binary are VARCHAR(255)
-IRONIC = "ironic"  # compute_nodes.hypervisor_type of Nova's Ironic driver
 MAX_IRONIC_NODES = 1_000_000  # per register call: test data, not a cloud
 _LOOKUP_BATCH = 1000  # values per IN list
 _INSERT_BATCH = 5000  # rows per executemany
@@ -51,40 +59,6 @@ SERVICE_COLUMNS = [
 ]
 
 
-def topic_for(binary: str) -> str:
-    """Nova's topic of a service binary: ``nova-compute`` -> ``compute``."""
-    return binary.removeprefix("nova-")
-
-
-def service_row(host: str, binary: str, *, now: datetime.datetime) -> dict[str, Any]:
-    """A ``services`` row as a freshly started Nova service creates it."""
-    return {
-        "host": host, "binary": binary, "topic": topic_for(binary), "report_count": 0,
-        "disabled": False, "forced_down": False, "version": SERVICE_VERSION,
-        "uuid": new_uuid(), "deleted": 0, "created_at": now,
-    }
-
-
-def compute_node_row(host: str, service_id: int | None, *, now: datetime.datetime,
-                     hypervisor_type: str = "fake", hypervisor_hostname: str | None = None,
-                     uuid: str | None = None) -> dict[str, Any]:
-    """A ``compute_nodes`` row for ``host``'s (fake) hypervisor, not yet mapped.
-
-    An Ironic node is ``hypervisor_type='ironic'`` with the node's UUID as
-    ``hypervisor_hostname`` (and, as Nova's Ironic driver writes it, as ``uuid``).
-    """
-    return {
-        "host": host, "hypervisor_hostname": hypervisor_hostname or host,
-        "service_id": service_id,
-        "uuid": uuid or new_uuid(), "vcpus": 8, "memory_mb": 16384, "local_gb": 200,
-        "vcpus_used": 0, "memory_mb_used": 512, "local_gb_used": 0,
-        "free_ram_mb": 15872, "free_disk_gb": 200, "disk_available_least": 200,
-        "current_workload": 0, "running_vms": 0,
-        "hypervisor_type": hypervisor_type, "hypervisor_version": 1000, "cpu_info": "{}",
-        "stats": "{}", "mapped": 0, "deleted": 0, "created_at": now,
-    }
-
-
 def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
                      node_uuids: list[str], *, now: datetime.datetime) -> list[dict[str, Any]]:
     """``compute_nodes`` rows reporting these Ironic nodes from ``host``.
@@ -93,24 +67,17 @@ def ironic_node_rows(conn: Connection, host: str, service_id: int | None,
     (another host reporting the same node: a duplicate) has it already; then a
     new one, since ``compute_nodes.uuid`` is unique.
     """
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     taken: set[str] = set()
-    for start in range(0, len(node_uuids), _LOOKUP_BATCH):
-        batch = node_uuids[start:start + _LOOKUP_BATCH]
+    for batch in chunks(node_uuids, _LOOKUP_BATCH):
         taken.update(conn.execute(select(cn.c.uuid).where(cn.c.uuid.in_(batch))).scalars())
-    return [compute_node_row(host, service_id, now=now, hypervisor_type=IRONIC,
-                             hypervisor_hostname=node,
-                             uuid=None if node in taken else node)
+    return [ironic_node_row(host, service_id, node, now=now, uuid=None if node in taken else node)
             for node in node_uuids]
 
 
 def register_service(
     dbs: Databases,
-    host: str,
     *,
+    host: str,
     binary: str = COMPUTE_BINARY,
     compute_node: bool = True,
     hypervisor_type: str = "fake",
@@ -129,15 +96,15 @@ def register_service(
     Idempotent and safe to run concurrently: rows that exist already (by
     Nova's unique keys) are left untouched.
     """
-    from cellctl.tables.cell import compute_nodes, services
-
     result = Result()
-    if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
+    arg = dbs.settings.argument
+    if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
+            binary, arg("binary", "--binary"), result):
         return result
-    if not _valid_name(hypervisor_type, "--hypervisor-type", result):
+    if not _valid_name(hypervisor_type, arg("hypervisor_type", "--hypervisor-type"), result):
         return result
-    wanted_nodes = _ironic_request(binary, compute_node, hypervisor_type, nodes, node_uuids,
-                                   result)
+    wanted_nodes = _ironic_request(dbs.settings, binary, compute_node, hypervisor_type, nodes,
+                                   node_uuids, result)
     if wanted_nodes is None:
         return result
     ironic = hypervisor_type == IRONIC and binary == COMPUTE_BINARY and compute_node
@@ -152,7 +119,7 @@ def register_service(
         if service is None:
             return result.error(
                 f"Cannot register {binary} on host {host}: another live service of that host "
-                f"already has the topic '{topic_for(binary)}'.", 1)
+                f"already has the topic '{topic_for(binary)}'.", BAD_INPUT)
         node_uuid, node_created = None, False
         added = 0
         if ironic:
@@ -190,27 +157,34 @@ def _refused(dbs: Databases, database_connection: str | None, force: bool,
 
     refused = None if database_connection else refusal(dbs.settings, force=force)
     if refused is not None:
-        result.error(refused, 1)
+        result.error(refused, BAD_INPUT)
     return refused is not None
 
 
-def _ironic_request(binary: str, compute_node: bool, hypervisor_type: str, nodes: int | None,
-                    node_uuids: Sequence[str], result: Result) -> list[str] | None:
+def _ironic_request(settings: Settings, binary: str, compute_node: bool, hypervisor_type: str,
+                    nodes: int | None, node_uuids: Sequence[str],
+                    result: Result) -> list[str] | None:
     """The canonical ``node_uuids``; None (error 1 recorded) if the request is inconsistent."""
     if nodes is None and not node_uuids:
         return []
     if hypervisor_type != IRONIC or binary != COMPUTE_BINARY or not compute_node:
-        result.error("--nodes and --node add Ironic nodes: they need a nova-compute service "
-                     "with --hypervisor-type ironic", 1)
+        ironic = ("--hypervisor-type ironic" if settings.from_cli
+                  else f"hypervisor_type={IRONIC!r}")
+        result.error(f"{settings.argument('nodes', '--nodes')} and "
+                     f"{settings.argument('node_uuids', '--node')} add Ironic nodes: they need "
+                     f"a nova-compute service with {ironic}", BAD_INPUT)
         return None
     if nodes is not None and not 0 <= nodes <= MAX_IRONIC_NODES:
-        result.error(f"--nodes must be between 0 and {MAX_IRONIC_NODES}, got {nodes}", 1)
+        result.error(f"{settings.argument('nodes', '--nodes')} must be between 0 and "
+                     f"{MAX_IRONIC_NODES}, got {nodes}", BAD_INPUT)
         return None
     canonical = []
     for value in node_uuids:
         node = canonical_uuid(value)
         if node is None:
-            result.error(f"--node must be an Ironic node UUID, got {value!r}", 1)
+            result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
+                         f"UUIDs, got {value!r}" if not settings.from_cli else
+                         f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
             return None
         canonical.append(node)
     return list(dict.fromkeys(canonical))
@@ -219,34 +193,27 @@ def _ironic_request(binary: str, compute_node: bool, hypervisor_type: str, nodes
 def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: int,
                       node_uuids: list[str], *, now: datetime.datetime) -> int:
     """Bulk-insert ``host``'s Ironic node rows; how many were new."""
-    from cellctl.tables.cell import compute_nodes
-
     missing = max(0, at_least - _ironic_node_count(conn, host))
     planned = node_uuids + [new_uuid() for _ in range(missing)]
     added = 0
-    for start in range(0, len(planned), _INSERT_BATCH):
-        rows = ironic_node_rows(conn, host, service_id, planned[start:start + _INSERT_BATCH],
-                                now=now)
+    for batch in chunks(planned, _INSERT_BATCH):
+        rows = ironic_node_rows(conn, host, service_id, list(batch), now=now)
         added += insert_ignoring_duplicates(conn, compute_nodes, rows)
     return added
 
 
 def _ironic_node_count(conn: Connection, host: str) -> int:
-    from sqlalchemy import func, select
-
-    from cellctl.tables.cell import compute_nodes as cn
-
     return int(conn.execute(select(func.count()).select_from(cn).where(
         cn.c.host == host, cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0)).scalar() or 0)
 
 
 def heartbeat(
     dbs: Databases,
-    host: str,
     *,
+    host: str,
     binary: str = COMPUTE_BINARY,
-    interval: str | float = DEFAULT_INTERVAL,
-    count: str | int | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    count: int | None = None,
     wait: Callable[[float], bool] | None = None,
     database_connection: str | None = None,
     force: bool = False,
@@ -260,11 +227,16 @@ def heartbeat(
     one is counted as missed and the next is tried, as a Nova service does.
     """
     result = Result()
-    seconds = _positive(interval, "--interval", float, result)
-    beats_wanted = None if count is None else _positive(count, "--count", int, result)
-    if seconds is None or (count is not None and beats_wanted is None):
+    # The CLI has parsed and checked both (cellctl.cli.arguments); a Python caller may not.
+    if not interval > 0:
+        result.error(f"interval must be a positive number of seconds, got {interval!r}", BAD_INPUT)
+    if count is not None and count < 1:
+        result.error(f"count must be a positive number, got {count!r}", BAD_INPUT)
+    if result.code:
         return result
-    if not _valid_name(host, "--host", result) or not _valid_name(binary, "--binary", result):
+    arg = dbs.settings.argument
+    if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
+            binary, arg("binary", "--binary"), result):
         return result
     wait = wait or _sleep
     if _refused(dbs, database_connection, force, result):
@@ -280,15 +252,17 @@ def heartbeat(
             row = _live_service(conn, host, binary)
         if row is None:
             driver.close()
-            return _no_service(result, host, binary, beats=0)
+            return _no_service(dbs.settings, result, host, binary, beats=0)
         service = dataclasses.replace(service, topic=row.topic)
     try:
-        return _beat_until_stopped(driver, cell_db, service, seconds, beats_wanted, wait, result)
+        return _beat_until_stopped(dbs.settings, driver, cell_db, service, interval, count,
+                                   wait, result)
     finally:
         driver.close()
 
 
-def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord, seconds: float,
+def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
+                        service: ServiceRecord, seconds: float,
                         beats_wanted: int | None, wait: Callable[[float], bool],
                         result: Result) -> Result:
     from cellctl.errors import CellctlError
@@ -305,7 +279,7 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
                 raise
             missed, last_error = missed + 1, str(exc)
         except LookupError:
-            return _no_service(result, host, binary, beats=beats)
+            return _no_service(settings, result, host, binary, beats=beats)
         else:
             beats += 1
         if (beats_wanted is not None and beats + missed >= beats_wanted) or wait(seconds):
@@ -317,18 +291,21 @@ def _beat_until_stopped(driver: Driver, cell_db: Engine, service: ServiceRecord,
     return result
 
 
-def _no_service(result: Result, host: str, binary: str, *, beats: int) -> Result:
+def _no_service(settings: Settings, result: Result, host: str, binary: str, *,
+                beats: int) -> Result:
+    register = (f"cellctl service register --host {host}" if settings.from_cli
+                else f"register_service(dbs, host={host!r})")
     return result.error(
         f"No live {binary} service on host {host} in the cell database"
         + (" any more" if beats else "")
-        + f"; register it first with: cellctl service register --host {host}", 1)
+        + f"; register it first with: {register}", BAD_INPUT)
 
 
-def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
+def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result:
     """Every live service of every cell (or one), Up/Down as the service group decides."""
     result = Result()
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if cells is None:
         return result
     now = utcnow()
@@ -363,10 +340,6 @@ def list_services(dbs: Databases, cell_uuid: str | None = None) -> Result:
 
 def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
                      ) -> tuple[list[Any], list[bool | None], str | None]:
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
     with engine.connect() as conn:
         rows = list(conn.execute(select(sv).where(sv.c.deleted == 0)))
     alive, warning = judge(driver, [ServiceRecord.of(row) for row in rows], now)
@@ -375,35 +348,22 @@ def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
 
 def _local_cell(dbs: Databases, database_connection: str | None) -> Engine:
     if database_connection:
-        return dbs.cell(database_connection, "cell database (--database_connection)")
+        argument = dbs.settings.argument("database_connection", "--database_connection")
+        return dbs.cell(database_connection, f"cell database ({argument})")
     return dbs.local_cell
 
 
 def _live_service(conn: Connection, host: str, binary: str) -> Any:
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import services as sv
-
     return conn.execute(select(sv.c.id, sv.c.uuid, sv.c.topic).where(
         sv.c.host == host, sv.c.binary == binary, sv.c.deleted == 0)).first()
 
 
-def _valid_name(value: str, flag: str, result: Result) -> bool:
+def _valid_name(value: str, argument: str, result: Result) -> bool:
     if not value.strip() or len(value) > MAX_NAME:
-        result.error(f"{flag} must be between 1 and {MAX_NAME} characters, got {value!r}", 1)
+        result.error(f"{argument} must be between 1 and {MAX_NAME} characters, got {value!r}",
+                     BAD_INPUT)
         return False
     return True
-
-
-def _positive(value: str | float | int, flag: str, kind: type, result: Result) -> Any:
-    try:
-        number = kind(value)
-        if number > 0:
-            return number
-    except (TypeError, ValueError):
-        pass
-    result.error(f"{flag} must be a positive number, got {value!r}", 1)
-    return None
 
 
 def _sleep(seconds: float) -> bool:

@@ -1,4 +1,6 @@
-"""simple_cell_setup: a one-cell cloud in one command, composed of the other operations.
+"""simple_cell_setup: a one-cell cloud in one command, composed of the cores of
+``map_cell0``, ``map_cell_and_hosts`` and ``map_instances`` (cellctl.cells.cell0,
+cellctl.mappings.local_cell and cellctl.mappings.cell_instances).
 
 Map cell0 and create its schema, map ``[database]`` as a cell with its
 compute hosts, then map that cell's instances, with nova-manage's messages
@@ -8,17 +10,26 @@ is set up and changes nothing.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from cellctl import migrate
+from cellctl.cells.cell0 import beside_nova, map_cell0
 from cellctl.cells.refs import CELL0_UUID, find_cell
-from cellctl.cells.urls import resolve_transport_url
+from cellctl.cells.urls import BAD_TRANSPORT_URL, resolve_transport_url
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ops.cells import map_cell0
-from cellctl.ops.hosts import map_cell_and_hosts
-from cellctl.ops.map_instances import map_instances
-from cellctl.ops.schema import beside_nova
+from cellctl.mappings.cell_instances import map_cell_instances
+from cellctl.mappings.local_cell import map_cell_and_hosts
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+
+
+class SimpleCellSetupExit(IntEnum):
+    """``simple_cell_setup``'s exit codes."""
+
+    OK = 0  # done, or already done
+    NO_HOSTS = 1  # no compute hosts to map
+    BAD_TRANSPORT_URL = BAD_TRANSPORT_URL  # missing or invalid: nothing is written
 
 
 def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
@@ -42,12 +53,13 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
     data.update(cell_uuid=cell.get("cell_uuid"), cell_created=cell.get("cell_created"),
                 hosts_mapped=cell.get("hosts_mapped"))
     if not cell.get("compute_nodes"):
-        result.code = 1  # "No hosts found to map to cell, exiting." (already said)
+        result.code = SimpleCellSetupExit.NO_HOSTS  # "No hosts found to map to cell, exiting."
         return result
 
     # nova-manage ignores map_instances' exit code here; mapping everything
     # can only end in 0, and an error raises.
-    instances = _absorb(result, map_instances(dbs, str(cell["cell_uuid"]), progress=progress))
+    instances = _absorb(result, map_cell_instances(dbs, cell_uuid=str(cell["cell_uuid"]),
+                                                   progress=progress))
     data["instances_mapped"] = instances.get("mapped")
     return result
 

@@ -11,7 +11,10 @@ checks go on over the cells that answered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import case, false, func, select
 
 from cellctl import migrate
 from cellctl.cells.probes import DEFAULT_TIMEOUT
@@ -28,6 +31,7 @@ from cellctl.errors import SchemaMissing
 from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -35,7 +39,18 @@ if TYPE_CHECKING:
     from cellctl.liveness import ServiceRecord
 
 Outcome = Literal["success", "warning", "failure"]
-_CODES: dict[Outcome, int] = {"success": 0, "warning": 1, "failure": 2}
+
+
+class StatusExit(IntEnum):
+    """``status``' exit codes: the worst check's outcome (nova-status upgrade check's)."""
+
+    SUCCESS = 0
+    WARNING = 1
+    FAILURE = 2
+
+
+_CODES: dict[Outcome, int] = {"success": StatusExit.SUCCESS, "warning": StatusExit.WARNING,
+                              "failure": StatusExit.FAILURE}
 
 # nova.objects.service.SERVICE_VERSION_ALIASES['Gazpacho']: the oldest nova-compute
 # Nova 34 supports (nova-status "Older than N-1 computes").
@@ -99,7 +114,7 @@ def status(dbs: Databases, *, check_connectivity: bool = False,
     if api_schema.owner == "none":
         return _finish(result, [_api_schema_check(api_schema)], [])
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, None, not_found_code=2) or []
+        cells = select_cells(conn, result, None, not_found_code=StatusExit.FAILURE) or []
     probes = probe_cells(dbs, cells, timeout, queues=check_connectivity)
     dead = failed_databases(probes)
     for cell in cells:
@@ -154,16 +169,12 @@ def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
 def _read_services(engine: Engine) -> tuple[list[ServiceRecord], ComputeVersions]:
     """The cell's live nova-conductor rows, and its nova-compute versions (one aggregate
     and one short query, whatever the number of computes)."""
-    from sqlalchemy import case, false, func, select
-
     from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import services as sv
 
     counted = (sv.c.binary == "nova-compute", sv.c.deleted == 0, sv.c.forced_down == false())
     old = sv.c.version < OLDEST_SUPPORTED_COMPUTE_VERSION
     with engine.connect() as conn:
-        rows = conn.execute(select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled,
-                                   sv.c.forced_down, sv.c.last_seen_up, sv.c.created_at)
+        rows = conn.execute(select(*ServiceRecord.columns(sv))
                             .where(sv.c.binary == "nova-conductor", sv.c.deleted == 0)).all()
         minimum, too_old_count = conn.execute(
             select(func.min(sv.c.version), func.count(case((old, 1)))).where(*counted)).one()

@@ -16,7 +16,7 @@ _STATES = {MAPPED: "mapped", NOT_MAPPED: "not_mapped", NO_CELL: "no_cell",
            DELETED: "deleted", ARCHIVED: "archived"}
 
 
-def verify_instance(dbs: Databases, instance_uuid: str, *, quiet: bool = False) -> Result:
+def verify_instance(dbs: Databases, *, instance_uuid: str, quiet: bool = False) -> Result:
     """Exit 0 mapped, 1 not mapped, 2 mapping without a cell, 3 deleted instance still
     mapped, 4 archived instance still mapped. ``quiet`` keeps only the exit code."""
     from sqlalchemy import select

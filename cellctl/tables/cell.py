@@ -28,6 +28,8 @@ metadata = MetaData()
 
 # services.binary of a compute service
 COMPUTE_BINARY = "nova-compute"
+# compute_nodes.hypervisor_type of Nova's Ironic driver
+IRONIC = "ironic"
 
 _MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 

@@ -68,14 +68,15 @@ class Retry(Exception):
 class Contention(CellctlError):
     """A batch lost to concurrent writers through every retry; nothing is half-written."""
 
-    def __init__(self, what: str, last: BaseException) -> None:
+    def __init__(self, what: str, last: BaseException, *, message: str | None = None) -> None:
+        """``message`` replaces the standard one (a command's own wording)."""
         detail = last.detail if isinstance(last, Retry) else str(last)
-        super().__init__(
+        super().__init__(message or (
             f"{what} kept conflicting with concurrent writers through {WRITE_RETRIES} retries "
             "(deadlock, lock wait timeout or Galera certification conflict). Nothing is wrong "
             "with what was written so far and it is safe to run the command again. "
             f"Error: {detail}"
-        )
+        ))
         self.last = last
 
 

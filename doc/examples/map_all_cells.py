@@ -55,7 +55,7 @@ def map_all_cells(settings: cellctl.Settings, progress: cellctl.Progress) -> int
             name = cell["name"] or cell["uuid"]
             print(f"Cell {name}:", file=sys.stderr)
             try:
-                result = cellctl.map_instances(dbs, cell["uuid"], progress=progress)
+                result = cellctl.map_instances(dbs, cell_uuid=cell["uuid"], progress=progress)
             except cellctl.CellctlError as exc:  # this cell's database cannot be used
                 failed += 1
                 print(f"  not mapped: {exc}", file=sys.stderr)

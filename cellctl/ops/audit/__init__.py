@@ -56,8 +56,8 @@ def audit(
     cell_uuid: str | None = None,
     fix: bool = False,
     kinds: Sequence[str] = (),
-    limit: str | int | None = None,
-    build_timeout: str | float | None = None,
+    limit: int | None = None,
+    build_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Result:
     """Find (and with ``fix`` repair) inconsistencies between the API database and cells.
