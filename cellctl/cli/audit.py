@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, main, run
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 
 @main.command("audit", cls=Command)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Report only this cell's findings (every cell is still read).")
+@cell_option
 @click.option("--fix", is_flag=True, help="Repair the fixable findings.")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only this kind of finding; repeatable (default: every kind).")
@@ -19,17 +21,19 @@ from cellctl.cli import Command, format_option, main, run
               help="Seconds an instance mapping may stay without a cell while its instance "
               "builds (default 3600).")
 @format_option
-def audit(cell_uuid: str | None, fix: bool, kinds: tuple[str, ...], limit: str | None,
-          build_timeout: str | None, fmt: str | None) -> None:
+def audit(cell_uuid: str | None, cell: str | None, fix: bool, kinds: tuple[str, ...],
+          limit: str | None, build_timeout: str | None, fmt: str | None) -> None:
     """Find every inconsistency between the API database and the cells, by kind.
 
     Kinds: instance_without_mapping, mapping_without_instance,
     mapping_in_wrong_cell, mapping_without_cell, host_mapping_without_host,
     node_mapped_without_host_mapping, host_in_several_cells, leftover_marker.
     Without --fix nothing is written. Exit 0 nothing found, 1 findings remain
-    (or bad input), 2 a cell could not be read (the others are still audited).
+    (or bad input), 2 a cell could not be read (the others are still audited),
+    9 --cell names several cells.
     """
     from cellctl.ops.audit import audit as operation
 
-    run(lambda dbs: operation(dbs, cell_uuid=cell_uuid, fix=fix, kinds=kinds, limit=limit,
+    chosen = chosen_cell(cell_uuid, cell, required=False)
+    run(lambda dbs: operation(dbs, cell_uuid=chosen, fix=fix, kinds=kinds, limit=limit,
                               build_timeout=build_timeout), failure_code=1, fmt=fmt)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.queries import visible_instances
-from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
+from cellctl.cells.refs import cell_database, find_cell, resolve_cell_uuid
 from cellctl.db import Databases, abandon_stream
 from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
 from cellctl.mappings.marker import move_marker, read_marker
@@ -61,10 +61,10 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
     limit = _parse_max_count(max_count)
     if limit == 0:
         return result.error("Must supply a positive value for max-count", BAD_MAX_COUNT)
-    uuid = lookup_cell_uuid(result, cell_uuid, BAD_MAX_COUNT)
-    if uuid is None:
-        return result
     with dbs.api.connect() as conn:
+        uuid = resolve_cell_uuid(conn, result, cell_uuid, BAD_MAX_COUNT)
+        if uuid is None:
+            return result
         cell = find_cell(conn, uuid)
         marker = None if reset else read_marker(conn)
     if cell is None:
