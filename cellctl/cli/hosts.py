@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 
@@ -13,13 +14,14 @@ _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 @click.command("discover_hosts", cls=Command)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID",
               help="Only this cell (default: every cell).")
+@cell_option
 @click.option("--verbose", is_flag=True, help="Say what was found and mapped in each cell.")
 @click.option("--strict", is_flag=True, help="Exit 1 when no new host was mapped.")
 @click.option("--by-service", "by_service", is_flag=True,
               help="Map nova-compute services instead of compute nodes (hosts without nodes).")
 @format_option
-def discover_hosts(cell_uuid: str | None, verbose: bool, strict: bool, by_service: bool,
-                   fmt: str | None) -> None:
+def discover_hosts(cell_uuid: str | None, cell: str | None, verbose: bool, strict: bool,
+                   by_service: bool, fmt: str | None) -> None:
     """Map every compute host that has no host mapping yet.
 
     Exit 0 ok; 1 with --strict and nothing new, an unknown cell, any error, or a
@@ -28,9 +30,10 @@ def discover_hosts(cell_uuid: str | None, verbose: bool, strict: bool, by_servic
     """
     from cellctl.ops import hosts
 
+    chosen = chosen_cell(cell_uuid, cell, required=False)
     progress = progress_for(fmt)
     run(lambda dbs: hosts.discover_hosts(
-        dbs, cell_uuid=cell_uuid, verbose=verbose, strict=strict, by_service=by_service,
+        dbs, cell_uuid=chosen, verbose=verbose, strict=strict, by_service=by_service,
         progress=progress,
     ), fmt=fmt)
 
@@ -60,28 +63,40 @@ def map_cell_and_hosts(transport_url: str | None, name: str | None, verbose: boo
 @register
 @click.command("list_hosts", cls=Command)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's hosts.")
+@cell_option
 @click.option("--status", is_flag=True,
               help="Add each host's compute service state, read from its cell.")
 @format_option
-def list_hosts(cell_uuid: str | None, status: bool, fmt: str | None) -> None:
-    """List host mappings sorted by host. Exit 0, 1 cell not found."""
+def list_hosts(cell_uuid: str | None, cell: str | None, status: bool, fmt: str | None) -> None:
+    """List host mappings sorted by host. Exit 0, 1 cell not found, 9 --cell names
+    several cells."""
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.list_hosts(dbs, cell_uuid, status=status),
+    chosen = chosen_cell(cell_uuid, cell, required=False)
+    run(lambda dbs: hosts.list_hosts(dbs, chosen, status=status),
         failure_code=255, fmt=fmt)
 
 
 @register
 @click.command("delete_host", cls=Command)
-@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@cell_option
 @click.option("--host", required=True, help="The host whose mapping is deleted.")
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Write nothing: explain what stands in the way, what would remain and "
+                   "what to run first; exit with the code the delete would have.")
 @format_option
-def delete_host(cell_uuid: str, host: str, fmt: str | None) -> None:
+def delete_host(cell_uuid: str | None, cell: str | None, host: str, dry_run: bool,
+                fmt: str | None) -> None:
     """Delete a host mapping.
 
     Exit 0 deleted, 1 cell not found, 2 host not found, 3 host in another cell,
-    4 host has instances, 255 a database could not be used.
+    4 host has instances, 9 --cell names several cells, 255 a database could not
+    be used. With --format json a refusal lists its reasons.
     """
     from cellctl.ops import hosts
 
-    run(lambda dbs: hosts.delete_host(dbs, cell_uuid, host), failure_code=255, fmt=fmt)
+    chosen = chosen_cell(cell_uuid, cell, required=True)
+    assert chosen is not None
+    run(lambda dbs: hosts.delete_host(dbs, chosen, host, dry_run=dry_run), failure_code=255,
+        fmt=fmt)

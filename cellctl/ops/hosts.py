@@ -32,6 +32,7 @@ from cellctl.cells.refs import (
     select_cells,
 )
 from cellctl.cells.urls import resolve_transport_url
+from cellctl.cells.usage import cell_contents, describe, host_advice, numbered
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import new_uuid
@@ -265,16 +266,22 @@ def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[
             for host, state in states.items()}
 
 
-def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
+def delete_host(dbs: Databases, cell_uuid: str, host: str, *, dry_run: bool = False) -> Result:
     """Delete a host mapping (Nova's checks, in Nova's order).
 
     Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
     cell, 4 the host has live instances in the cell. The host's compute nodes
     are marked unmapped before the mapping goes, so a run killed in between
     leaves nothing that discover_hosts would not find again.
+
+    ``dry_run``: write nothing; say what is on the host (instances live and
+    deleted, services and compute nodes that would remain) and what to run
+    first, and exit with the code the delete would have. A refusal carries the
+    same reasons in ``data`` (JSON) and prints nothing more than before.
     """
     from sqlalchemy import delete, select
 
+    from cellctl.tables.api import cell_mappings as cm
     from cellctl.tables.api import host_mappings as hm
 
     result = Result()
@@ -283,19 +290,46 @@ def delete_host(dbs: Databases, cell_uuid: str, host: str) -> Result:
         if cell is None:
             return result
         uuid = cell.uuid
-        mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
-    if mapped_to is None:
-        return result.error(f"The host {host} was not found.", 2)
-    if mapped_to != cell.id:
-        return result.error(f"The host {host} was not found in the cell {uuid}.", 3)
+        mapped = conn.execute(select(hm.c.cell_id, cm.c.uuid).join(cm, cm.c.id == hm.c.cell_id)
+                              .where(hm.c.host == host)).first()
+    label = CellRef(cell.id, uuid, cell.name, cell.database_connection).label
+    result.data = {"host": host, "cell_uuid": uuid, "deleted": False, "dry_run": dry_run}
+    if mapped is None:
+        result.data["reasons"] = [f"The host {host} has no host mapping."]
+        return _dry_run_lines(result, dry_run).error(f"The host {host} was not found.", 2)
+    if mapped.cell_id != cell.id:
+        result.data.update(mapped_to=mapped.uuid, reasons=[
+            f"The host {host} is mapped to cell {mapped.uuid}, not to {label}."])
+        return _dry_run_lines(result, dry_run).error(
+            f"The host {host} was not found in the cell {uuid}.", 3)
 
     with cell_database(dbs, cell).begin() as conn:
-        if conn.execute(hosts_with_instances([host]).limit(1)).first() is not None:
+        busy = conn.execute(hosts_with_instances([host]).limit(1)).first() is not None
+        if busy or dry_run:
+            contents = cell_contents(conn, [host])
+            result.data.update(contents.as_dict(), reasons=host_advice(host, label, contents))
+            if dry_run:
+                result.info("Refused: there are instances on the host." if busy else
+                             f"Would delete the host mapping of {host} in {label} and mark "
+                             "its compute nodes unmapped.")
+                for line in describe(f"on {host}", contents) + numbered(
+                        result.data["reasons"]):
+                    result.info(line)
+        if busy:
             return result.error(f"There are instances on the host {host}.", 4)
+        if dry_run:
+            return result
         unmapped = mark_hosts_unmapped(conn, [host])
     with dbs.api.begin() as conn:
         conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
     result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
+    return result
+
+
+def _dry_run_lines(result: Result, dry_run: bool) -> Result:
+    if dry_run and result.data:
+        for reason in result.data.get("reasons", []):
+            result.info(f"Refused: {reason}")
     return result
 
 
