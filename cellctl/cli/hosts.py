@@ -19,22 +19,47 @@ _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 @click.option("--strict", is_flag=True, help="Exit 1 when no new host was mapped.")
 @click.option("--by-service", "by_service", is_flag=True,
               help="Map nova-compute services instead of compute nodes (hosts without nodes).")
+@click.option("--wait-for", "wait_for", type=click.IntRange(min=1), metavar="N",
+              help="First wait until N compute hosts are registered in the cells.")
+@click.option("--expect", "expect", multiple=True, metavar="HOST[,HOST...]",
+              help="First wait until these compute hosts are registered (repeatable).")
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, help="Seconds to wait with --wait-for/--expect (exit 3 after).")
+@click.option("--interval", "interval", type=click.FloatRange(min=0.1), default=5.0,
+              show_default=True, help="Seconds between two looks while waiting.")
+@click.option("--up", "up", is_flag=True,
+              help="While waiting, count only hosts whose service is up (service group).")
 @format_option
 def discover_hosts(cell_uuid: str | None, cell: str | None, verbose: bool, strict: bool,
-                   by_service: bool, fmt: str | None) -> None:
+                   by_service: bool, wait_for: int | None, expect: tuple[str, ...],
+                   timeout: float, interval: float, up: bool, fmt: str | None) -> None:
     """Map every compute host that has no host mapping yet.
 
     Exit 0 ok; 1 with --strict and nothing new, an unknown cell, any error, or a
     cell whose database could not be read (the others are still mapped);
-    2 collided with a concurrent writer (safe to retry).
+    2 collided with a concurrent writer (safe to retry); 3 with --wait-for/--expect,
+    the hosts did not all register (or come up) in time (what came is mapped);
+    9 --cell names several cells.
     """
+    from cellctl.cells.waiting import WaitSpec
     from cellctl.ops import hosts
 
     chosen = chosen_cell(cell_uuid, cell, required=False)
+    names = tuple(dict.fromkeys(h.strip() for arg in expect for h in arg.split(",")
+                                if h.strip()))
+    if wait_for is not None and names:
+        raise click.UsageError("Give --wait-for or --expect, not both.")
+    ctx = click.get_current_context()
+    if wait_for is None and not names and (up or any(
+            ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT
+            for p in ("timeout", "interval"))):
+        raise click.UsageError("--timeout, --interval and --up go with --wait-for or --expect.")
+    wait = (WaitSpec(count=wait_for, expect=names, timeout=timeout, interval=interval, up=up)
+            if wait_for is not None or names else None)
     progress = progress_for(fmt)
     run(lambda dbs: hosts.discover_hosts(
         dbs, cell_uuid=chosen, verbose=verbose, strict=strict, by_service=by_service,
-        progress=progress,
+        progress=progress, wait=wait,
     ), fmt=fmt)
 
 

@@ -264,7 +264,7 @@ def _explain_cell(dbs: Databases, cell: Any, hosts: list[str], instance_mappings
     data: dict[str, Any] = {"uuid": cell.uuid, "name": cell.name, "deleted": False,
                             "dry_run": dry_run, "force": force, "hosts": hosts,
                             "instance_mappings": instance_mappings}
-    lines = [f"Cell {ref.label}: {len(hosts)} mapped host(s)"
+    lines = [f"The {ref.label}: {len(hosts)} mapped host(s)"
              + (f" ({', '.join(hosts)})" if hosts else "")
              + f", {instance_mappings} instance mapping(s)."]
     contents = CellContents()

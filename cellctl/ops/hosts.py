@@ -33,6 +33,13 @@ from cellctl.cells.refs import (
 )
 from cellctl.cells.urls import resolve_transport_url
 from cellctl.cells.usage import cell_contents, describe, host_advice, numbered
+from cellctl.cells.waiting import (
+    WAIT_TIMED_OUT,
+    Waited,
+    WaitSpec,
+    host_report,
+    wait_for_computes,
+)
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import new_uuid
@@ -79,10 +86,17 @@ def discover_hosts(
     strict: bool = False,
     by_service: bool = False,
     progress: Progress = NO_PROGRESS,
+    wait: WaitSpec | None = None,
 ) -> Result:
     """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
     that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
-    deadlocks, Galera certification conflicts) through every retry."""
+    deadlocks, Galera certification conflicts) through every retry.
+
+    ``wait`` (cellctl's ``--wait-for``/``--expect``): first wait until those compute
+    hosts registered in their cells (cellctl.cells.waiting); ``data["hosts"]`` then
+    says per host newly mapped, already mapped or missing. Hosts that never came
+    are exit 3 (WAIT_TIMED_OUT), naming them; what came is still mapped.
+    """
     result = Result()
 
     def say(text: str) -> None:
@@ -93,6 +107,12 @@ def discover_hosts(
         cells = select_cells(conn, result, cell_uuid, not_found_code=1)
     if cells is None:
         return result
+    waited = None
+    if wait is not None:
+        waited = wait_for_computes(dbs, [c for c in cells if not c.is_cell0], wait,
+                                   by_service=by_service)
+        waited_hosts = sorted(set(waited.found) | set(waited.registered) | set(wait.expect))
+        before = _mapped_to(dbs, waited_hosts)
     if cell_uuid is None:
         say(f"Found {len(cells)} cell mappings.")
 
@@ -125,7 +145,39 @@ def discover_hosts(
     }
     if result.code == 0 and (result.unreachable_cells or (strict and total == 0)):
         result.code = 1
+    if wait is not None and waited is not None:
+        _report_wait(dbs, result, wait, waited, before, waited_hosts)
     return result
+
+
+def _mapped_to(dbs: Databases, hosts: list[str]) -> dict[str, str | None]:
+    """host -> UUID of the cell it is mapped to (None: not mapped)."""
+    with dbs.api.connect() as conn:
+        key = host_key(conn.dialect.name)
+        found = mapped_cells(conn, hosts, key)
+    return {host: found[key(host)][1] if key(host) in found else None for host in hosts}
+
+
+def _report_wait(dbs: Databases, result: Result, wait: WaitSpec, waited: Waited,
+                 before: dict[str, str | None], hosts: list[str]) -> None:
+    report = host_report(waited, wait, before, _mapped_to(dbs, hosts))
+    assert result.data is not None
+    missing = waited.missing(wait)
+    result.data.update(hosts=report, missing=missing, waited_seconds=waited.seconds,
+                       found=len(waited.found), timed_out=not waited.satisfied)
+    for entry in report:
+        where = (f" in cell '{entry['cell_name']}' ({entry['cell_uuid']})"
+                 if entry["cell_uuid"] else "")
+        result.info(f"{entry['host']}{where}: {entry['status']}")
+    for cell_uuid, why in sorted(waited.unreachable.items()):
+        result.warn(f"While waiting, cell {cell_uuid} could not be read: {why}")
+    if not waited.satisfied and result.code in (0, 1):
+        what = (f"{len(waited.found)} of {wait.count} compute hosts"
+                if wait.count is not None else "compute hosts")
+        state = "registered and up" if wait.up else "registered"
+        result.error(f"Timed out after {wait.timeout:g} s waiting for {what} to be {state}"
+                     + (f"; missing: {', '.join(missing)}" if missing else "") + ".",
+                     WAIT_TIMED_OUT)
 
 
 def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: Progress) -> None:
