@@ -32,6 +32,7 @@ UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
 READ_ONLY_COMMANDS = frozenset({
     "config", "list_cells", "list_hosts", "verify_instance", "status", "service list",
     "api_db version", "db version", "ironic ring",
+    "cell check",
 })
 
 

@@ -43,3 +43,22 @@ def ensure(name: str, transport_url: str | None, database_connection: str | None
     run(lambda dbs: ensure_cell(dbs, name, transport_url=transport_url,
                                 database_connection=database_connection, disabled=disabled,
                                 from_config=from_config), failure_code=255, fmt=fmt)
+
+
+@cell.command("check")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds to wait for each database and queue to answer.")
+@click.option("--no-connectivity", "no_connectivity", is_flag=True,
+              help="Do not connect to the cells' databases and queues.")
+@format_option
+def check(timeout: float, no_connectivity: bool, fmt: str | None) -> None:
+    """Check every cell: stored URLs against this host's configuration, reachability,
+    cell0, two cells on one database or queue.
+
+    Exit 0 all well, 1 a warning (e.g. a stale URL), 2 a failure (unreachable,
+    shared database or queue, cell0 missing or wrong), like status.
+    """
+    from cellctl.ops.cell_check import check_cells
+
+    run(lambda dbs: check_cells(dbs, timeout=timeout, connectivity=not no_connectivity),
+        failure_code=2, fmt=fmt)
