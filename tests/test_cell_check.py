@@ -56,7 +56,7 @@ def test_stale_password_is_a_warning_naming_the_part_not_the_secret(healthy):
 
 
 def test_two_cells_on_one_database_through_a_template(healthy):
-    cloud, cell1 = healthy
+    cloud, _cell1 = healthy
     template = "{scheme}://{username}:{password}@{hostname}/{path}"
     if cloud.factory.backend == "sqlite":
         template = "{scheme}:////{path}"  # {path} loses the leading /

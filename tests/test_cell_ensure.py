@@ -35,7 +35,7 @@ def test_created_then_unchanged_then_updated_exactly_the_fields_given(api):
     assert (row["name"], row["uuid"], bool(row["disabled"])) == ("cell1", data["uuid"], False)
     assert row["transport_url"] == "rabbit://u:secret@mq1:5672/"
 
-    code, again, result = ensure(api, *args)
+    code, again, _result = ensure(api, *args)
     assert (code, again["outcome"], again["changed"], again["uuid"]) == (
         0, "unchanged", [], data["uuid"])
     assert api.api_rows("cell_mappings")[0]["updated_at"] is None  # nothing written

@@ -18,7 +18,7 @@ def named(cloud):
 
 
 def test_discover_and_list_by_name_pick_exactly_that_cell(named):
-    cloud, cell1, cell10 = named
+    cloud, cell1, _cell10 = named
     cloud.ok("discover_hosts", "--cell", "cell1")
     assert host_mappings(cloud) == {"h1": cell1, "h2": cell1}
     listed = json.loads(cloud.ok("list_hosts", "--cell", "cell10", "--format", "json").stdout)

@@ -36,7 +36,7 @@ class CellContents:
 
 def cell_contents(conn: Connection, hosts: Sequence[str] | None = None) -> CellContents:
     """What the cell database holds on ``hosts`` (None: everywhere in the cell)."""
-    from sqlalchemy import func, select, true
+    from sqlalchemy import case, func, select, true
 
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import instances as i
@@ -46,13 +46,11 @@ def cell_contents(conn: Connection, hosts: Sequence[str] | None = None) -> CellC
         return true() if hosts is None else column.in_(list(hosts))
 
     found = CellContents()
-    for deleted, count in conn.execute(
-        select(i.c.deleted != 0, func.count()).where(on(i.c.host)).group_by(i.c.deleted != 0)
-    ):
-        if deleted:
-            found.deleted_instances += int(count)
-        else:
-            found.live_instances += int(count)
+    live, deleted = conn.execute(select(
+        func.sum(case((i.c.deleted == 0, 1), else_=0)),
+        func.sum(case((i.c.deleted != 0, 1), else_=0)),
+    ).where(on(i.c.host))).one()
+    found.live_instances, found.deleted_instances = int(live or 0), int(deleted or 0)
     found.live_instance_uuids = [str(u) for u in conn.execute(
         select(i.c.uuid).where(on(i.c.host), i.c.deleted == 0).order_by(i.c.id).limit(SAMPLE)
     ).scalars()]
