@@ -3,6 +3,11 @@
 A cell is a ``cell_mappings`` row; ``CellRef`` is the part of it that
 commands pass around. ``cell_database`` is the one way to open a cell's
 database, named in errors the same way by every command.
+
+A cell is named by UUID (nova-manage's ``--cell_uuid``) or, where the caller
+says so by passing a ``CellName`` (cellctl's ``--cell``), by UUID or name:
+``resolve_cell_uuid`` is the one resolver. An unknown name is the command's
+"not found"; a name two cells share is AMBIGUOUS_CELL, naming their UUIDs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,18 @@ CELL0_TRANSPORT_URL = "none:///"
 # before it counts the cell as unreachable. Longer than InnoDB's default lock
 # wait (50 s), so a server that is merely busy or locked answers first.
 STALLED_SERVER_TIMEOUT = 60.0
+
+# Exit code of every command given a cell name that two or more cells share.
+AMBIGUOUS_CELL = 9
+
+
+class CellName(str):
+    """A cell as the user named it with ``--cell``: a UUID, else a cell's exact name.
+
+    A plain ``str`` is a UUID only (nova-manage's ``--cell_uuid``); the shared
+    look-ups (``load_cell``, ``select_cells``, ``resolve_cell_uuid``) also try
+    names for a CellName.
+    """
 
 
 def is_cell0(cell_uuid: str) -> bool:
@@ -114,10 +131,44 @@ def lookup_cell_uuid(result: Result, value: str, code: int) -> str | None:
     return cell_uuid
 
 
+def resolve_cell_uuid(conn: Connection, result: Result, value: str, code: int) -> str | None:
+    """The UUID of the cell ``value`` names; None with the error recorded in ``result``.
+
+    A plain ``str`` must be a UUID (it is not checked to exist: the caller's
+    own look-up says "not found" its way). A ``CellName`` is a UUID of an
+    existing cell, else the exact name of one cell: unknown is ``code`` (worded
+    as for a UUID), shared by several cells AMBIGUOUS_CELL with their UUIDs.
+    """
+    if not isinstance(value, CellName):
+        return lookup_cell_uuid(result, value, code)
+    from sqlalchemy import select
+
+    from cellctl.tables.api import cell_mappings as cm
+
+    as_uuid = canonical_uuid(value)
+    if as_uuid is not None and find_cell(conn, as_uuid) is not None:
+        return as_uuid
+    # Compared again here: MySQL's default collation matches names without case.
+    named = [r.uuid for r in conn.execute(
+        select(cm.c.uuid, cm.c.name).where(cm.c.name == str(value)).order_by(cm.c.id)
+    ) if r.name == str(value)]
+    if len(named) == 1:
+        return str(named[0])
+    if len(named) > 1:
+        result.error(f"Cell name '{value}' is ambiguous: cells {', '.join(named)} share it; "
+                     "name the cell by UUID.", AMBIGUOUS_CELL)
+        return None
+    if as_uuid is None:
+        result.error(f"Cell with uuid or name {value} was not found.", code)
+    else:
+        cell_not_found(result, as_uuid, code)
+    return None
+
+
 def load_cell(conn: Connection, result: Result, value: str, code: int) -> Row | None:
-    """The cell mapping named by ``value``; None, with the not-found error recorded in
-    ``result`` under ``code``, when it is malformed or unknown."""
-    cell_uuid = lookup_cell_uuid(result, value, code)
+    """The cell mapping named by ``value`` (a UUID; a CellName: a UUID or name); None,
+    with the not-found (or ambiguous) error recorded in ``result``, when there is none."""
+    cell_uuid = resolve_cell_uuid(conn, result, value, code)
     if cell_uuid is None:
         return None
     cell = find_cell(conn, cell_uuid)
@@ -129,9 +180,10 @@ def load_cell(conn: Connection, result: Result, value: str, code: int) -> Row | 
 def select_cells(
     conn: Connection, result: Result, cell_uuid: str | None, *, not_found_code: int
 ) -> list[CellRef] | None:
-    """The one cell named by ``cell_uuid``, else every cell in creation order.
+    """The one cell named by ``cell_uuid`` (a CellName: by UUID or name), else every cell
+    in creation order.
 
-    A malformed or unknown UUID is recorded in ``result`` with
+    A malformed or unknown UUID (or name) is recorded in ``result`` with
     ``not_found_code`` and gives None.
     """
     from sqlalchemy import select
@@ -141,7 +193,7 @@ def select_cells(
     query = select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection,
                    cm.c.transport_url, cm.c.disabled).order_by(cm.c.id)
     if cell_uuid is not None:
-        wanted = lookup_cell_uuid(result, cell_uuid, not_found_code)
+        wanted = resolve_cell_uuid(conn, result, cell_uuid, not_found_code)
         if wanted is None:
             return None
         query = query.where(cm.c.uuid == wanted)

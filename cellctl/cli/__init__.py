@@ -333,6 +333,7 @@ def _load_commands() -> None:
     # Imported for their side effect of registering commands on `main`.
     from cellctl.cli import (  # noqa: F401
         audit,
+        cell,
         cells,
         config,
         dev,

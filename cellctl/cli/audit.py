@@ -12,11 +12,13 @@ from cellctl.cli.arguments import checked, not_negative, number, positive
 if TYPE_CHECKING:
     from cellctl.db import Databases
     from cellctl.result import Result
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 
 @main.command("audit", cls=Command, writes=lambda params: bool(params.get("fix")))
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Report only this cell's findings (every cell is still read).")
+@cell_option
 @click.option("--fix", is_flag=True, help="Repair the fixable findings.")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only this kind of finding; repeatable (default: every kind).")
@@ -26,17 +28,20 @@ if TYPE_CHECKING:
               help="Seconds an instance mapping may stay without a cell while its instance "
               "builds (default 3600).")
 @format_option
-def audit(cell_uuid: str | None, fix: bool, kinds: tuple[str, ...], limit: str | None,
-          build_timeout: str | None, fmt: str | None) -> None:
+def audit(cell_uuid: str | None, cell: str | None, fix: bool, kinds: tuple[str, ...],
+          limit: str | None, build_timeout: str | None, fmt: str | None) -> None:
     """Find every inconsistency between the API database and the cells, by kind.
 
     Kinds: instance_without_mapping, mapping_without_instance,
     mapping_in_wrong_cell, mapping_without_cell, host_mapping_without_host,
     node_mapped_without_host_mapping, host_in_several_cells, leftover_marker.
     Without --fix nothing is written. Exit 0 nothing found, 1 findings remain
-    (or bad input), 2 a cell could not be read (the others are still audited).
+    (or bad input), 2 a cell could not be read (the others are still audited),
+    9 --cell names several cells.
     """
     from cellctl.ops.audit import audit as operation
+
+    chosen = chosen_cell(cell_uuid, cell, required=False)
 
     def run_audit(dbs: Databases) -> Result:
         cap, patience = checked(
@@ -45,7 +50,7 @@ def audit(cell_uuid: str | None, fix: bool, kinds: tuple[str, ...], limit: str |
             lambda: number(build_timeout, float, valid=not_negative,
                            message="--build-timeout must be a number of seconds (0 or more), "
                                    "not {value}"))
-        return operation(dbs, cell_uuid=cell_uuid, fix=fix, kinds=kinds, limit=cap,
+        return operation(dbs, cell_uuid=chosen, fix=fix, kinds=kinds, limit=cap,
                          build_timeout=patience)
 
     run(run_audit, failure_code=1, fmt=fmt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, register, run
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 _CELL_UUID = ("--cell_uuid", "--cell-uuid")
 _DB_URL = ("--database_connection", "--database-connection")
@@ -54,42 +55,55 @@ def list_cells(verbose: bool, fmt: str | None) -> None:
 
 @register
 @click.command("update_cell", cls=Command, writes=True)
-@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@cell_option
 @click.option("--name", help="New name.")
 @click.option("--transport-url", metavar="URL", help="New message queue URL.")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help="New database URL.")
 @click.option("--disable", is_flag=True, help="Stop scheduling to this cell.")
 @click.option("--enable", is_flag=True, help="Resume scheduling to this cell.")
 @format_option
-def update_cell(cell_uuid: str, name: str | None, transport_url: str | None,
-                database_connection: str | None, disable: bool, enable: bool,
-                fmt: str | None) -> None:
+def update_cell(cell_uuid: str | None, cell: str | None, name: str | None,
+                transport_url: str | None, database_connection: str | None, disable: bool,
+                enable: bool, fmt: str | None) -> None:
     """Change a cell; only what is named changes.
 
     Exit 0 ok, 1 not found, 2 invalid URL or not saved, 3 URL used by another
-    cell, 4 both --disable and --enable, 5 enable/disable of cell0.
+    cell, 4 both --disable and --enable, 5 enable/disable of cell0, 9 --cell names
+    several cells.
     """
     from cellctl.ops import cells
 
+    chosen = chosen_cell(cell_uuid, cell, required=True)
+    assert chosen is not None
     run(lambda dbs: cells.update_cell(
-        dbs, cell_uuid=cell_uuid, name=name, transport_url=transport_url,
+        dbs, cell_uuid=chosen, name=name, transport_url=transport_url,
         database_connection=database_connection, disable=disable, enable=enable,
     ), failure_code=2, fmt=fmt)
 
 
 @register
-@click.command("delete_cell", cls=Command, writes=True)
-@click.option(*_CELL_UUID, "cell_uuid", required=True, metavar="UUID")
+@click.command("delete_cell", cls=Command,
+               writes=lambda params: not params.get("dry_run"))
+@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@cell_option
 @click.option("--force", is_flag=True,
               help="Also delete the cell's host mappings and deleted instances' mappings.")
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Write nothing: explain what stands in the way, what would remain and "
+                   "what to run first; exit with the code the delete would have.")
 @format_option
-def delete_cell(cell_uuid: str, force: bool, fmt: str | None) -> None:
+def delete_cell(cell_uuid: str | None, cell: str | None, force: bool, dry_run: bool,
+                fmt: str | None) -> None:
     """Delete a cell.
 
     Exit 0 deleted, 1 not found, 2 has hosts (no --force), 3 has living
-    instances, 4 has instance mappings of deleted instances (no --force).
+    instances, 4 has instance mappings of deleted instances (no --force), 9 --cell
+    names several cells. With --format json a refusal lists its reasons.
     """
     from cellctl.ops import cells
 
-    run(lambda dbs: cells.delete_cell(dbs, cell_uuid=cell_uuid, force=force),
+    chosen = chosen_cell(cell_uuid, cell, required=True)
+    assert chosen is not None
+    run(lambda dbs: cells.delete_cell(dbs, cell_uuid=chosen, force=force, dry_run=dry_run),
         failure_code=255, fmt=fmt)

@@ -6,27 +6,32 @@ import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
 from cellctl.cli.arguments import number, positive
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 
 @register
 @click.command("map_instances", cls=Command, writes=True)
-@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", required=True, metavar="UUID",
-              help="The cell whose instances to map.")
+@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+              help="The cell whose instances to map (required, or --cell).")
+@cell_option
 @click.option("--max-count", "--max_count", "max_count", metavar="N",
               help="Map at most N instances this run (default: all of them).")
 @click.option("--reset", is_flag=True, help="Start from the oldest instance, not the marker.")
 @format_option
-def map_instances(cell_uuid: str, max_count: str | None, reset: bool, fmt: str | None) -> None:
+def map_instances(cell_uuid: str | None, cell: str | None, max_count: str | None, reset: bool,
+                  fmt: str | None) -> None:
     """Map the cell's instances (deleted ones too), oldest first; resumable.
 
     Exit 0 all mapped, 1 more remain (run again), 127 bad --max-count or cell,
-    255 unexpected error.
+    255 unexpected error, 9 --cell names several cells.
     """
     from cellctl.ops.map_instances import map_instances as operation
 
+    chosen = chosen_cell(cell_uuid, cell, required=True)
+    assert chosen is not None
     progress = progress_for(fmt)
     run(lambda dbs: operation(
-        dbs, cell_uuid=cell_uuid, reset=reset, progress=progress,
+        dbs, cell_uuid=chosen, reset=reset, progress=progress,
         max_count=number(max_count, int, valid=positive, code=127,
                          message="Must supply a positive value for max-count"),
     ), failure_code=255, fmt=fmt)

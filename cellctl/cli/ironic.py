@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Group, format_option, main, run
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 
 @main.group("ironic", cls=Group)
@@ -18,6 +19,7 @@ def ironic() -> None:
 @ironic.command("ring", writes=False)
 @click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
               help="Only this cell's nodes.")
+@cell_option
 @click.option("--host", metavar="HOST", help="Only nodes this host reports or owns.")
 @click.option("--state", metavar="STATE",
               help="Only nodes in this state: in place, moving, orphaned, duplicated, unknown.")
@@ -30,8 +32,8 @@ def ironic() -> None:
 @click.option("--all", "show_all", is_flag=True,
               help="With --without/--with: every node, not only those that would move.")
 @format_option
-def ring(cell_uuid: str | None, host: str | None, state: str | None, summary: bool,
-         without: tuple[str, ...], joining: tuple[str, ...], show_all: bool,
+def ring(cell_uuid: str | None, cell: str | None, host: str | None, state: str | None,
+         summary: bool, without: tuple[str, ...], joining: tuple[str, ...], show_all: bool,
          fmt: str | None) -> None:
     """Every Ironic node: who reports it, who owns it by Nova's hash ring, its state.
 
@@ -39,11 +41,12 @@ def ring(cell_uuid: str | None, host: str | None, state: str | None, summary: bo
     ring over the cell's live, enabled Ironic compute services. States: in
     place, moving (a live non-owner reports it), orphaned (every reporter is
     down), duplicated (two or more report it), unknown (the service group
-    backend cannot be reached). Exit 0; 1 bad input.
+    backend cannot be reached). Exit 0; 1 bad input; 9 --cell names several cells.
     """
     from cellctl.ops.ironic_ring import ironic_ring
 
-    run(lambda dbs: ironic_ring(dbs, cell_uuid=cell_uuid, host=host, state=state,
+    chosen = chosen_cell(cell_uuid, cell, required=False)
+    run(lambda dbs: ironic_ring(dbs, cell_uuid=chosen, host=host, state=state,
                                 summary=summary, without=without, joining=joining,
                                 show_all=show_all), fmt=fmt)
 

@@ -13,6 +13,7 @@ import click
 
 from cellctl.cli import Group, format_option, register, run
 from cellctl.cli.arguments import checked, number, positive
+from cellctl.cli.cellopt import cell_option, chosen_cell
 
 if TYPE_CHECKING:
     from cellctl.db import Databases
@@ -100,12 +101,15 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
 
 @service.command("list", writes=False)
 @click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's services.")
+@cell_option
 @format_option
-def service_list(cell_uuid: str | None, fmt: str | None) -> None:
-    """Every service of every cell, up or down. Exit 0, 1 bad input."""
+def service_list(cell_uuid: str | None, cell: str | None, fmt: str | None) -> None:
+    """Every service of every cell, up or down. Exit 0, 1 bad input, 9 --cell names
+    several cells."""
     from cellctl.ops import services
 
-    run(lambda dbs: services.list_services(dbs, cell_uuid=cell_uuid), fmt=fmt)
+    chosen = chosen_cell(cell_uuid, cell, required=False)
+    run(lambda dbs: services.list_services(dbs, cell_uuid=chosen), fmt=fmt)
 
 
 class _StopRequest:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select
 
 from cellctl.cells.queries import visible_instances
-from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
+from cellctl.cells.refs import cell_database, find_cell, resolve_cell_uuid
 from cellctl.db import Databases, abandon_stream
 from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
 from cellctl.mappings.marker import move_marker, read_marker
@@ -75,10 +75,10 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
     if limit is not None and limit < 1:
         return result.error("Must supply a positive value for max_count",
                             MapInstancesExit.BAD_INPUT)
-    uuid = lookup_cell_uuid(result, cell_uuid, MapInstancesExit.BAD_INPUT)
-    if uuid is None:
-        return result
     with dbs.api.connect() as conn:
+        uuid = resolve_cell_uuid(conn, result, cell_uuid, MapInstancesExit.BAD_INPUT)
+        if uuid is None:
+            return result
         cell = find_cell(conn, uuid)
         marker = None if reset else read_marker(conn)
     if cell is None:

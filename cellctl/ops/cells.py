@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.cell0 import MapCell0Exit as MapCell0Exit
 from cellctl.cells.cell0 import map_cell0 as map_cell0_core
+from cellctl.cells.reach import CellUnreachable, cell_access
 from cellctl.cells.refs import (
+    CellRef,
     cell_database,
     insert_cell,
     is_cell0,
     load_cell,
 )
 from cellctl.cells.urls import resolve_transport_url, url_or_fallback
+from cellctl.cells.usage import CellContents, cell_advice, cell_contents, describe, numbered
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.errors import InvalidURL
@@ -190,13 +193,19 @@ def update_cell(
     return result
 
 
-def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False) -> Result:
+def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False,
+                dry_run: bool = False) -> Result:
     """Delete a cell mapping; refuse while hosts (without --force) or live instances remain.
 
     With --force the cell's host and instance mappings go too, and its compute
     nodes are marked unmapped first, so a later discover_hosts finds them again.
+
+    ``dry_run``: write nothing; say which hosts, instances (live, deleted but
+    not archived), services and compute nodes stand in the way or would remain,
+    and what to run first; exit with the code the delete would have. A refusal
+    carries the same reasons in ``data`` (JSON) and prints nothing more than before.
     """
-    from sqlalchemy import delete, exists, select
+    from sqlalchemy import delete, exists, func, select
 
     from cellctl.tables.api import cell_mappings as cm
     from cellctl.tables.api import host_mappings as hm
@@ -208,10 +217,18 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False) -> Resul
         if cell is None:
             return result
         uuid = cell.uuid
-        has_hosts = conn.execute(select(exists().where(hm.c.cell_id == cell.id))).scalar()
-        has_instance_mappings = conn.execute(
-            select(exists().where(im.c.cell_id == cell.id))
-        ).scalar()
+        hosts = sorted(conn.execute(select(hm.c.host).where(hm.c.cell_id == cell.id)).scalars())
+        instance_mappings = int(conn.execute(
+            select(func.count()).select_from(im).where(im.c.cell_id == cell.id)).scalar() or 0)
+    has_hosts, has_instance_mappings = bool(hosts), bool(instance_mappings)
+    explained = _explain_cell(dbs, cell, hosts, instance_mappings, force, dry_run) \
+        if (dry_run or has_hosts or has_instance_mappings) else None
+    result.data = explained
+    if dry_run and explained is not None:
+        for line in explained.pop("lines"):
+            result.info(line)
+    elif explained is not None:
+        explained.pop("lines")
     if has_hosts and not force:
         return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.",
                             DeleteCellExit.HAS_HOSTS)
@@ -230,6 +247,8 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False) -> Resul
                 "So execute 'nova-manage db archive_deleted_rows' to delete the instance "
                 "mappings.", DeleteCellExit.HAS_INSTANCE_MAPPINGS,
             )
+    if dry_run:
+        return result
     if has_hosts:
         _unmap_compute_nodes(dbs, cell)
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
@@ -248,6 +267,35 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False) -> Resul
         "instance_mappings_deleted": removed_instances,
     }
     return result
+
+
+def _explain_cell(dbs: Databases, cell: Any, hosts: list[str], instance_mappings: int,
+                  force: bool, dry_run: bool) -> dict[str, Any]:
+    """What is in the cell and what to run first, for ``--dry-run`` and a refusal's JSON.
+
+    ``lines`` is the text for people. A cell whose database cannot be read is
+    explained from the API database alone, and says so.
+    """
+    ref = CellRef(cell.id, cell.uuid, cell.name, cell.database_connection)
+    data: dict[str, Any] = {"uuid": cell.uuid, "name": cell.name, "deleted": False,
+                            "dry_run": dry_run, "force": force, "hosts": hosts,
+                            "instance_mappings": instance_mappings}
+    lines = [f"The {ref.label}: {len(hosts)} mapped host(s)"
+             + (f" ({', '.join(hosts)})" if hosts else "")
+             + f", {instance_mappings} instance mapping(s)."]
+    contents = CellContents()
+    if not ref.is_cell0 or instance_mappings:
+        try:
+            with cell_access(ref), cell_database(dbs, ref).connect() as conn:
+                contents = cell_contents(conn)
+        except CellUnreachable as exc:
+            data["cell_database_error"] = str(exc)
+            lines.append(f"The cell database could not be read: {exc}")
+    data.update(contents.as_dict())
+    data["reasons"] = cell_advice(ref.label, contents, hosts, instance_mappings)
+    lines += describe(f"in {ref.label}", contents) + numbered(data["reasons"])
+    data["lines"] = lines
+    return data
 
 
 def _has_living_instances(dbs: Databases, cell: Any) -> bool:

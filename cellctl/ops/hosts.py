@@ -32,12 +32,22 @@ from cellctl.cells.refs import (
     load_cell,
     select_cells,
 )
+from cellctl.cells.usage import cell_contents, describe, host_advice, numbered
+from cellctl.cells.waiting import (
+    WAIT_TIMED_OUT,
+    Waited,
+    WaitSpec,
+    host_report,
+    wait_for_computes,
+)
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.liveness import UNKNOWN, compute_host_states, service_group
 from cellctl.mappings.hosts import (
     BatchOutcome,
+    host_key,
     map_hosts,
+    mapped_cells,
     mark_hosts_mapped,
     mark_hosts_unmapped,
     mark_nodes_mapped,
@@ -87,10 +97,17 @@ def discover_hosts(
     strict: bool = False,
     by_service: bool = False,
     progress: Progress = NO_PROGRESS,
+    wait: WaitSpec | None = None,
 ) -> Result:
     """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
     that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
-    deadlocks, Galera certification conflicts) through every retry."""
+    deadlocks, Galera certification conflicts) through every retry.
+
+    ``wait`` (cellctl's ``--wait-for``/``--expect``): first wait until those compute
+    hosts registered in their cells (cellctl.cells.waiting); ``data["hosts"]`` then
+    says per host newly mapped, already mapped or missing. Hosts that never came
+    are exit 3 (WAIT_TIMED_OUT), naming them; what came is still mapped.
+    """
     result = Result()
 
     def say(text: str) -> None:
@@ -102,6 +119,12 @@ def discover_hosts(
                              not_found_code=DiscoverHostsExit.INCOMPLETE)
     if cells is None:
         return result
+    waited = None
+    if wait is not None:
+        waited = wait_for_computes(dbs, [c for c in cells if not c.is_cell0], wait,
+                                   by_service=by_service)
+        waited_hosts = sorted(set(waited.found) | set(waited.registered) | set(wait.expect))
+        before = _mapped_to(dbs, waited_hosts)
     if cell_uuid is None:
         say(f"Found {len(cells)} cell mappings.")
 
@@ -134,7 +157,39 @@ def discover_hosts(
     }
     if result.code == 0 and (result.unreachable_cells or (strict and total == 0)):
         result.code = DiscoverHostsExit.INCOMPLETE
+    if wait is not None and waited is not None:
+        _report_wait(dbs, result, wait, waited, before, waited_hosts)
     return result
+
+
+def _mapped_to(dbs: Databases, hosts: list[str]) -> dict[str, str | None]:
+    """host -> UUID of the cell it is mapped to (None: not mapped)."""
+    with dbs.api.connect() as conn:
+        key = host_key(conn.dialect.name)
+        found = mapped_cells(conn, hosts, key)
+    return {host: found[key(host)][1] if key(host) in found else None for host in hosts}
+
+
+def _report_wait(dbs: Databases, result: Result, wait: WaitSpec, waited: Waited,
+                 before: dict[str, str | None], hosts: list[str]) -> None:
+    report = host_report(waited, wait, before, _mapped_to(dbs, hosts))
+    assert result.data is not None
+    missing = waited.missing(wait)
+    result.data.update(hosts=report, missing=missing, waited_seconds=waited.seconds,
+                       found=len(waited.found), timed_out=not waited.satisfied)
+    for entry in report:
+        where = (f" in cell '{entry['cell_name']}' ({entry['cell_uuid']})"
+                 if entry["cell_uuid"] else "")
+        result.info(f"{entry['host']}{where}: {entry['status']}")
+    for cell_uuid, why in sorted(waited.unreachable.items()):
+        result.warn(f"While waiting, cell {cell_uuid} could not be read: {why}")
+    if not waited.satisfied and result.code in (0, 1):
+        what = (f"{len(waited.found)} of {wait.count} compute hosts"
+                if wait.count is not None else "compute hosts")
+        state = "registered and up" if wait.up else "registered"
+        result.error(f"Timed out after {wait.timeout:g} s waiting for {what} to be {state}"
+                     + (f"; missing: {', '.join(missing)}" if missing else "") + ".",
+                     WAIT_TIMED_OUT)
 
 
 def _discover_in_cell(dbs: Databases, run: _CellRun, result: Result, progress: Progress) -> None:
@@ -288,13 +343,18 @@ def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[
             for host, state in states.items()}
 
 
-def delete_host(dbs: Databases, *, cell_uuid: str, host: str) -> Result:
+def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = False) -> Result:
     """Delete a host mapping (Nova's checks, in Nova's order).
 
     Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
     cell, 4 the host has live instances in the cell. The host's compute nodes
     are marked unmapped before the mapping goes, so a run killed in between
     leaves nothing that discover_hosts would not find again.
+
+    ``dry_run``: write nothing; say what is on the host (instances live and
+    deleted, services and compute nodes that would remain) and what to run
+    first, and exit with the code the delete would have. A refusal carries the
+    same reasons in ``data`` (JSON) and prints nothing more than before.
     """
     result = Result()
     with dbs.api.connect() as conn:
@@ -302,19 +362,48 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str) -> Result:
         if cell is None:
             return result
         uuid = cell.uuid
-        mapped_to = conn.execute(select(hm.c.cell_id).where(hm.c.host == host)).scalar()
-    if mapped_to is None:
-        return result.error(f"The host {host} was not found.", DeleteHostExit.HOST_NOT_FOUND)
-    if mapped_to != cell.id:
-        return result.error(f"The host {host} was not found in the cell {uuid}.",
-                            DeleteHostExit.HOST_IN_OTHER_CELL)
+        mapped = conn.execute(select(hm.c.cell_id, cm.c.uuid).join(cm, cm.c.id == hm.c.cell_id)
+                              .where(hm.c.host == host)).first()
+    label = CellRef(cell.id, uuid, cell.name, cell.database_connection).label
+    result.data = {"host": host, "cell_uuid": uuid, "deleted": False, "dry_run": dry_run}
+    if mapped is None:
+        result.data["reasons"] = [f"The host {host} has no host mapping."]
+        return _dry_run_lines(result, dry_run).error(f"The host {host} was not found.",
+                                                    DeleteHostExit.HOST_NOT_FOUND)
+    if mapped.cell_id != cell.id:
+        result.data.update(mapped_to=mapped.uuid, reasons=[
+            f"The host {host} is mapped to cell {mapped.uuid}, not to {label}."])
+        return _dry_run_lines(result, dry_run).error(
+            f"The host {host} was not found in the cell {uuid}.",
+            DeleteHostExit.HOST_IN_OTHER_CELL)
 
     with cell_database(dbs, cell).begin() as conn:
-        if conn.execute(hosts_with_instances([host]).limit(1)).first() is not None:
+        busy = conn.execute(hosts_with_instances([host]).limit(1)).first() is not None
+        if busy or dry_run:
+            contents = cell_contents(conn, [host])
+            result.data.update(contents.as_dict(), reasons=host_advice(host, label, contents))
+            if dry_run:
+                result.info("Refused: there are instances on the host." if busy else
+                             f"Would delete the host mapping of {host} in {label} and mark "
+                             "its compute nodes unmapped.")
+                for line in describe(f"on {host}", contents) + numbered(
+                        result.data["reasons"]):
+                    result.info(line)
+        if busy:
             return result.error(f"There are instances on the host {host}.",
                                 DeleteHostExit.HOST_HAS_INSTANCES)
+        if dry_run:
+            return result
         unmapped = mark_hosts_unmapped(conn, [host])
     with dbs.api.begin() as conn:
         conn.execute(delete(hm).where(hm.c.host == host, hm.c.cell_id == cell.id))
     result.data = {"host": host, "cell_uuid": uuid, "deleted": True, "nodes_unmapped": unmapped}
     return result
+
+
+def _dry_run_lines(result: Result, dry_run: bool) -> Result:
+    if dry_run and result.data:
+        for reason in result.data.get("reasons", []):
+            result.info(f"Refused: {reason}")
+    return result
+
