@@ -1,4 +1,4 @@
-"""Write Results for people (tables like nova-manage's) and for scripts (JSON, CSV).
+"""Write Results for people (nova-manage's PrettyTable tables) and for scripts (JSON, CSV).
 
 The one place that decides what reaches stdout and stderr, and the one place
 that masks passwords in output.
@@ -13,18 +13,20 @@ import sys
 from typing import IO, Any
 
 from cellctl.result import Column, Message, Result, Table
-from cellctl.urls import mask
+from cellctl.urls import mask, mask_like_nova
 
 FORMATS = ("table", "json", "csv")
 
 
-def render(result: Result, fmt: str, *, show_secrets: bool = False,
+def render(result: Result, fmt: str, *, show_secrets: bool = False, nova_face: bool = False,
            out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    """``nova_face``: a command under nova-manage's name, whose errors nova-manage
+    prints on stdout (deployment tools read them there)."""
     out = out or sys.stdout
     err = err or sys.stderr
     table = _masked(result.table, show_secrets) if result.table is not None else None
     for message in result.messages:
-        _message(message, fmt, out, err)
+        _message(message, fmt, out, err, nova_face=nova_face)
     if result.unreachable_cells and fmt == "json":
         _json_line(err, {"level": "warning", "message": "Some cells could not be reached",
                          "unreachable_cells": result.unreachable_cells})
@@ -36,19 +38,22 @@ def render(result: Result, fmt: str, *, show_secrets: bool = False,
         out.write(_pretty(table) + "\n")
 
 
-def error_line(text: str, fmt: str, err: IO[str] | None = None) -> None:
+def error_line(text: str, fmt: str, err: IO[str] | None = None, *,
+               nova_face: bool = False) -> None:
     """An error that ended a command before it produced a Result."""
-    _message(Message("error", text), fmt, sys.stdout, err or sys.stderr)
+    _message(Message("error", text), fmt, sys.stdout, err or sys.stderr, nova_face=nova_face)
 
 
-def _message(message: Message, fmt: str, out: IO[str], err: IO[str]) -> None:
+def _message(message: Message, fmt: str, out: IO[str], err: IO[str], *,
+             nova_face: bool = False) -> None:
     if fmt == "json":
         _json_line(err, {"level": message.level, "message": message.text})
-    elif message.level == "info" and fmt == "table":
-        out.write(message.text + "\n")
+    elif fmt == "table" and (message.level == "info"
+                             or (nova_face and message.level == "error")):
+        out.write(message.text + "\n")  # as nova-manage prints it: stdout, no prefix
     else:
-        prefix = {"info": "", "warning": "WARNING: ", "error": "ERROR: "}[message.level]
-        err.write(prefix + message.text + "\n")
+        prefix = {"info": "", "note": "", "warning": "WARNING: ", "error": "ERROR: "}
+        err.write(prefix[message.level] + message.text + "\n")
 
 
 def _json_line(stream: IO[str], obj: dict[str, Any]) -> None:
@@ -111,16 +116,20 @@ def _masked(table: Table, show_secrets: bool) -> Table:
     secret = [c.key for c in table.columns if c.secret_url]
     if show_secrets or not secret:
         return table
-    rows = [{**row, **{k: mask(row.get(k)) for k in secret}} for row in table.rows]
+    masks = {c.key: mask_like_nova if c.nova_mask else mask for c in table.columns
+             if c.secret_url}
+    rows = [{**row, **{k: masks[k](row.get(k)) for k in secret}} for row in table.rows]
     return Table(table.columns, rows)
 
 
 def _pretty(table: Table) -> str:
-    from tabulate import tabulate
+    """The table as nova-manage prints it: PrettyTable, the library nova-manage
+    renders with, with its defaults (centred, one space of padding)."""
+    from prettytable import PrettyTable
 
-    cells = [[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
-    return tabulate(cells, headers=[c.header for c in table.columns], tablefmt="pretty",
-                    disable_numparse=True)
+    pretty = PrettyTable([c.header for c in table.columns])
+    pretty.add_rows([[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows])
+    return pretty.get_string()
 
 
 def _cell(value: Any, column: Column) -> str:

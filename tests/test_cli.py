@@ -21,7 +21,7 @@ def run_process(*args, env=None):
 def test_help_does_not_import_heavy_modules():
     code = ("import sys\nfrom cellctl.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('sqlalchemy', 'alembic', 'kombu', 'tabulate', 'pymysql',"
+            "heavy = [m for m in ('sqlalchemy', 'alembic', 'kombu', 'prettytable', 'pymysql',"
             " 'psycopg', 'oslo_config', 'oslo_cache', 'dogpile', 'pymemcache', 'kazoo', 'tooz')"
             " if m in sys.modules]\nprint(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

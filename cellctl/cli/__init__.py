@@ -26,6 +26,17 @@ if TYPE_CHECKING:
     from cellctl.settings import ConfigPath, Settings
 
 UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
+NOVA_ERROR_PREFIX = "An error has occurred:"  # nova-manage's line before a crash's traceback
+
+# Commands under nova-manage's names (``cellctl X`` or ``cellctl cell_v2 X``):
+# deployment tools read their stdout and exit codes, so in table format these
+# print what nova-manage prints, where it prints it (doc/admin/nova-manage.rst).
+NOVA_COMMANDS = frozenset({
+    "map_cell0", "create_cell", "list_cells", "update_cell", "delete_cell",
+    "discover_hosts", "map_cell_and_hosts", "list_hosts", "delete_host",
+    "map_instances", "verify_instance", "simple_cell_setup",
+    "api_db sync", "api_db version", "db sync", "db version",
+})
 
 # Commands that never write. Every other command is told, on stderr, when it
 # runs on cellctl's embedded default (no configuration file given or found).
@@ -220,6 +231,7 @@ def run(
     app = ctx.find_object(App)
     assert app is not None
     fmt = fmt or app.fmt or "table"
+    nova_face = _command_name(ctx) in NOVA_COMMANDS
     dbs: Databases | None = None
     try:
         from cellctl.db import Databases
@@ -228,18 +240,25 @@ def run(
         _embedded_note(ctx, app.settings, fmt)
         result = operation(dbs)
     except CellctlError as exc:
-        _report(app, exc, str(exc), fmt)
+        _report(app, exc, str(exc), fmt, nova_face=nova_face)
         ctx.exit(exc.code if exc.code is not None else failure_code)
     except KeyboardInterrupt:
         error_line("Interrupted", fmt)
         ctx.exit(130)
     except Exception as exc:  # the promise: no traceback without --debug
-        _report(app, exc, f"An unexpected error occurred: {type(exc).__name__}: {exc}", fmt)
+        line = f"{type(exc).__name__}: {exc}"
+        if nova_face and fmt == "table":
+            # nova-manage prints its prefix, then the traceback, on stdout; the
+            # traceback's last line is the one kept here.
+            click.echo(NOVA_ERROR_PREFIX)
+        else:
+            line = f"An unexpected error occurred: {line}"
+        _report(app, exc, line, fmt, nova_face=nova_face)
         ctx.exit(UNEXPECTED_ERROR)
     finally:
         if dbs is not None:
             dbs.dispose()
-    render(result, fmt, show_secrets=show_secrets)
+    render(result, fmt, show_secrets=show_secrets, nova_face=nova_face)
     ctx.exit(result.code)
 
 
@@ -266,12 +285,14 @@ def _command_name(ctx: click.Context) -> str:
     return " ".join(reversed(names))
 
 
-def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
+def _report(app: App, exc: BaseException, line: str, fmt: str, *,
+            nova_face: bool = False) -> None:
     from cellctl.urls import mask_urls_in_text
 
     if app.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt)
+    error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt,
+               nova_face=nova_face)
 
 
 def _load_commands() -> None:

@@ -39,12 +39,15 @@ def api_db_version(fmt: str | None) -> None:
 @db.command("sync")
 @click.argument("version", required=False)
 @click.option("--all-cells", is_flag=True, help="Also every mapped cell's database.")
+@click.option("--local_cell", "--local-cell", "local_cell", is_flag=True,
+              help="Only [database]: not cell0 (as nova-manage's --local_cell).")
 @format_option
-def db_sync(version: str | None, all_cells: bool, fmt: str | None) -> None:
+def db_sync(version: str | None, all_cells: bool, local_cell: bool, fmt: str | None) -> None:
     """Create or upgrade the cell schema of [database] and cell0. Exit 0 ok, 1 failed."""
     from cellctl.ops import schema
 
-    run(lambda dbs: schema.db_sync(dbs, version, all_cells=all_cells), fmt=fmt)
+    run(lambda dbs: schema.db_sync(dbs, version, all_cells=all_cells, local_cell=local_cell),
+        fmt=fmt)
 
 
 @db.command("version")

@@ -27,6 +27,7 @@ from cellctl.cells.refs import (
     CELL0_UUID,
     CellRef,
     cell_database,
+    cell_has_no_mapping,
     insert_cell,
     load_cell,
     select_cells,
@@ -79,9 +80,10 @@ def discover_hosts(
     by_service: bool = False,
     progress: Progress = NO_PROGRESS,
 ) -> Result:
-    """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
-    that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
-    deadlocks, Galera certification conflicts) through every retry."""
+    """Exit code: 0 ok; 1 with ``strict`` and nothing new, or a cell that could not be
+    read; 255 for an unknown ``cell_uuid`` (as nova-manage); 2 when a batch kept losing
+    to concurrent writers (collisions, deadlocks, Galera certification conflicts)
+    through every retry."""
     result = Result()
 
     def say(text: str) -> None:
@@ -89,9 +91,9 @@ def discover_hosts(
             result.info(text)
 
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid, not_found_code=1)
-    if cells is None:
-        return result
+        cells = select_cells(conn, Result(), cell_uuid, not_found_code=1)
+    if cells is None:  # nova-manage crashes on an unknown --cell_uuid: 255
+        return cell_has_no_mapping(result, cell_uuid or "")
     if cell_uuid is None:
         say(f"Found {len(cells)} cell mappings.")
 

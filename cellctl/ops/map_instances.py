@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.queries import visible_instances
-from cellctl.cells.refs import cell_database, find_cell, lookup_cell_uuid
+from cellctl.cells.refs import cell_database, cell_has_no_mapping, find_cell
 from cellctl.db import Databases, abandon_stream
+from cellctl.ids import canonical_uuid
 from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
 from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
@@ -55,20 +56,20 @@ def map_instances(dbs: Databases, cell_uuid: str, *, max_count: str | int | None
 
     Exit 0 when every instance has been looked at, 1 while more remain after
     a ``max_count`` run (the marker then says where the next run starts), 127
-    for a bad ``max_count`` or cell.
+    for a bad ``max_count``, 255 for an unknown cell (nova-manage's crash).
     """
     result = Result()
     limit = _parse_max_count(max_count)
     if limit == 0:
         return result.error("Must supply a positive value for max-count", BAD_MAX_COUNT)
-    uuid = lookup_cell_uuid(result, cell_uuid, BAD_MAX_COUNT)
+    uuid = canonical_uuid(cell_uuid)
     if uuid is None:
-        return result
+        return cell_has_no_mapping(result, cell_uuid)
     with dbs.api.connect() as conn:
         cell = find_cell(conn, uuid)
         marker = None if reset else read_marker(conn)
     if cell is None:
-        return result.error(f"Cell {uuid} has no mapping.", BAD_MAX_COUNT)
+        return cell_has_no_mapping(result, uuid)
 
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:

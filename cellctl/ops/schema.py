@@ -22,14 +22,17 @@ def api_db_sync(dbs: Databases, version: str | None = None) -> Result:
     return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
 
 
-def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False) -> Result:
-    """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell."""
+def db_sync(dbs: Databases, version: str | None = None, *, all_cells: bool = False,
+            local_cell: bool = False) -> Result:
+    """Sync ``[database]``, cell0 when mapped (not with ``local_cell``, as
+    nova-manage's ``--local_cell``), and with ``all_cells`` every mapped cell."""
     result = Result()
     targets: list[Target] = []
     local = dbs.settings.database_connection.value
     if local:
         targets.append(Target("cell database ([database] connection)", local))
-    targets.extend(_mapped_cells(dbs, result, all_cells))
+    if not local_cell or all_cells:
+        targets.extend(_mapped_cells(dbs, result, all_cells))
     if not targets:
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", 1
@@ -62,8 +65,10 @@ def db_version(dbs: Databases) -> Result:
 
 def _version(state: migrate.SchemaState, label: str) -> Result:
     result = Result(data={"database": label, **state.as_dict()})
-    suffix = " (managed by Nova)" if state.owner == "nova" else ""
-    return result.info(f"{state.revision}{suffix}")
+    result.info(f"{state.revision}")  # the revision alone on stdout, as nova-manage prints it
+    if state.owner == "nova":
+        result.note(f"The {label} schema is managed by Nova.")
+    return result
 
 
 def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Target]:
@@ -81,7 +86,8 @@ def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Targe
         result.warn(f"Cannot read cell mappings, syncing [database] only: {exc}")
         return []
     if not any(r.uuid == CELL0_UUID for r in rows):
-        result.warn("cell0 mapping not found - not syncing cell0.")
+        # nova-manage prints this line, prefix included, on stdout
+        result.info("WARNING: cell0 mapping not found - not syncing cell0.")
     return [
         Target(
             "cell0 database" if r.uuid == CELL0_UUID else f"database of cell {r.name or r.uuid}",
@@ -101,9 +107,9 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     result = Result()
     revision = version or "head"
     if revision.isdigit():
-        return result.error(
-            "You requested an sqlalchemy-migrate database version; this is no longer supported", 1
-        )
+        return result.crash(
+            "Invalid",
+            "You requested an sqlalchemy-migrate database version; this is no longer supported")
     rows = []
     for target in targets:
         try:
@@ -112,7 +118,9 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
         except CellctlError as exc:
             result.error(f"Unable to sync the {target.label}: {exc}", 1)
             continue
-        result.info(_describe(target, outcome))
+        # For people only: nova-manage prints nothing here, and kolla counts any
+        # stdout of a sync as a change.
+        result.note(_describe(target, outcome))
         rows.append({"database": target.label, "url": mask(target.url),
                      **outcome.after.as_dict()})
     result.data = {"databases": rows}
