@@ -24,7 +24,7 @@ def render(result: Result, fmt: str, *, show_secrets: bool = False, nova_face: b
     prints on stdout (deployment tools read them there)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    table = _masked(result.table, show_secrets) if result.table is not None else None
+    table = _masked(result.table, show_secrets, fmt) if result.table is not None else None
     for message in result.messages:
         _message(message, fmt, out, err, nova_face=nova_face)
     if result.unreachable_cells and fmt == "json":
@@ -112,12 +112,13 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _masked(table: Table, show_secrets: bool) -> Table:
+def _masked(table: Table, show_secrets: bool, fmt: str) -> Table:
     secret = [c.key for c in table.columns if c.secret_url]
     if show_secrets or not secret:
         return table
-    masks = {c.key: mask_like_nova if c.nova_mask else mask for c in table.columns
-             if c.secret_url}
+    # nova-manage's masking in nova-manage's table; cellctl's (shape-keeping) in JSON/CSV
+    masks = {c.key: mask_like_nova if c.nova_mask and fmt == "table" else mask
+             for c in table.columns if c.secret_url}
     rows = [{**row, **{k: masks[k](row.get(k)) for k in secret}} for row in table.rows]
     return Table(table.columns, rows)
 

@@ -35,7 +35,7 @@ def url_or_fallback(
         else:
             result.info(f"{argument.rstrip('=')} not provided by the caller, using the "
                         f"value from {setting.source}")
-    return setting.value
+    return setting.value or None
 
 
 def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Result) -> str | None:
