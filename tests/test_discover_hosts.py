@@ -183,8 +183,8 @@ def test_discover_gives_up_with_2_when_another_writer_keeps_winning(cloud):
     cloud.execute(cloud.api_url, trigger)
     result = cloud.run("discover_hosts")
     assert result.exit_code == 2
-    assert "Duplicate host mapping was encountered" in result.stderr
-    assert "mapping already exists" in result.stderr
+    assert "Duplicate host mapping was encountered" in result.stdout
+    assert "mapping already exists" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert "victim" not in host_mappings(cloud)
 

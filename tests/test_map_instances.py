@@ -142,7 +142,7 @@ def test_unknown_or_malformed_cell_is_255(sqlite_cloud, cell):
 def test_unreachable_cell_database_is_255(sqlite_cloud):
     result = run_map(sqlite_cloud, dead_cell(sqlite_cloud))
     assert result.exit_code == 255
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stdout.strip().splitlines()) == 1
     assert "secretpw" not in result.output
     assert "Traceback" not in result.output
 
