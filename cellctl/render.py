@@ -1,4 +1,4 @@
-"""Write Results for people (tables like nova-manage's) and for scripts (JSON, CSV).
+"""Write Results for people (nova-manage's PrettyTable tables) and for scripts (JSON, CSV).
 
 The one place that decides what reaches stdout and stderr, and the one place
 that masks passwords in output.
@@ -13,20 +13,22 @@ import sys
 from typing import IO, Any
 
 from cellctl.result import Column, Message, Result, Table
-from cellctl.urls import mask
+from cellctl.urls import mask, mask_like_nova
 
 FORMATS = ("table", "json", "csv")
 
 
-def render(result: Result, fmt: str, *, show_secrets: bool = False,
+def render(result: Result, fmt: str, *, show_secrets: bool = False, nova_face: bool = False,
            out: IO[str] | None = None, err: IO[str] | None = None,
            width: int | None = None) -> None:
-    """``width``: wrap a table's widest cells to fit (a terminal); None: never wrap."""
+    """``nova_face``: a command under nova-manage's name, whose errors nova-manage
+    prints on stdout (deployment tools read them there). ``width``: wrap a table
+    to fit (a terminal); None: never wrap."""
     out = out or sys.stdout
     err = err or sys.stderr
-    table = _masked(result.table, show_secrets) if result.table is not None else None
+    table = _masked(result.table, show_secrets, fmt) if result.table is not None else None
     for message in result.messages:
-        _message(message, fmt, out, err)
+        _message(message, fmt, out, err, nova_face=nova_face)
     if result.unreachable_cells and fmt == "json":
         _json_line(err, {"level": "warning", "message": "Some cells could not be reached",
                          "unreachable_cells": result.unreachable_cells})
@@ -38,19 +40,22 @@ def render(result: Result, fmt: str, *, show_secrets: bool = False,
         out.write(_pretty(table, width) + "\n")
 
 
-def error_line(text: str, fmt: str, err: IO[str] | None = None) -> None:
+def error_line(text: str, fmt: str, err: IO[str] | None = None, *,
+               nova_face: bool = False) -> None:
     """An error that ended a command before it produced a Result."""
-    _message(Message("error", text), fmt, sys.stdout, err or sys.stderr)
+    _message(Message("error", text), fmt, sys.stdout, err or sys.stderr, nova_face=nova_face)
 
 
-def _message(message: Message, fmt: str, out: IO[str], err: IO[str]) -> None:
+def _message(message: Message, fmt: str, out: IO[str], err: IO[str], *,
+             nova_face: bool = False) -> None:
     if fmt == "json":
         _json_line(err, {"level": message.level, "message": message.text})
-    elif message.level == "info" and fmt == "table":
-        out.write(message.text + "\n")
+    elif fmt == "table" and (message.level == "info"
+                             or (nova_face and message.level == "error")):
+        out.write(message.text + "\n")  # as nova-manage prints it: stdout, no prefix
     else:
-        prefix = {"info": "", "warning": "WARNING: ", "error": "ERROR: "}[message.level]
-        err.write(prefix + message.text + "\n")
+        prefix = {"info": "", "note": "", "warning": "WARNING: ", "error": "ERROR: "}
+        err.write(prefix[message.level] + message.text + "\n")
 
 
 def _json_line(stream: IO[str], obj: dict[str, Any]) -> None:
@@ -109,42 +114,28 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _masked(table: Table, show_secrets: bool) -> Table:
+def _masked(table: Table, show_secrets: bool, fmt: str) -> Table:
     secret = [c.key for c in table.columns if c.secret_url]
     if show_secrets or not secret:
         return table
-    rows = [{**row, **{k: mask(row.get(k)) for k in secret}} for row in table.rows]
+    # nova-manage's masking in nova-manage's table; cellctl's (shape-keeping) in JSON/CSV
+    masks = {c.key: mask_like_nova if c.nova_mask and fmt == "table" else mask
+             for c in table.columns if c.secret_url}
+    rows = [{**row, **{k: masks[k](row.get(k)) for k in secret}} for row in table.rows]
     return Table(table.columns, rows)
 
 
 def _pretty(table: Table, width: int | None = None) -> str:
-    from tabulate import tabulate
+    """The table as nova-manage prints it: PrettyTable, the library nova-manage
+    renders with, with its defaults (centred, one space of padding); with
+    ``width`` (a terminal), wrapped to fit it."""
+    from prettytable import PrettyTable
 
-    cells = [[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
-    headers = [c.header for c in table.columns]
-    limits = _fit(headers, cells, width) if width is not None else None
-    return tabulate(cells, headers=headers, tablefmt="pretty", disable_numparse=True,
-                    maxcolwidths=limits)
-
-
-def _fit(headers: list[str], cells: list[list[str]], width: int | None) -> list[int | None]:
-    """Column limits that make the table fit ``width``: the widest columns are narrowed
-    (to no less than 20 characters), the others kept."""
-    widths = [max([len(h), *(len(line) for row in cells for line in row[i].splitlines())])
-              for i, h in enumerate(headers)]
-    limits: list[int | None] = [None] * len(headers)
-    if width is None:
-        return limits
-    # "pretty" draws "| " before, " |" after and " | " between cells
-    excess = sum(widths) + 3 * len(widths) + 1 - width
-    for i in sorted(range(len(widths)), key=lambda i: -widths[i]):
-        if excess <= 0:
-            break
-        cut = min(excess, widths[i] - 20)
-        if cut > 0:
-            limits[i] = widths[i] - cut
-            excess -= cut
-    return limits
+    pretty = PrettyTable([c.header for c in table.columns])
+    pretty.add_rows([[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows])
+    if width is not None:
+        pretty.max_table_width = width
+    return pretty.get_string()
 
 
 def _cell(value: Any, column: Column) -> str:

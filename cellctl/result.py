@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Level = Literal["info", "warning", "error"]
+# info: stdout in a table (what nova-manage prints); note: stderr, for people only
+# (what cellctl adds that nova-manage does not print); warning, error: stderr,
+# except that under nova-manage's command names errors go to stdout as nova's do.
+Level = Literal["info", "note", "warning", "error"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Column:
     header: str  # as nova-manage titles the column
     none_as: str = ""  # how a NULL shows in a table (nova-manage varies by command)
     secret_url: bool = False  # masked unless the user asked to see secrets
+    nova_mask: bool = False  # masked exactly as nova-manage masks it (cellctl.urls.mask_like_nova)
 
 
 @dataclass
@@ -45,6 +49,10 @@ class Result:
         self.messages.append(Message("info", text))
         return self
 
+    def note(self, text: str) -> Result:
+        self.messages.append(Message("note", text))
+        return self
+
     def warn(self, text: str) -> Result:
         self.messages.append(Message("warning", text))
         return self
@@ -53,6 +61,12 @@ class Result:
         self.messages.append(Message("error", text))
         self.code = code
         return self
+
+    def crash(self, exception: str, text: str) -> Result:
+        """Where nova-manage crashes (exit 255, ``An error has occurred:`` and a
+        traceback on stdout): its first line, then the exception's line alone."""
+        self.error("An error has occurred:", 255)
+        return self.error(f"{exception}: {text}", 255)
 
     def unreachable(self, cell_uuid: str, reason: str) -> Result:
         self.unreachable_cells.append(cell_uuid)

@@ -134,6 +134,23 @@ def mask(url: str | None) -> str | None:
         return f"{scheme}{sep}{MASK}@{host}" if sep else f"{MASK}@{host}"
 
 
+def mask_like_nova(url: str | None) -> str | None:
+    """``url`` masked byte for byte as ``nova-manage cell_v2 list_cells`` masks it.
+
+    nova's ``mask_passwd_in_url``: ``urlparse``, then ``re.sub(':.*@', ':****@')``
+    on the netloc only (greedy: a multi-host URL keeps only its last host), then
+    ``urlunparse`` (which shows ``none:///`` as ``none:/``). Deployment tools read
+    this column and write it back (openstack-helm), so it must be nova's bytes.
+    """
+    if not url:
+        return url
+    from urllib.parse import urlparse, urlunparse
+
+    parsed = urlparse(url)
+    netloc = re.sub(":.*@", f":{MASK}@", parsed.netloc)
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
 def mask_text(text: str, secrets: list[str | None]) -> str:
     """Replace each known URL (and its password) inside free text, e.g. a driver error."""
     for url in secrets:
@@ -159,7 +176,14 @@ def known_transport_schemes() -> set[str]:
 
 
 def validate_transport_url(url: str) -> SplitURL:
-    """Check that ``url`` names a transport kombu (or oslo.messaging) knows, with sane ports."""
+    """Check that ``url`` names a transport kombu (or oslo.messaging) knows, with sane ports.
+
+    ``scheme:/path`` (no authority) is accepted as oslo.messaging accepts it:
+    kolla and OpenStack-Ansible store cell0's transport as ``none:/``.
+    """
+    no_authority = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.\-]*):(/(?!/).*)?", url, re.DOTALL)
+    if no_authority:
+        url = f"{no_authority.group(1)}://{no_authority.group(2) or '/'}"
     parts = split_url(url)
     if parts.scheme not in known_transport_schemes():
         raise InvalidURL(f"unknown transport '{parts.scheme}' in {mask(url)}")

@@ -81,13 +81,15 @@ def test_discover_one_cell_then_all(cloud):
     assert host_mappings(cloud) == {"a1": cell1, "a2": cell1, "b1": cell2}
 
 
-def test_discover_unknown_or_malformed_cell_is_1(cloud):
+def test_discover_unknown_or_malformed_cell_is_255(cloud):
+    """As nova-manage, which crashes on CellMappingNotFound."""
     setup_cells(cloud)
     add_hosts(cloud.cell_url, ["h1"])
     for value in ("not-a-uuid", UNKNOWN_CELL):
         result = cloud.run("discover_hosts", "--cell_uuid", value)
-        assert result.exit_code == 1, value
-        assert f"Cell with uuid {value} was not found" in result.stderr
+        assert result.exit_code == 255, value
+        assert result.stdout == (
+            f"An error has occurred:\nCellMappingNotFound: Cell {value} has no mapping.\n")
     assert host_mappings(cloud) == {}
 
 
@@ -181,8 +183,8 @@ def test_discover_gives_up_with_2_when_another_writer_keeps_winning(cloud):
     cloud.execute(cloud.api_url, trigger)
     result = cloud.run("discover_hosts")
     assert result.exit_code == 2
-    assert "Duplicate host mapping was encountered" in result.stderr
-    assert "mapping already exists" in result.stderr
+    assert "Duplicate host mapping was encountered" in result.stdout
+    assert "mapping already exists" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert "victim" not in host_mappings(cloud)
 

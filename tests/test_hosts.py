@@ -109,7 +109,7 @@ def test_map_cell_and_hosts_bad_transport_is_1(cloud):
     ]
     for args, env, message in cases:
         result = cloud.run("map_cell_and_hosts", *args, env=env)
-        assert (result.exit_code, message in result.stderr) == (1, True), (args, result.stderr)
+        assert (result.exit_code, message in result.stdout) == (1, True), (args, result.stdout)
         assert "secretpw" not in result.stderr + result.stdout
     assert cells(cloud) == []
     assert host_mappings(cloud) == {}
@@ -135,8 +135,8 @@ def test_map_cell_and_hosts_database_down_is_255(cloud):
     result = cloud.run("map_cell_and_hosts", "--transport-url", TRANSPORT,
                        env={"CELLCTL_DATABASE_CONNECTION": DEAD_CELL_URL})
     assert result.exit_code == 255
-    assert len(result.stderr.splitlines()) == 1
-    assert "secretpw" not in result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "secretpw" not in result.stderr + result.stdout
     assert cells(cloud) == []
 
 
@@ -182,7 +182,7 @@ def test_list_hosts_unknown_cell_is_1(two_cells):
     for value in (UNKNOWN_CELL, "garbage"):
         result = two_cells.run("list_hosts", "--cell_uuid", value)
         assert result.exit_code == 1, value
-        assert f"Cell with uuid {value} was not found" in result.stderr
+        assert f"Cell with uuid {value} was not found" in result.stdout
 
 
 def test_list_hosts_status_reads_each_cell_and_survives_a_dead_one(two_cells):
@@ -239,7 +239,7 @@ def test_delete_host_exit_codes_in_nova_order(two_cells):
     ]
     for cell, host, code, message in cases:
         result = cloud.run("delete_host", "--cell_uuid", cell, "--host", host)
-        assert (result.exit_code, message in result.stderr) == (code, True), (host, result.stderr)
+        assert (result.exit_code, message in result.stdout) == (code, True), (host, result.stdout)
     assert set(host_mappings(cloud)) == {"busy", "theirs"}
 
     cloud.execute(cloud.cell_url, "UPDATE instances SET deleted = id")
@@ -272,6 +272,6 @@ def test_delete_host_with_dead_cell_database_is_255(two_cells):
     kill_cell(cloud, cloud.dallas)
     result = cloud.run("delete_host", "--cell_uuid", cloud.dallas, "--host", "far")
     assert result.exit_code == 255
-    assert len(result.stderr.splitlines()) == 1
-    assert "secretpw" not in result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "secretpw" not in result.stderr + result.stdout
     assert set(host_mappings(cloud)) == {"far"}

@@ -122,25 +122,27 @@ def test_bad_max_count_is_127_and_changes_nothing(sqlite_cloud, value):
     put_marker(sqlite_cloud, str(uuid.uuid4()))
     result = run_map(sqlite_cloud, cell, f"--max-count={value}")
     assert result.exit_code == 127
-    assert "Must supply a positive value for max-count" in result.stderr
+    assert "Must supply a positive value for max-count" in result.stdout  # as nova-manage
     assert instance_mappings(sqlite_cloud) == {}
     assert len(markers(sqlite_cloud)) == 1
 
 
 @pytest.mark.parametrize("cell", ["not-a-uuid", "7d4f0a3c-4a56-4b4e-9a8e-0c4d2b1f9e11"])
-def test_unknown_or_malformed_cell_is_127(sqlite_cloud, cell):
+def test_unknown_or_malformed_cell_is_255(sqlite_cloud, cell):
+    """As nova-manage (CellMappingNotFound): 255, its crash prefix, one line after it."""
     mapped_cell(sqlite_cloud)
     add_instances(sqlite_cloud, 2)
     result = run_map(sqlite_cloud, cell)
-    assert result.exit_code == 127
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 255
+    assert result.stdout == (
+        f"An error has occurred:\nCellMappingNotFound: Cell {cell} has no mapping.\n")
     assert instance_mappings(sqlite_cloud) == {}
 
 
 def test_unreachable_cell_database_is_255(sqlite_cloud):
     result = run_map(sqlite_cloud, dead_cell(sqlite_cloud))
     assert result.exit_code == 255
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stdout.strip().splitlines()) == 1
     assert "secretpw" not in result.output
     assert "Traceback" not in result.output
 

@@ -94,7 +94,7 @@ def test_cell0_schema_failure_is_reported_and_setup_goes_on(cloud_no_pg):
     result = cloud.run("simple_cell_setup", "--transport-url", TRANSPORT)
 
     assert result.exit_code == 0, result.output
-    assert "Unable to sync cell0 schema:" in result.stderr
+    assert "Unable to sync cell0 schema:" in result.stdout
     assert "secretpw" not in result.output
     assert len(cells(cloud)) == 2
     assert [r["host"] for r in cloud.api_rows("host_mappings")] == ["host0"]
@@ -125,7 +125,7 @@ def test_missing_or_invalid_transport_is_1_and_writes_nothing(sqlite_cloud, args
     cloud = with_hosts(sqlite_cloud, "host0")
     result = cloud.run("simple_cell_setup", *args, env=env)
     assert result.exit_code == 1
-    assert message in result.stderr
+    assert message in result.stdout
     assert cells(cloud) == {}
     assert cloud.api_rows("host_mappings") == []
 
@@ -149,8 +149,8 @@ def test_unreachable_cell_database_is_255(sqlite_cloud):
     result = sqlite_cloud.run("simple_cell_setup",
                               env={"CELLCTL_DATABASE_CONNECTION": DEAD_CELL_URL})
     assert result.exit_code == 255
-    assert result.stderr.startswith("ERROR: Cannot use cell database")
-    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout.startswith("Cannot use cell database")
+    assert len(result.stdout.splitlines()) == 1
     assert "secretpw" not in result.output
     assert "Traceback" not in result.output
     assert list(cells(sqlite_cloud)) == [CELL0]

@@ -94,5 +94,5 @@ def test_unreachable_cell_database_is_255(sqlite_cloud):
         "SELECT :u, id, 'p' FROM cell_mappings WHERE uuid = :c", {"u": instance, "c": cell})
     result = verify(sqlite_cloud, instance)
     assert result.exit_code == 255
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stdout.strip().splitlines()) == 1
     assert "secretpw" not in result.output

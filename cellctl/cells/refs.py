@@ -123,6 +123,13 @@ def cell_not_found(result: Result, cell_uuid: str, code: int) -> Result:
     return result.error(f"Cell with uuid {cell_uuid} was not found.", code)
 
 
+def cell_has_no_mapping(result: Result, cell_uuid: str) -> Result:
+    """What nova-manage shows when a command that looks a cell up crashes on an
+    unknown one (``CellMappingNotFound``): its crash prefix, then the exception's
+    line instead of the traceback; exit 255."""
+    return result.crash("CellMappingNotFound", f"Cell {cell_uuid} has no mapping.")
+
+
 def lookup_cell_uuid(result: Result, value: str, code: int) -> str | None:
     """Canonical UUID of ``value``; records the not-found error in ``result`` if malformed."""
     cell_uuid = canonical_uuid(value)

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from cellctl.db import Databases
 
 
+# How nova-manage names the options it falls back on.
+_NOVA_OPTION_NAMES = {"transport_url": "[DEFAULT]/transport_url",
+                      "database_connection": "[database]/connection"}
+
+
 def url_or_fallback(
     given: str | None, setting: Setting[str], argument: str, result: Result
 ) -> str | None:
@@ -23,10 +28,14 @@ def url_or_fallback(
     if given:
         return given
     if setting.value:
-        where = "in the command line" if argument.startswith("--") else "by the caller"
-        result.info(f"{argument.rstrip('=')} not provided {where}, using the value from "
-                    f"{setting.source}")
-    return setting.value
+        if argument.startswith("--"):  # nova-manage's words, which tools may read
+            result.info(f"{argument} not provided in the command line, using the value "
+                        f"{_NOVA_OPTION_NAMES.get(setting.name, setting.name)} from the "
+                        "configuration file")
+        else:
+            result.info(f"{argument.rstrip('=')} not provided by the caller, using the "
+                        f"value from {setting.source}")
+    return setting.value or None
 
 
 # The exit code of every command that needs a transport URL and has none, or a bad one.

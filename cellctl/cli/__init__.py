@@ -19,7 +19,7 @@ import click
 
 from cellctl import __version__
 from cellctl.cli.arguments import BadInput
-from cellctl.errors import CellctlError
+from cellctl.errors import CellctlError, ConfigError
 from cellctl.render import FORMATS, error_line, render
 
 if TYPE_CHECKING:
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from cellctl.settings import ConfigPath, Settings
 
 UNEXPECTED_ERROR = 255  # as nova-manage: 1 is flow control for some commands
+NOVA_ERROR_PREFIX = "An error has occurred:"  # nova-manage's line before a crash's traceback
+
+# Commands under nova-manage's names (``cellctl X`` or ``cellctl cell_v2 X``):
+# deployment tools read their stdout and exit codes, so in table format these
+# print what nova-manage prints, where it prints it (doc/admin/nova-manage.rst).
+NOVA_COMMANDS = frozenset({
+    "map_cell0", "create_cell", "list_cells", "update_cell", "delete_cell",
+    "discover_hosts", "map_cell_and_hosts", "list_hosts", "delete_host",
+    "map_instances", "verify_instance", "simple_cell_setup",
+    "api_db sync", "api_db version", "db sync", "db version",
+})
 
 # Whether a command writes, declared where it is registered: ``writes=True`` or
 # ``False``, or a function of its parsed parameters (``audit`` writes only with
@@ -261,6 +272,7 @@ def run(
     app = ctx.find_object(App)
     assert app is not None
     fmt = fmt or app.fmt or "table"
+    nova_face = _command_name(ctx) in NOVA_COMMANDS
     dbs: Databases | None = None
     try:
         from cellctl.db import Databases
@@ -270,24 +282,34 @@ def run(
         result = operation(dbs)
     except BadInput as exc:  # said as the operation would say it: no traceback
         for line in str(exc).splitlines():
-            error_line(line, fmt)
+            error_line(line, fmt, nova_face=nova_face)
         ctx.exit(exc.code if exc.code is not None else failure_code)
     except CellctlError as exc:
         _unless_interrupted()
-        _report(app, exc, str(exc), fmt)
+        # A configuration that cannot be read stops nova-manage before its command
+        # runs (oslo.config's error, on stderr): only the command's own errors move.
+        _report(app, exc, str(exc), fmt,
+                nova_face=nova_face and not isinstance(exc, ConfigError))
         ctx.exit(exc.code if exc.code is not None else failure_code)
     except KeyboardInterrupt:
         error_line("Interrupted", fmt)
         ctx.exit(130)
     except Exception as exc:  # the promise: no traceback without --debug
         _unless_interrupted()
-        _report(app, exc, f"An unexpected error occurred: {type(exc).__name__}: {exc}", fmt)
+        line = f"{type(exc).__name__}: {exc}"
+        if nova_face and fmt == "table":
+            # nova-manage prints its prefix, then the traceback, on stdout; the
+            # traceback's last line is the one kept here.
+            click.echo(NOVA_ERROR_PREFIX)
+        else:
+            line = f"An unexpected error occurred: {line}"
+        _report(app, exc, line, fmt, nova_face=nova_face)
         ctx.exit(UNEXPECTED_ERROR)
     finally:
         if dbs is not None:
             dbs.dispose()
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    render(result, fmt, show_secrets=show_secrets, width=width)
+    render(result, fmt, show_secrets=show_secrets, nova_face=nova_face, width=width)
     name = _command_name(ctx)
     if fmt == "table" and result.table is not None and not result.table.rows \
             and name in EMPTY_SAID:
@@ -321,12 +343,14 @@ def _embedded_note(ctx: click.Context, settings: Settings, fmt: str) -> None:
     render(Result(messages=[Message("warning", note)]), fmt)
 
 
-def _report(app: App, exc: BaseException, line: str, fmt: str) -> None:
+def _report(app: App, exc: BaseException, line: str, fmt: str, *,
+            nova_face: bool = False) -> None:
     from cellctl.urls import mask_urls_in_text
 
     if app.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt)
+    error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt,
+               nova_face=nova_face)
 
 
 def _load_commands() -> None:

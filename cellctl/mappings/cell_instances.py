@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select
 
 from cellctl.cells.queries import visible_instances
-from cellctl.cells.refs import cell_database, find_cell, resolve_cell_uuid
+from cellctl.cells.refs import (
+    AMBIGUOUS_CELL,
+    cell_database,
+    cell_has_no_mapping,
+    find_cell,
+    resolve_cell_uuid,
+)
 from cellctl.db import Databases, abandon_stream
 from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
 from cellctl.mappings.marker import move_marker, read_marker
@@ -76,13 +82,16 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
         return result.error("Must supply a positive value for max_count",
                             MapInstancesExit.BAD_INPUT)
     with dbs.api.connect() as conn:
-        uuid = resolve_cell_uuid(conn, result, cell_uuid, MapInstancesExit.BAD_INPUT)
+        looked_up = Result()
+        uuid = resolve_cell_uuid(conn, looked_up, cell_uuid, MapInstancesExit.BAD_INPUT)
         if uuid is None:
-            return result
+            if looked_up.code == AMBIGUOUS_CELL:
+                return looked_up
+            return cell_has_no_mapping(result, cell_uuid)  # nova-manage crashes: 255
         cell = find_cell(conn, uuid)
         marker = None if reset else read_marker(conn)
     if cell is None:
-        return result.error(f"Cell {uuid} has no mapping.", MapInstancesExit.BAD_INPUT)
+        return cell_has_no_mapping(result, uuid)
 
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:

@@ -63,8 +63,8 @@ class DeleteCellExit(IntEnum):
 CELL_COLUMNS = [
     Column("name", "Name"),
     Column("uuid", "UUID"),
-    Column("transport_url", "Transport URL", secret_url=True),
-    Column("database_connection", "Database Connection", secret_url=True),
+    Column("transport_url", "Transport URL", secret_url=True, nova_mask=True),
+    Column("database_connection", "Database Connection", secret_url=True, nova_mask=True),
     Column("disabled", "Disabled"),
 ]
 
@@ -149,7 +149,9 @@ def update_cell(
     disable: bool = False,
     enable: bool = False,
 ) -> Result:
-    """Change only what is named; nothing is written unless every check passes."""
+    """Change what is named, and as nova-manage does, take an URL not given from
+    the configuration when it is set there (saying so); nothing is written unless
+    every check passes."""
     from cellctl.tables.api import cell_mappings as cm
 
     result = Result()
@@ -158,6 +160,13 @@ def update_cell(
         if cell is None:
             return result
         uuid = cell.uuid
+        # nova-manage's order: the transport notice, then the database one.
+        transport_url = url_or_fallback(
+            transport_url, dbs.settings.transport_url,
+            dbs.settings.argument("transport_url", "--transport-url"), result)
+        database_connection = url_or_fallback(
+            database_connection, dbs.settings.database_connection,
+            dbs.settings.argument("database_connection", "--database_connection"), result)
         if transport_url is not None or database_connection is not None:
             invalid = _invalid_urls(dbs, transport_url, database_connection)
             if invalid:
@@ -172,7 +181,7 @@ def update_cell(
             return result.error("Cell0 cannot be disabled.", UpdateCellExit.CELL0_DISABLE)
 
         changes: dict[str, Any] = {}
-        if name is not None:
+        if name:  # as nova-manage: an empty --name changes nothing
             changes["name"] = name
         if transport_url is not None:
             changes["transport_url"] = transport_url
@@ -335,13 +344,15 @@ def _cell_using(
     *,
     exclude: int | None,
 ) -> str | None:
-    """UUID of another cell with the same transport URL or database (as Nova compares them)."""
+    """UUID of another cell with the same transport URL or database, compared as Nova
+    compares them: the other cells' URLs expanded, the wanted ones as given. So a
+    template never counts as a duplicate (Nova bug 1923899; cellctl's own
+    ``cell ensure`` is where that is fixed, not here under nova-manage's name)."""
     from sqlalchemy import select
 
     from cellctl.tables.api import cell_mappings as cm
 
-    wanted_transport = dbs.expand_transport_url(transport)
-    wanted_database = dbs.expand_database_url(database)
+    wanted_transport, wanted_database = transport, database
     rows: Iterable[Any] = conn.execute(
         select(cm.c.id, cm.c.uuid, cm.c.transport_url, cm.c.database_connection).order_by(cm.c.id)
     )

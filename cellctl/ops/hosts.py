@@ -27,8 +27,10 @@ from cellctl.cells.queries import (
 )
 from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases, read_cells
 from cellctl.cells.refs import (
+    AMBIGUOUS_CELL,
     CellRef,
     cell_database,
+    cell_has_no_mapping,
     load_cell,
     select_cells,
 )
@@ -99,9 +101,10 @@ def discover_hosts(
     progress: Progress = NO_PROGRESS,
     wait: WaitSpec | None = None,
 ) -> Result:
-    """Exit code: 0 ok; 1 with ``strict`` and nothing new, a bad ``cell_uuid``, or a cell
-    that could not be read; 2 when a batch kept losing to concurrent writers (collisions,
-    deadlocks, Galera certification conflicts) through every retry.
+    """Exit code: 0 ok; 1 with ``strict`` and nothing new, or a cell that could not be
+    read; 255 for an unknown ``cell_uuid`` (as nova-manage), 9 for a name two cells
+    share; 2 when a batch kept losing to concurrent writers (collisions, deadlocks,
+    Galera certification conflicts) through every retry.
 
     ``wait`` (cellctl's ``--wait-for``/``--expect``): first wait until those compute
     hosts registered in their cells (cellctl.cells.waiting); ``data["hosts"]`` then
@@ -115,10 +118,14 @@ def discover_hosts(
             result.info(text)
 
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, cell_uuid,
-                             not_found_code=DiscoverHostsExit.INCOMPLETE)
+        looked_up = Result()
+        cells = select_cells(conn, looked_up, cell_uuid, not_found_code=1)
     if cells is None:
-        return result
+        if looked_up.code == AMBIGUOUS_CELL:
+            result.messages.extend(looked_up.messages)
+            result.code = looked_up.code
+            return result
+        return cell_has_no_mapping(result, cell_uuid or "")  # nova-manage crashes: 255
     waited = None
     if wait is not None:
         waited = wait_for_computes(dbs, [c for c in cells if not c.is_cell0], wait,

@@ -21,7 +21,7 @@ def map_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = Non
 
     Exit 0 when every instance has been looked at, 1 while more remain after
     a ``max_count`` run (the marker then says where the next run starts), 127
-    for a bad ``max_count`` or cell.
+    for a bad ``max_count``, 255 for an unknown cell (nova-manage's crash).
     """
     return map_cell_instances(dbs, cell_uuid=cell_uuid, max_count=max_count, reset=reset,
                               progress=progress)

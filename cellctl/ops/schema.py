@@ -35,7 +35,7 @@ def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = Fal
     local = dbs.settings.database_connection.value
     if local:
         targets.append(Target("cell database ([database] connection)", local))
-    if not local_cell:
+    if not local_cell or all_cells:
         targets.extend(_mapped_cells(dbs, result, all_cells))
     if not targets:
         return result.error(
@@ -57,8 +57,10 @@ def db_version(dbs: Databases) -> Result:
 
 def _version(state: migrate.SchemaState, label: str) -> Result:
     result = Result(data={"database": label, **state.as_dict()})
-    suffix = " (managed by Nova)" if state.owner == "nova" else ""
-    return result.info(f"{state.revision}{suffix}")
+    result.info(f"{state.revision}")  # the revision alone on stdout, as nova-manage prints it
+    if state.owner == "nova":
+        result.note(f"The {label} schema is managed by Nova.")
+    return result
 
 
 def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Target]:
@@ -76,7 +78,8 @@ def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Targe
         result.warn(f"Cannot read cell mappings, syncing [database] only: {exc}")
         return []
     if not any(r.uuid == CELL0_UUID for r in rows):
-        result.warn("cell0 mapping not found - not syncing cell0.")
+        # nova-manage prints this line, prefix included, on stdout
+        result.info("WARNING: cell0 mapping not found - not syncing cell0.")
     return [
         Target(
             "cell0 database" if r.uuid == CELL0_UUID else f"database of cell {r.name or r.uuid}",
@@ -96,10 +99,9 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
     result = Result()
     revision = version or "head"
     if revision.isdigit():
-        return result.error(
-            "You requested an sqlalchemy-migrate database version; this is no longer supported",
-            FAILED,
-        )
+        return result.crash(
+            "Invalid",
+            "You requested an sqlalchemy-migrate database version; this is no longer supported")
     rows = []
     for target in targets:
         try:
@@ -108,7 +110,9 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
         except CellctlError as exc:
             result.error(f"Unable to sync the {target.label}: {exc}", FAILED)
             continue
-        result.info(_describe(target, outcome))
+        # For people only: nova-manage prints nothing here, and kolla counts any
+        # stdout of a sync as a change.
+        result.note(_describe(target, outcome))
         rows.append({"database": target.label, "url": mask(target.url),
                      **outcome.after.as_dict()})
     result.data = {"databases": rows}

@@ -85,6 +85,6 @@ def _sync_cell0(dbs: Databases, result: Result) -> str | None:
         outcome = migrate.sync(dbs.engine_for_sync(url, "cell0 database"), "cell",
                                nova_deployment=beside_nova(dbs))
     except CellctlError as exc:
-        result.warn(f"Unable to sync cell0 schema: {exc}")
+        result.info(f"Unable to sync cell0 schema: {exc}")  # stdout, as nova-manage
         return None
     return outcome.after.revision
