@@ -44,8 +44,22 @@ def _json_format(args: list[str]) -> bool:
 
 
 def main() -> NoReturn:
+    """``cellctl``; run under the name ``nova-manage`` (a symlink), the stand-in."""
+    _run(stand_in=os.path.basename(sys.argv[0]) == "nova-manage")
+
+
+def nova_manage() -> NoReturn:
+    """``cellctl-nova-manage``: the stand-in under any name."""
+    _run(stand_in=True)
+
+
+def _run(*, stand_in: bool) -> NoReturn:
     install()
     try:
+        if stand_in:
+            from cellctl.cli import nova_manage as stand_in_main
+
+            stand_in_main.main()
         from cellctl.cli import main as command_line
 
         command_line(prog_name="cellctl")

@@ -8,7 +8,6 @@ Only click is imported at start-up: ``cellctl --help`` must stay fast.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import traceback
@@ -131,15 +130,8 @@ class MainGroup(Group):
     """Remembers the order of --config-file and --config-dir: oslo.config reads each
     where it stands on the command line (a directory after a file overrides it).
 
-    Run as ``nova-manage`` (a symlink), it stands in for nova-manage instead
-    (cellctl.cli.nova_manage)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs and os.path.basename(sys.argv[0]) == "nova-manage":
-            from cellctl.cli import nova_manage
-
-            nova_manage.main()
-        return super().__call__(*args, **kwargs)
+    Run as ``nova-manage`` (a symlink), the program stands in for nova-manage
+    instead: ``cellctl.console.main`` dispatches on the program name."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["cellctl.config_order"] = _config_order(self, ctx, args)
