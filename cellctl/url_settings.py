@@ -14,6 +14,9 @@ Given = tuple[str | None, str]
 def check_urls(databases: Sequence[Given], transport: Given) -> None:
     """Raise ConfigError for the first malformed database or transport URL.
 
+    Malformed only: a well-formed URL that names no database is for the command that
+    needs one to refuse (``map_cell0`` says so where nova-manage does).
+
     The message shows the URL as written (passwords masked), what is wrong with it and
     where the value came from (a flag, a variable, a file and section).
     """
@@ -22,7 +25,7 @@ def check_urls(databases: Sequence[Given], transport: Given) -> None:
     for value, source in databases:
         if value:
             try:
-                validate_database_url(value)
+                validate_database_url(value, names_database=False)
             except InvalidURL as exc:
                 raise ConfigError(f"{exc} (from {source})") from None
     value, source = transport

@@ -247,9 +247,10 @@ def expand_template(url: str | None, local_url: str | None) -> str | None:
 # --- database URLs --------------------------------------------------------
 
 
-def validate_database_url(url: str) -> None:
+def validate_database_url(url: str, *, names_database: bool = True) -> None:
     """Check ``url`` as a database connection: ``driver://``, a known driver, a numeric
-    port, ``key=value`` query parameters the driver takes, a database name.
+    port, ``key=value`` query parameters the driver takes, and (``names_database``) a
+    database name.
 
     Each failure is one line that shows the malformed part, passwords masked.
     """
@@ -283,7 +284,7 @@ def validate_database_url(url: str) -> None:
         raise InvalidURL(f"Unknown database driver '{scheme}' in {shown}") from None
     except (ArgumentError, ValueError):
         raise InvalidURL(f"Invalid database connection URL: {shown}") from None
-    if not parsed.database or parsed.database == ":memory:":
+    if names_database and (not parsed.database or parsed.database == ":memory:"):
         raise InvalidURL(f"The database connection {shown} names no database")
     _check_driver_arguments(dialect, parsed, shown)
 

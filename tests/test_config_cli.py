@@ -110,10 +110,12 @@ def test_default_search_is_nova_manages(env, tmp_path):
         ("config_dir", f"{home}/.nova/nova.conf.d", "default search"),
         ("config_file", f"{home}/.nova/nova.conf.d/50.conf", f"{home}/.nova/nova.conf.d"),
     ]
-    # A writing command uses the file found, not the embedded default, and says nothing.
+    # A writing command uses the file found, not the embedded default, and warns of
+    # nothing: stdout empty as nova-manage's, stderr only what the sync did.
     result = cellctl(env, "api_db", "sync")
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    assert (result.stdout, result.stderr) == ("", f"API database sqlite:///{api}: "
+                                                  "created at api_0001\n")
     assert api.exists()
     assert not (tmp_path / "state" / "api.sqlite").exists()
 
@@ -146,7 +148,8 @@ def test_embedded_default_note_once_for_commands_that_write(env, tmp_path):
     given = {**env, "CELLCTL_API_DATABASE_CONNECTION": f"sqlite:///{tmp_path}/a.sqlite",
              "CELLCTL_DATABASE_CONNECTION": f"sqlite:///{tmp_path}/c.sqlite",
              "CELLCTL_TRANSPORT_URL": "memory:///"}
-    assert cellctl(given, "api_db", "sync").stderr == ""
+    assert cellctl(given, "api_db", "sync").stderr == (
+        f"API database sqlite:///{tmp_path}/a.sqlite: created at api_0001\n")
 
 
 def test_every_command_declares_whether_it_writes():
