@@ -290,6 +290,7 @@ class _Pages:
                         self.unmapped[cell_id].append(uuid)
                         if len(self.unmapped[cell_id]) >= PAGE:
                             self._unmapped(cell_id)
+                            self.flush()  # a long run of unmapped instances: map a page
             return
         if mapping.cell_id is None:
             return  # a build not yet scheduled: check_mappings' concern
