@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from cellctl.errors import InvalidURL
 from cellctl.result import Result
 from cellctl.settings import Setting
-from cellctl.urls import validate_transport_url
+from cellctl.urls import validate_database_url, validate_transport_url
 
 if TYPE_CHECKING:
     from cellctl.db import Databases
@@ -57,3 +57,19 @@ def resolve_transport_url(dbs: Databases, transport_url: str | None, result: Res
         result.error(f"Invalid transport URL: {exc}", BAD_TRANSPORT_URL)
         return None
     return transport
+
+
+def invalid_urls(dbs: Databases, transport: str | None, database: str | None) -> str | None:
+    """The error line for the first invalid URL given to a cell, or None; templates are
+    checked expanded (``create_cell``, ``update_cell``, ``cell ensure``)."""
+    try:
+        if transport is not None:
+            validate_transport_url(dbs.expand_transport_url(transport) or "")
+    except InvalidURL as exc:
+        return f"Invalid transport URL: {exc}"
+    try:
+        if database is not None:
+            validate_database_url(dbs.expand_database_url(database) or "")
+    except InvalidURL as exc:
+        return str(exc)
+    return None

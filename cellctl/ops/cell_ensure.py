@@ -28,11 +28,12 @@ from cellctl.cells.refs import (
     insert_cell,
 )
 from cellctl.cells.sharing import user_of
+from cellctl.cells.urls import invalid_urls
 from cellctl.clock import utcnow
 from cellctl.errors import InvalidURL
 from cellctl.ids import new_uuid
 from cellctl.result import Result
-from cellctl.urls import derive_cell0_url, mask, validate_database_url, validate_transport_url
+from cellctl.urls import derive_cell0_url, mask
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
@@ -86,7 +87,7 @@ def ensure_cell(
         if disabled:
             return result.error("Cell0 cannot be disabled.", BAD_INPUT)
         transport_url = CELL0_TRANSPORT_URL
-    invalid = _invalid(dbs, transport_url, database_connection)
+    invalid = invalid_urls(dbs, transport_url, database_connection)
     if invalid:
         return result.error(invalid, BAD_INPUT)
 
@@ -168,21 +169,6 @@ def _update(conn: Connection, cell: CellRef, changes: dict[str, Any]) -> None:
     from cellctl.tables.api import cell_mappings as cm
 
     conn.execute(cm.update().where(cm.c.id == cell.id).values(updated_at=utcnow(), **changes))
-
-
-def _invalid(dbs: Databases, transport: str | None, database: str | None) -> str | None:
-    """The error line for the first invalid URL (checked expanded), or None."""
-    try:
-        if transport is not None and transport != CELL0_TRANSPORT_URL:
-            validate_transport_url(dbs.expand_transport_url(transport) or "")
-    except InvalidURL as exc:
-        return f"Invalid transport URL: {exc}"
-    try:
-        if database is not None:
-            validate_database_url(dbs.expand_database_url(database) or "")
-    except InvalidURL as exc:
-        return str(exc)
-    return None
 
 
 def _done(result: Result, outcome: str, code: int, name: str, cell_uuid: str,

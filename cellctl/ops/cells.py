@@ -16,15 +16,13 @@ from cellctl.cells.refs import (
     is_cell0,
     load_cell,
 )
-from cellctl.cells.urls import resolve_transport_url, url_or_fallback
+from cellctl.cells.urls import invalid_urls, resolve_transport_url, url_or_fallback
 from cellctl.cells.usage import CellContents, cell_advice, cell_contents, describe, numbered
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.errors import InvalidURL
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.urls import validate_database_url, validate_transport_url
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
@@ -99,7 +97,7 @@ def create_cell(
             f"Must specify {argument} if [database]/connection is not set in the "
             "configuration file.", CreateCellExit.BAD_URL,
         )
-    invalid = _invalid_urls(dbs, None, database)
+    invalid = invalid_urls(dbs, None, database)
     if invalid:
         return result.error(invalid, CreateCellExit.BAD_URL)
 
@@ -168,7 +166,7 @@ def update_cell(
             database_connection, dbs.settings.database_connection,
             dbs.settings.argument("database_connection", "--database_connection"), result)
         if transport_url is not None or database_connection is not None:
-            invalid = _invalid_urls(dbs, transport_url, database_connection)
+            invalid = invalid_urls(dbs, transport_url, database_connection)
             if invalid:
                 return result.error(invalid, UpdateCellExit.INVALID_URL)
             other = _cell_using(conn, dbs, transport_url, database_connection, exclude=cell.id)
@@ -319,21 +317,6 @@ def _has_living_instances(dbs: Databases, cell: Any) -> bool:
 def _unmap_compute_nodes(dbs: Databases, cell: Any) -> None:
     with cell_database(dbs, cell).begin() as conn:
         mark_hosts_unmapped(conn)
-
-
-def _invalid_urls(dbs: Databases, transport: str | None, database: str | None) -> str | None:
-    """The error line for the first invalid URL, or None. Templates are checked expanded."""
-    try:
-        if transport is not None:
-            validate_transport_url(dbs.expand_transport_url(transport) or "")
-    except InvalidURL as exc:
-        return f"Invalid transport URL: {exc}"
-    try:
-        if database is not None:
-            validate_database_url(dbs.expand_database_url(database) or "")
-    except InvalidURL as exc:
-        return str(exc)
-    return None
 
 
 def _cell_using(
