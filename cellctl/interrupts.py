@@ -3,6 +3,7 @@ interrupted it, and the exception its handler raises."""
 
 from __future__ import annotations
 
+import logging
 import signal
 from types import FrameType
 
@@ -35,6 +36,18 @@ def record(signum: int) -> None:
         _received.append(signum)
 
 
+def _not_the_interrupt(record: logging.LogRecord) -> bool:
+    """Drop a library's report of the interrupt itself: SQLAlchemy's pool logs, with a
+    traceback, an ``Interrupted`` raised while it resets a connection, before the
+    one-line exit says the same."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, Interrupted)
+
+
 def install() -> None:
     for sig in EXIT_CODES:
         signal.signal(sig, _handler)
+    # Libraries' unhandled log records go to logging.lastResort (cellctl configures
+    # no logging handler).
+    if logging.lastResort is not None:
+        logging.lastResort.addFilter(_not_the_interrupt)

@@ -84,7 +84,7 @@ def test_up_waits_for_the_service_group_to_see_the_host_alive(cloud):
     long_ago = utcnow() - datetime.timedelta(hours=1)
     add_hosts(cloud.cell_url, ["sleepy"], created_at=long_ago)
     down = cloud.run("discover_hosts", "--expect", "sleepy", "--up", "--timeout", "0.5", *FAST)
-    assert down.exit_code == 3 and "registered and up" in down.stdout  # the command's errors: stdout
+    assert down.exit_code == 3 and "registered and up" in down.stdout  # errors: stdout
     assert cloud.run("discover_hosts", "--expect", "sleepy", "--timeout", "0.5",
                      *FAST).exit_code == 0  # registered it is
     cloud.ok("service", "heartbeat", "--host", "sleepy", "--count", "1")

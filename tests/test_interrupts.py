@@ -90,8 +90,10 @@ def test_map_instances(server_cloud, tmp_path):
     cloud = server_cloud
     (cell,) = setup_cells(cloud)
     cloud.ok("dev", "add-instances", "--count", "80000", "--deleted", "100")
-    interrupt_at_moments(cloud, ["map_instances", "--cell_uuid", cell],
-                         f"map_instances {cloud.factory.backend}", tmp_path)
+    instances = {r["uuid"] for r in cloud.rows(cloud.cell_url, "instances")}
+    interrupt_at_moments(
+        cloud, ["map_instances", "--cell_uuid", cell], f"map_instances {cloud.factory.backend}",
+        tmp_path, finished=lambda: {r["instance_uuid"] for r in real_mappings(cloud)} == instances)
     done = finish(cloud, "map_instances", "--cell_uuid", cell)
     assert done.returncode == 0, done.stderr
     mapped = {r["instance_uuid"] for r in real_mappings(cloud)}
