@@ -1,8 +1,8 @@
 """A real Ironic (bare metal) API for the tests: ironic from PyPI, noauth, fake hardware.
 
 - ``ironic_venv()``: ironic ``IRONIC_VERSION`` in a throwaway virtualenv cached
-  under ``~/.cache/cellctl-tests``, built once under a file lock (rebuilt when
-  broken), like the nova one (``tests/nova_env.py``).
+  under ``~/.cache/cellctl-tests`` by the builder the nova one uses
+  (``tests/pypi_venv.py``).
 - ``IronicService``: one Ironic on loopback with its own SQLite database, its
   own ports and its own directory: the single-process ``ironic`` (API and the
   conductor of the default group "") plus one ``ironic-conductor`` per extra
@@ -16,11 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,59 +26,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nova_env import _cache_root, file_lock
+from pypi_venv import PypiVenv, cached_venv
 
 IRONIC_VERSION = "39.0.0"
-IRONIC_REQUIREMENTS = [f"ironic=={IRONIC_VERSION}", "PyMySQL"]
-PY = f"py{sys.version_info.major}.{sys.version_info.minor}"
 MICROVERSION = "1.82"
 
 
-def _venv_works(venv: Path) -> bool:
-    if not (venv / ".cellctl-complete").exists() or not (venv / "bin" / "ironic").exists():
-        return False
-    check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m, pymysql, ironic.command.singleprocess;"
-         " print(m.version('ironic'))"],
-        capture_output=True, text=True, timeout=120,
-    )
-    return check.returncode == 0 and check.stdout.strip() == IRONIC_VERSION
-
-
-def build_ironic_venv(venv: Path) -> None:
-    """Create ``venv`` with ironic from PyPI; raise RuntimeError saying why it failed."""
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", *IRONIC_REQUIREMENTS],
-    ]
-    for command in steps:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")
-    (venv / ".cellctl-complete").write_text(IRONIC_VERSION + "\n")
-    if not _venv_works(venv):
-        raise RuntimeError("ironic installed but `import ironic.command.singleprocess` fails")
+IRONIC = PypiVenv("ironic", IRONIC_VERSION, "ironic", "ironic.command.singleprocess",
+                  "CELLCTL_TEST_IRONIC_VENV")
 
 
 def ironic_venv() -> Path:
-    """The cached ironic virtualenv, built (or rebuilt if broken) on first use.
-
-    ``CELLCTL_TEST_IRONIC_VENV`` points at an existing one instead.
-    """
-    given = os.environ.get("CELLCTL_TEST_IRONIC_VENV")
-    if given:
-        venv = Path(given)
-        if not (venv / "bin" / "ironic").exists():
-            raise RuntimeError(f"CELLCTL_TEST_IRONIC_VENV={given} has no bin/ironic")
-        return venv
-    venv = _cache_root() / f"ironic-{IRONIC_VERSION}-{PY}"
-    with file_lock(venv.with_name(venv.name + ".lock")):
-        if not _venv_works(venv):
-            build_ironic_venv(venv)
-    return venv
+    """The cached ironic virtualenv (``CELLCTL_TEST_IRONIC_VENV``: an existing one instead)."""
+    return cached_venv(IRONIC)
 
 
 # --- one running Ironic -----------------------------------------------------

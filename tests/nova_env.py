@@ -13,25 +13,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pypi_venv import PypiVenv, cached_venv, file_lock
 
 NOVA_VERSION = "34.0.0"
-NOVA_REQUIREMENTS = [f"nova=={NOVA_VERSION}", "PyMySQL"]
-PY = f"py{sys.version_info.major}.{sys.version_info.minor}"
 TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 NOVA_MANAGE_TIMEOUT = 300  # seconds; a hung nova-manage must fail the test, not the run
 _LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \d+ [A-Z]+ ")
@@ -55,68 +49,12 @@ class Outcome:
 
 # --- the nova virtualenv ----------------------------------------------------
 
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cellctl-tests"
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _venv_works(venv: Path) -> bool:
-    """Installed completely (marker written last) and nova + PyMySQL import."""
-    if not (venv / ".cellctl-complete").exists() or not (venv / "bin" / "nova-manage").exists():
-        return False
-    check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m, pymysql, nova.cmd.manage; print(m.version('nova'))"],
-        capture_output=True, text=True, timeout=120,
-    )
-    return check.returncode == 0 and check.stdout.strip() == NOVA_VERSION
-
-
-def build_nova_venv(venv: Path) -> None:
-    """Create ``venv`` with nova from PyPI; raise RuntimeError saying why it failed."""
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", *NOVA_REQUIREMENTS],
-    ]
-    for command in steps:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"{' '.join(command[:3])} failed: {' | '.join(tail)}")
-    (venv / ".cellctl-complete").write_text(NOVA_VERSION + "\n")
-    if not _venv_works(venv):
-        raise RuntimeError("nova installed but `import nova.cmd.manage` fails")
+NOVA = PypiVenv("nova", NOVA_VERSION, "nova-manage", "nova.cmd.manage", "CELLCTL_TEST_NOVA_VENV")
 
 
 def nova_venv() -> Path:
-    """The cached nova virtualenv, built (or rebuilt if broken) on first use.
-
-    ``CELLCTL_TEST_NOVA_VENV`` points at an existing one instead.
-    """
-    given = os.environ.get("CELLCTL_TEST_NOVA_VENV")
-    if given:
-        venv = Path(given)
-        if not (venv / "bin" / "nova-manage").exists():
-            raise RuntimeError(f"CELLCTL_TEST_NOVA_VENV={given} has no bin/nova-manage")
-        return venv
-    venv = _cache_root() / f"nova-{NOVA_VERSION}-{PY}"
-    with file_lock(venv.with_name(venv.name + ".lock")):
-        if not _venv_works(venv):
-            build_nova_venv(venv)
-    return venv
+    """The cached nova virtualenv (``CELLCTL_TEST_NOVA_VENV``: an existing one instead)."""
+    return cached_venv(NOVA)
 
 
 # --- Nova's schemas, built by nova-manage once per run ----------------------
