@@ -85,9 +85,7 @@ def host_advice(host: str, cell: str, contents: CellContents) -> list[str]:
         steps.append(f"{contents.deleted_instances} deleted instance(s) of {host} are not "
                      "archived: nova-manage db archive_deleted_rows --until-complete "
                      "removes them (not required to delete the host mapping).")
-    if not steps:
-        steps.append(f"Nothing on {host} in {cell} stands in the way.")
-    return steps
+    return steps or [f"Nothing on {host} in {cell} stands in the way."]
 
 
 def cell_advice(cell: str, contents: CellContents, hosts: Sequence[str],
@@ -109,9 +107,7 @@ def cell_advice(cell: str, contents: CellContents, hosts: Sequence[str],
         steps.append(f"{len(contents.services)} service(s) remain in the cell database: "
                      "stop them and delete them (openstack compute service delete <id>) "
                      "before retiring the cell.")
-    if not steps:
-        steps.append(f"Nothing in {cell} stands in the way.")
-    return steps
+    return steps or [f"Nothing in {cell} stands in the way."]
 
 
 def describe(where: str, contents: CellContents) -> list[str]:
