@@ -185,7 +185,10 @@ class Databases:
     """The databases a command may touch, opened on first use and cached.
 
     Cell URLs from ``cell_mappings`` may be Nova templates; they are expanded
-    against this host's own settings, as every Nova service does.
+    against this host's own settings, as every Nova service does, once per
+    stored URL for the life of the object (one command run): the probe, the
+    engine, the unreachable mark, the sharing check and the listing all take
+    the same resolved value.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -194,6 +197,8 @@ class Databases:
         # Cell databases that did not answer a probe: for the rest of the command
         # they fail at once instead of making every use wait for a timeout again.
         self._unreachable: dict[str, str] = {}
+        # (kind, stored URL) -> the URL expanded from this host's settings.
+        self._resolved: dict[tuple[Literal["database", "transport"], str], str | None] = {}
 
     @property
     def api_url(self) -> str:
@@ -243,10 +248,23 @@ class Databases:
             self._unreachable[url] = reason
 
     def expand_database_url(self, stored_url: str | None) -> str | None:
-        return expand_template(stored_url, self.settings.database_connection.value)
+        """A cell's stored database URL (maybe a template), resolved once per command."""
+        return self._resolve("database", stored_url)
 
     def expand_transport_url(self, stored_url: str | None) -> str | None:
-        return expand_template(stored_url, self.settings.transport_url.value)
+        """A cell's stored transport URL (maybe a template), resolved once per command."""
+        return self._resolve("transport", stored_url)
+
+    def _resolve(self, kind: Literal["database", "transport"],
+                 stored_url: str | None) -> str | None:
+        if not stored_url:
+            return stored_url
+        key = (kind, stored_url)
+        if key not in self._resolved:
+            local = (self.settings.database_connection if kind == "database"
+                     else self.settings.transport_url).value
+            self._resolved[key] = expand_template(stored_url, local)
+        return self._resolved[key]
 
     def engine_for_sync(self, url: str, label: str) -> Engine:
         """An engine that may create its SQLite file (for ``sync``)."""

@@ -142,3 +142,36 @@ def test_mysql_statements_are_split_and_escaping_follows_sql_mode(mysql_factory,
         assert stored(engine) == rows
     finally:
         engine.dispose()
+
+
+def test_a_cell_url_template_is_resolved_once_per_command(tmp_path):
+    """The probe, the unreachable mark and the engine take one resolved URL per template."""
+    from cellctl.cells.reach import probe_cells
+    from cellctl.cells.refs import CellRef, cell_database
+    from cellctl.db import Databases
+    from cellctl.settings import resolve
+
+    settings = resolve(config_files=(),
+                       api_database_connection=f"sqlite:///{tmp_path}/api.db",
+                       database_connection="mysql+pymysql://nova:secret@127.0.0.1:3306/nova",
+                       transport_url="rabbit://guest:guest@127.0.0.1:5672/")
+    # Port 1 refuses at once: the cell is dead, named through its template.
+    cell = CellRef(1, "11111111-1111-1111-1111-111111111111", "dead",
+                   "{scheme}://{username}:{password}@{hostname}:1/cell1",
+                   "{scheme}://{username}:{password}@{hostname}:{port}/")
+    with Databases(settings) as dbs:
+        database = dbs.expand_database_url(cell.database_connection)
+        transport = dbs.expand_transport_url(cell.transport_url)
+        assert database == "mysql+pymysql://nova:secret@127.0.0.1:1/cell1"
+        assert transport == "rabbit://guest:guest@127.0.0.1:5672/"
+        [probe] = probe_cells(dbs, [cell], 3.0, queues=False)
+        assert probe.probe is not None and not probe.probe.ok
+        # Later users get the very value resolved first, not a fresh expansion.
+        assert dbs.expand_database_url(cell.database_connection) is database
+        assert dbs.expand_transport_url(cell.transport_url) is transport
+        with pytest.raises(DatabaseError) as failed:
+            cell_database(dbs, cell)
+        assert str(failed.value) == probe.probe.error
+        assert "secret" not in str(failed.value)
+    with Databases(settings) as other:  # another command resolves afresh
+        assert other.expand_database_url(cell.database_connection) is not database
