@@ -17,6 +17,9 @@ code), ``messages`` (what the command would print on stderr), ``table``
 and/or ``data`` (what it would print on stdout). Operations never print,
 exit or prompt. Messages name arguments as the caller passes them:
 ``transport_url=`` from Python, ``--transport-url`` from the command line.
+What scripts read is typed: ``list_cells`` returns ``Result[None, CellRow]``,
+``map_instances`` ``Result[MapInstancesData, None]`` and so on (``cellctl.results``
+declares them, and they are exported here).
 
 Names are imported on first use, so ``import cellctl`` stays as cheap as the
 command line's ``--help``.
@@ -71,36 +74,93 @@ _EXPORTS = {
     "ironic_move": "cellctl.ops.ironic_move",
     "audit": "cellctl.ops.audit",
     "add_instances": "cellctl.ops.dev",
+    "ensure_cell": "cellctl.ops.cell_ensure",
+    "check_cells": "cellctl.ops.cell_check",
+    "ironic_owners": "cellctl.ops.ironic_owners",
+    # the types of what scripts read (Result.data, Result.table.rows)
+    "CellRow": "cellctl.results",
+    "MapCell0Data": "cellctl.results",
+    "CreateCellData": "cellctl.results",
+    "UpdateCellData": "cellctl.results",
+    "CellConflict": "cellctl.results",
+    "CellEnsureData": "cellctl.results",
+    "CellCheck": "cellctl.results",
+    "CellCheckData": "cellctl.results",
+    "HostRow": "cellctl.results",
+    "DiscoveredCell": "cellctl.results",
+    "WaitedHost": "cellctl.results",
+    "DiscoverHostsData": "cellctl.results",
+    "MapInstancesData": "cellctl.results",
+    "VerifyInstanceData": "cellctl.results",
+    "ServiceRow": "cellctl.results",
+    "StatusCheck": "cellctl.results",
+    "ConnectivityProbe": "cellctl.results",
+    "StatusData": "cellctl.results",
+    "ConfigRow": "cellctl.results",
+    "IronicNodeRow": "cellctl.results",
+    "IronicRingServiceRow": "cellctl.results",
+    "IronicRingRow": "cellctl.results",
+    "IronicOwnerNodeRow": "cellctl.results",
+    "IronicOwnerServiceRow": "cellctl.results",
+    "IronicOwnersRow": "cellctl.results",
 }
 
 __all__ = [
     "NO_PROGRESS",
+    "CellCheck",
+    "CellCheckData",
+    "CellConflict",
+    "CellEnsureData",
+    "CellRow",
     "CellctlError",
     "Column",
     "ConfigError",
+    "ConfigRow",
+    "ConnectivityProbe",
+    "CreateCellData",
     "DatabaseError",
     "Databases",
+    "DiscoverHostsData",
+    "DiscoveredCell",
+    "HostRow",
     "InvalidURL",
+    "IronicNodeRow",
+    "IronicOwnerNodeRow",
+    "IronicOwnerServiceRow",
+    "IronicOwnersRow",
+    "IronicRingRow",
+    "IronicRingServiceRow",
+    "MapCell0Data",
+    "MapInstancesData",
     "Message",
     "Progress",
     "Result",
     "SchemaMissing",
+    "ServiceRow",
     "Setting",
     "Settings",
+    "StatusCheck",
+    "StatusData",
     "Table",
+    "UpdateCellData",
+    "VerifyInstanceData",
+    "WaitedHost",
     "__version__",
     "add_instances",
     "api_db_sync",
     "api_db_version",
     "audit",
+    "check_cells",
     "create_cell",
     "db_sync",
     "db_version",
     "delete_cell",
     "delete_host",
     "discover_hosts",
+    "ensure_cell",
     "heartbeat",
     "ironic_move",
+    "ironic_owners",
     "ironic_ring",
     "list_cells",
     "list_hosts",
@@ -135,11 +195,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from cellctl.db import Databases
     from cellctl.errors import CellctlError, ConfigError, DatabaseError, InvalidURL, SchemaMissing
     from cellctl.ops.audit import audit
+    from cellctl.ops.cell_check import check_cells
+    from cellctl.ops.cell_ensure import ensure_cell
     from cellctl.ops.cells import create_cell, delete_cell, list_cells, map_cell0, update_cell
     from cellctl.ops.config import show_config
     from cellctl.ops.dev import add_instances
     from cellctl.ops.hosts import delete_host, discover_hosts, list_hosts, map_cell_and_hosts
     from cellctl.ops.ironic_move import ironic_move
+    from cellctl.ops.ironic_owners import ironic_owners
     from cellctl.ops.ironic_ring import ironic_ring
     from cellctl.ops.map_instances import map_instances
     from cellctl.ops.schema import api_db_sync, api_db_version, db_sync, db_version
@@ -149,4 +212,31 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from cellctl.ops.verify_instance import verify_instance
     from cellctl.progress import NO_PROGRESS, Progress
     from cellctl.result import Column, Message, Result, Table
+    from cellctl.results import (
+        CellCheck,
+        CellCheckData,
+        CellConflict,
+        CellEnsureData,
+        CellRow,
+        ConfigRow,
+        ConnectivityProbe,
+        CreateCellData,
+        DiscoveredCell,
+        DiscoverHostsData,
+        HostRow,
+        IronicNodeRow,
+        IronicOwnerNodeRow,
+        IronicOwnerServiceRow,
+        IronicOwnersRow,
+        IronicRingRow,
+        IronicRingServiceRow,
+        MapCell0Data,
+        MapInstancesData,
+        ServiceRow,
+        StatusCheck,
+        StatusData,
+        UpdateCellData,
+        VerifyInstanceData,
+        WaitedHost,
+    )
     from cellctl.settings import Setting, Settings, resolve

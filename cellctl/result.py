@@ -7,7 +7,18 @@ writes it as a table, JSON or CSV, and exits with ``code``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
+
+if TYPE_CHECKING:  # a default for a type variable needs Python 3.13's typing at run time
+    from typing_extensions import TypeVar
+
+    Row = TypeVar("Row", default=Any)
+    Data = TypeVar("Data", default=Any)
+else:
+    from typing import TypeVar
+
+    Row = TypeVar("Row")
+    Data = TypeVar("Data")
 
 # info: stdout in a table (what nova-manage prints); note: stderr, for people only
 # (what cellctl adds that nova-manage does not print); warning, error: stderr,
@@ -25,9 +36,15 @@ class Column:
 
 
 @dataclass
-class Table:
+class Table(Generic[Row]):
+    """Rows for people (a table, CSV) and, unless the result has data, for scripts (JSON).
+
+    ``Row`` is the row's type for a library caller: a TypedDict where the command
+    declares one (``cellctl.results``), else any mapping of column key to value.
+    """
+
     columns: list[Column]
-    rows: list[dict[str, Any]]
+    rows: list[Row]
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,14 @@ class Message:
 
 
 @dataclass
-class Result:
+class Result(Generic[Data, Row]):
+    """``Data`` and ``Row`` type ``data`` and the table's rows for a library caller;
+    the commands scripts read declare theirs in ``cellctl.results``."""
+
     code: int = 0
     messages: list[Message] = field(default_factory=list)
-    table: Table | None = None  # for people (table, CSV); for JSON too unless data is set
-    data: dict[str, Any] | None = None  # for scripts (JSON)
+    table: Table[Row] | None = None  # for people (table, CSV); for JSON too unless data is set
+    data: Data | None = None  # for scripts (JSON)
     # Cells whose database could not be read: the result is incomplete.
     unreachable_cells: list[str] = field(default_factory=list)
 

@@ -137,3 +137,101 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
         1, ["node= must be an Ironic node UUID, got 'not-a-uuid'"])
     assert (ring.code, [m.text for m in ring.messages]) == (
         1, ["without= must name a host, got ' '"])
+
+
+def _fits(value, typed) -> None:
+    """``value`` (a dict) has every key ``typed`` requires and none it does not declare."""
+    keys = set(value)
+    declared = typed.__required_keys__ | typed.__optional_keys__
+    assert typed.__required_keys__ <= keys <= declared, (typed.__name__, sorted(keys))
+
+
+def test_what_scripts_read_is_what_the_types_declare(tmp_path):
+    """Each TypedDict of cellctl.results against what its operation really returns.
+
+    mypy checks that the operations build these values; this checks the other
+    side: a key the output gains or loses without its type fails here.
+    """
+    from cellctl import results as r
+    from cellctl.cells.waiting import WaitSpec
+
+    settings = cellctl.resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)},
+                               default_config_files=[], default_config_dirs=[])
+    seen: dict[str, set[str]] = {}
+
+    def fits(value, typed) -> None:
+        _fits(value, typed)
+        seen.setdefault(typed.__name__, set()).update(value)
+
+    with cellctl.Databases(settings) as dbs:
+        assert cellctl.register_service(dbs, host="cmp1").code == 0
+        assert cellctl.register_service(dbs, host="bm1", hypervisor_type="ironic",
+                                        nodes=2).code == 0
+        assert cellctl.add_instances(dbs, count=3, host="cmp1").code == 0
+        cell0 = cellctl.map_cell0(dbs)
+        fits(cell0.data, r.MapCell0Data)
+        created = cellctl.create_cell(dbs, name="one")
+        assert created.code == 0, created.messages
+        fits(created.data, r.CreateCellData)
+        uuid = created.data["uuid"]
+        fits(cellctl.update_cell(dbs, cell_uuid=uuid, name="cell1").data, r.UpdateCellData)
+        for row in cellctl.list_cells(dbs).table.rows:
+            fits(row, r.CellRow)
+        found = cellctl.discover_hosts(dbs)
+        fits(found.data, r.DiscoverHostsData)
+        for cell in found.data["cells"]:
+            fits(cell, r.DiscoveredCell)
+        waited = cellctl.discover_hosts(
+            dbs, wait=WaitSpec(expect=("cmp1", "ghost"), timeout=0.5, interval=0.1))
+        fits(waited.data, r.DiscoverHostsData)
+        for host in waited.data["hosts"]:
+            fits(host, r.WaitedHost)
+        for status in (False, True):
+            for row in cellctl.list_hosts(dbs, status=status).table.rows:
+                fits(row, r.HostRow)
+        mapped = cellctl.map_instances(dbs, cell_uuid=uuid)
+        fits(mapped.data, r.MapInstancesData)
+        instance = mapped.data["marker"] or _an_instance(dbs)
+        fits(cellctl.verify_instance(dbs, instance_uuid=instance).data, r.VerifyInstanceData)
+        for row in cellctl.list_services(dbs).table.rows:
+            fits(row, r.ServiceRow)
+        health = cellctl.status(dbs)
+        fits(health.data, r.StatusData)
+        for check in [*health.data["checks"], *health.table.rows]:
+            fits(check, r.StatusCheck)
+        probed = cellctl.status(dbs, check_connectivity=True, timeout=1.0)
+        for probe in probed.data["connectivity"]:
+            fits(probe, r.ConnectivityProbe)
+        ensured = cellctl.ensure_cell(dbs, name="cell1", from_config=True)
+        fits(ensured.data, r.CellEnsureData)
+        conflict = cellctl.ensure_cell(dbs, name="two", from_config=True)
+        fits(conflict.data, r.CellEnsureData)
+        fits(conflict.data["conflict"], r.CellConflict)
+        checked = cellctl.check_cells(dbs, connectivity=False)
+        fits(checked.data, r.CellCheckData)
+        for check in [*checked.data["checks"], *checked.table.rows]:
+            fits(check, r.CellCheck)
+        for row in cellctl.show_config(dbs).table.rows:
+            fits(row, r.ConfigRow)
+        for row in cellctl.ironic_ring(dbs).table.rows:
+            fits(row, r.IronicNodeRow)
+        for row in cellctl.ironic_ring(dbs, without=["bm1"], show_all=True).table.rows:
+            fits(row, r.IronicNodeRow)
+        for row in cellctl.ironic_ring(dbs, summary=True, joining=["bm2"]).table.rows:
+            fits(row, r.IronicRingServiceRow)
+    # Every type met real values, optional keys included where a run above adds them.
+    assert "created" in seen["MapCell0Data"] and "state" in seen["HostRow"]
+    assert {"hosts", "missing", "timed_out"} <= seen["DiscoverHostsData"]
+    assert "conflict" in seen["CellEnsureData"] and "changed" in seen["CellEnsureData"]
+    assert "owner_after" in seen["IronicNodeRow"]
+    assert "nodes_owned_after" in seen["IronicRingServiceRow"]
+    assert set(probed.data) == r.StatusData.__required_keys__ | {"connectivity"}
+
+
+def _an_instance(dbs) -> str:
+    from sqlalchemy import select
+
+    from cellctl.tables.cell import instances
+
+    with dbs.local_cell.connect() as conn:
+        return str(conn.execute(select(instances.c.uuid).limit(1)).scalar_one())

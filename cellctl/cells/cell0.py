@@ -10,6 +10,7 @@ from cellctl.cells.refs import CELL0_NAME, CELL0_TRANSPORT_URL, CELL0_UUID, find
 from cellctl.db import Databases
 from cellctl.errors import CellctlError, InvalidURL
 from cellctl.result import Result
+from cellctl.results import MapCell0Data
 from cellctl.urls import derive_cell0_url, validate_database_url
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
@@ -22,11 +23,12 @@ class MapCell0Exit(IntEnum):
     INVALID_URL = 1
 
 
-def map_cell0(dbs: Databases, *, database_connection: str | None = None) -> Result:
+def map_cell0(dbs: Databases, *, database_connection: str | None = None
+              ) -> Result[MapCell0Data, None]:
     """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``."""
     from sqlalchemy.exc import IntegrityError
 
-    result = Result(data={"uuid": CELL0_UUID})
+    result: Result[MapCell0Data, None] = Result(data={"uuid": CELL0_UUID})
     try:
         url = database_connection or derive_cell0_url(dbs.settings.database_connection.value)
         validate_database_url(url)

@@ -40,7 +40,7 @@ def ensure(name: str, transport_url: str | None, database_connection: str | None
     """
     from cellctl.ops.cell_ensure import ensure_cell
 
-    run(lambda dbs: ensure_cell(dbs, name, transport_url=transport_url,
+    run(lambda dbs: ensure_cell(dbs, name=name, transport_url=transport_url,
                                 database_connection=database_connection, disabled=disabled,
                                 from_config=from_config), failure_code=255, fmt=fmt)
 

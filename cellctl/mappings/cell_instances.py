@@ -32,6 +32,7 @@ from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.results import MapInstancesData
 from cellctl.tables.cell import instances as i
 from cellctl.writes.galera import in_parts, retried, write_limits
 from cellctl.writes.locks import MARKER_LOCK
@@ -69,7 +70,8 @@ class _Tally:
 
 
 def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = None,
-                       reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
+                       reset: bool = False, progress: Progress = NO_PROGRESS
+                       ) -> Result[MapInstancesData, None]:
     """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
 
     Exit 0 when every instance has been looked at, 1 while more remain after

@@ -21,7 +21,7 @@ Per cell, one row per check (Success, Warning, Failure; exit 0, 1, 2 like
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
 from cellctl.cells.reach import CellProbe, probe_cells
@@ -30,6 +30,7 @@ from cellctl.cells.sharing import database_place, shared_places
 from cellctl.db import Databases
 from cellctl.errors import InvalidURL
 from cellctl.result import Column, Result, Table
+from cellctl.results import CellCheck, CellCheckData
 from cellctl.urls import mask, split_url
 
 Outcome = Literal["success", "warning", "failure"]
@@ -46,16 +47,16 @@ class Check:
     outcome: Outcome
     details: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CellCheck:
         return {"cell": self.cell.label if self.cell else None,
                 "cell_uuid": self.cell.uuid if self.cell else None,
                 "check": self.name, "result": self.outcome, "details": self.details}
 
 
 def check_cells(dbs: Databases, *, timeout: float = DEFAULT_TIMEOUT,
-                connectivity: bool = True) -> Result:
+                connectivity: bool = True) -> Result[CellCheckData, CellCheck]:
     """Every check over every cell; exit 0 all well, 1 a warning, 2 a failure."""
-    result = Result()
+    result: Result[CellCheckData, CellCheck] = Result()
     with dbs.api.connect() as conn:
         cells = select_cells(conn, result, None, not_found_code=2) or []
     checks: list[Check] = []

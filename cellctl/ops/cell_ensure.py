@@ -33,6 +33,7 @@ from cellctl.clock import utcnow
 from cellctl.errors import InvalidURL
 from cellctl.ids import new_uuid
 from cellctl.result import Result
+from cellctl.results import CellEnsureData
 from cellctl.urls import derive_cell0_url, mask
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
@@ -52,13 +53,13 @@ UPDATED = 11
 
 def ensure_cell(
     dbs: Databases,
-    name: str,
     *,
+    name: str,
     transport_url: str | None = None,
     database_connection: str | None = None,
     disabled: bool | None = None,
     from_config: bool = False,
-) -> Result:
+) -> Result[CellEnsureData, None]:
     """Make the cell called ``name`` exist as described; ``data["outcome"]`` says what was done.
 
     Exit 0 unchanged, 10 created, 11 updated (``data["changed"]`` lists the
@@ -66,7 +67,7 @@ def ensure_cell(
     cell0 disabled or given a queue), 3 a URL another cell uses (named in the
     message and ``data["conflict"]``), 9 the name is ambiguous.
     """
-    result = Result()
+    result: Result[CellEnsureData, None] = Result()
     if not name:
         return result.error("--name must not be empty.", BAD_INPUT)
     is_cell0 = name == CELL0_NAME
@@ -173,7 +174,7 @@ def _update(conn: Connection, cell: CellRef, changes: dict[str, Any]) -> None:
 
 def _done(result: Result, outcome: str, code: int, name: str, cell_uuid: str,
           changed: list[str], transport_url: str | None, database_connection: str | None,
-          disabled: bool) -> Result:
+          disabled: bool) -> Result[CellEnsureData, None]:
     result.code = code
     result.data = {"outcome": outcome, "name": name, "uuid": cell_uuid, "changed": changed,
                    "transport_url": mask(transport_url),

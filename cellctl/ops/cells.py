@@ -23,6 +23,7 @@ from cellctl.db import Databases
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
+from cellctl.results import CellRow, CreateCellData, MapCell0Data, UpdateCellData
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
@@ -67,7 +68,8 @@ CELL_COLUMNS = [
 ]
 
 
-def map_cell0(dbs: Databases, *, database_connection: str | None = None) -> Result:
+def map_cell0(dbs: Databases, *, database_connection: str | None = None
+              ) -> Result[MapCell0Data, None]:
     """Map cell0 (fixed UUID, ``none:///``); its URL defaults to ``[database]`` + ``_cell0``.
 
     Exit 0 mapped or already mapped, 1 an invalid URL. The work is
@@ -83,8 +85,8 @@ def create_cell(
     database_connection: str | None = None,
     disabled: bool = False,
     verbose: bool = False,
-) -> Result:
-    result = Result()
+) -> Result[CreateCellData, None]:
+    result: Result[CreateCellData, None] = Result()
     transport = resolve_transport_url(dbs, transport_url, result)
     if transport is None:
         return result
@@ -113,7 +115,7 @@ def create_cell(
     return result
 
 
-def list_cells(dbs: Databases) -> Result:
+def list_cells(dbs: Databases) -> Result[None, CellRow]:
     """All cells by name (unnamed first), then creation order; URLs template-expanded."""
     from sqlalchemy import select
 
@@ -146,13 +148,13 @@ def update_cell(
     database_connection: str | None = None,
     disable: bool = False,
     enable: bool = False,
-) -> Result:
+) -> Result[UpdateCellData, None]:
     """Change what is named, and as nova-manage does, take an URL not given from
     the configuration when it is set there (saying so); nothing is written unless
     every check passes."""
     from cellctl.tables.api import cell_mappings as cm
 
-    result = Result()
+    result: Result[UpdateCellData, None] = Result()
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         cell = load_cell(conn, result, cell_uuid, UpdateCellExit.NOT_FOUND)
         if cell is None:

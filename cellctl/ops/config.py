@@ -6,6 +6,7 @@ from typing import Any
 
 from cellctl.db import Databases
 from cellctl.result import Column, Result, Table
+from cellctl.results import ConfigRow
 from cellctl.settings import NOVA_PROG, Settings
 
 CONFIG_COLUMNS = [
@@ -15,12 +16,12 @@ CONFIG_COLUMNS = [
 ]
 
 
-def show_config(dbs: Databases) -> Result:
+def show_config(dbs: Databases) -> Result[None, ConfigRow]:
     """One row per file or directory read (``config_file``/``config_dir``, in the order
     read: later files win), then one per setting, its value and where it came from.
     Opens no database: ``dbs`` is only asked for its settings."""
     settings = dbs.settings
-    rows: list[dict[str, Any]] = [
+    rows: list[ConfigRow] = [
         {"setting": f"config_{read.kind}", "value": read.path, "source": read.origin}
         for read in settings.read
     ]
@@ -34,7 +35,7 @@ def show_config(dbs: Databases) -> Result:
     return Result(table=Table(CONFIG_COLUMNS, rows))
 
 
-def _service_group_backend(settings: Settings) -> dict[str, Any]:
+def _service_group_backend(settings: Settings) -> ConfigRow:
     """What the configured service group driver talks to (masked), e.g. its memcached
     servers; a driver is built but never connects."""
     from cellctl.liveness import service_group

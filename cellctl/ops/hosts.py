@@ -59,6 +59,7 @@ from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
 from cellctl.paging import count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.results import DiscoverHostsData, HostRow
 from cellctl.tables.api import cell_mappings as cm
 from cellctl.tables.api import host_mappings as hm
 from cellctl.writes.galera import Contention
@@ -100,7 +101,7 @@ def discover_hosts(
     by_service: bool = False,
     progress: Progress = NO_PROGRESS,
     wait: WaitSpec | None = None,
-) -> Result:
+) -> Result[DiscoverHostsData, None]:
     """Exit code: 0 ok; 1 with ``strict`` and nothing new, or a cell that could not be
     read; 255 for an unknown ``cell_uuid`` (as nova-manage), 9 for a name two cells
     share; 2 when a batch kept losing to concurrent writers (collisions, deadlocks,
@@ -111,7 +112,7 @@ def discover_hosts(
     says per host newly mapped, already mapped or missing. Hosts that never came
     are exit 3 (WAIT_TIMED_OUT), naming them; what came is still mapped.
     """
-    result = Result()
+    result: Result[DiscoverHostsData, None] = Result()
 
     def say(text: str) -> None:
         if verbose:
@@ -293,13 +294,14 @@ HOST_COLUMNS = [
 STATE_COLUMN = Column("state", "State")
 
 
-def list_hosts(dbs: Databases, *, cell_uuid: str | None = None, status: bool = False) -> Result:
+def list_hosts(dbs: Databases, *, cell_uuid: str | None = None,
+               status: bool = False) -> Result[None, HostRow]:
     """Host mappings sorted by host; ``status`` adds each host's compute service state.
 
     A cell whose database cannot be read does not stop the listing: its hosts
     show as ``unknown`` and the cell is reported unreachable.
     """
-    result = Result()
+    result: Result[None, HostRow] = Result()
     with dbs.api.connect() as conn:
         query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
                  .join(cm, cm.c.id == hm.c.cell_id))
@@ -312,7 +314,7 @@ def list_hosts(dbs: Databases, *, cell_uuid: str | None = None, status: bool = F
         rows = list(conn.execute(query))
     # Sorted here, not in SQL: case-sensitive like nova-manage, whatever the collation.
     rows.sort(key=lambda r: r.host)
-    listing: list[dict[str, Any]] = [
+    listing: list[HostRow] = [
         {"cell_name": r.name, "cell_uuid": r.uuid, "hostname": r.host} for r in rows
     ]
     columns = list(HOST_COLUMNS)

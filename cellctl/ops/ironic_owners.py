@@ -54,6 +54,7 @@ from cellctl.ironic.ownership import (
     ring_members,
 )
 from cellctl.result import Column, Result, Table
+from cellctl.results import IronicOwnerNodeRow, IronicOwnerServiceRow, IronicOwnersRow
 from cellctl.tables.cell import COMPUTE_BINARY
 
 if TYPE_CHECKING:
@@ -131,13 +132,14 @@ class _View:
 
 def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
                   service_config_dir: str | None = None, cell_uuid: str | None = None,
-                  problems_only: bool = False, services: bool = False) -> Result:
+                  problems_only: bool = False, services: bool = False
+                  ) -> Result[None, IronicOwnersRow]:
     """Each node with the services that will manage it, and what to act on; or
     (``services``) each configured service's settings, listing and share.
 
     Exit 0; 1 bad input (a service file that cannot be read).
     """
-    result = Result()
+    result: Result[None, IronicOwnersRow] = Result()
     try:
         files = config.service_files(service_configs, service_config_dir)
         settings = config.load_services(files)
@@ -190,7 +192,7 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         rows = _node_rows(every, views, read, listings, unknown=listings is None)
         if problems_only:
             rows = [row for row in rows if row["flags"]]
-        result.table = Table(NODE_COLUMNS, rows)
+        result.table = Table(NODE_COLUMNS, list[IronicOwnersRow](rows))
     return result
 
 
@@ -373,7 +375,7 @@ def _running(view: _View, read: dict[str, _Cell]) -> bool | None:
 
 def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell],
                listings: dict[Filter, list[Node]] | None, *, unknown: bool
-               ) -> list[dict[str, Any]]:
+               ) -> list[IronicOwnerNodeRow]:
     would: dict[str, list[str]] = {}
     managers: dict[str, list[str]] = {}
     uncertain: set[str] = set()
@@ -403,7 +405,7 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
         hosts_of.update(cell.hosts_of)
         for s in cell.services:
             liveness.setdefault(s.host.lower(), s.up)
-    out = []
+    out: list[IronicOwnerNodeRow] = []
     for node in every:
         managed_by = managers.get(node.uuid, [])
         reported = rows_by_node.get(node.uuid, [])
@@ -435,7 +437,7 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
     return out
 
 
-def _service_row(view: _View, read: dict[str, _Cell]) -> dict[str, Any]:
+def _service_row(view: _View, read: dict[str, _Cell]) -> IronicOwnerServiceRow:
     from cellctl.liveness import host_state
 
     state = "no service"

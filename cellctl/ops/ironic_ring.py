@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -48,6 +48,7 @@ from cellctl.hashring import HashRing
 from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.results import IronicNodeRow, IronicRingRow, IronicRingServiceRow
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 
@@ -122,7 +123,7 @@ class _Filters:
 
 @dataclass
 class _CellOutcome:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[IronicRingRow] = field(default_factory=list)
     reported: Counter[str] = field(default_factory=Counter)
     owned: Counter[str] = field(default_factory=Counter)
     owned_after: Counter[str] = field(default_factory=Counter)
@@ -144,7 +145,7 @@ def ironic_ring(
     without: Sequence[str] = (),
     joining: Sequence[str] = (),
     show_all: bool = False,
-) -> Result:
+) -> Result[None, IronicRingRow]:
     """Every Ironic node of every cell (or one): reporters, owner, state; or per service.
 
     ``host`` keeps the nodes it reports or owns, ``state`` those in that state.
@@ -154,7 +155,7 @@ def ironic_ring(
     after. Exit 0; 1 bad input. A cell whose database cannot be read is
     reported unreachable and its nodes are absent.
     """
-    result = Result()
+    result: Result[None, IronicRingRow] = Result()
     named = _Naming(dbs.settings.from_cli)
     wanted_state = _parse_state(state, result, named)
     if result.code or not _valid_hosts(result, named, host=host, without=without,
@@ -330,7 +331,7 @@ def _place(ref: CellRef, ring: _Ring, node: str, reporters: list[str],
     if filters.host is not None and filters.host not in {
             h.lower() for h in (*reporters, owner, after) if h is not None}:
         return
-    row: dict[str, Any] = {
+    row: IronicNodeRow = {
         "node": node, "cell_uuid": ref.uuid, "cell_name": ref.name, "reported_by": reporters,
         "owner": owner, "state": state,
         "instance_uuid": None if instance is None else instance.uuid,
@@ -435,13 +436,13 @@ def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
 
 
 def _summary(cells: list[CellRef], rings: dict[str, _Ring], outcomes: dict[str, _CellOutcome],
-             filters: _Filters) -> Table:
+             filters: _Filters) -> Table[IronicRingRow]:
     """One row per service of each cell's rings (and per host that reports nodes)."""
     from cellctl.liveness import host_state
 
     columns = [*SUMMARY_COLUMNS, OWNED_AFTER_COLUMN] if filters.what_if else list(
         SUMMARY_COLUMNS)
-    rows: list[dict[str, Any]] = []
+    rows: list[IronicRingRow] = []
     for cell in cells:
         ring, outcome = rings[cell.uuid], outcomes[cell.uuid]
         states: dict[str, str] = {}
@@ -456,7 +457,7 @@ def _summary(cells: list[CellRef], rings: dict[str, _Ring], outcomes: dict[str, 
         for host in sorted(states):
             if filters.host is not None and host.lower() != filters.host:
                 continue
-            row: dict[str, Any] = {
+            row: IronicRingServiceRow = {
                 "host": host, "cell_uuid": cell.uuid, "cell_name": cell.name,
                 "state": states[host], "nodes_reported": outcome.reported[host],
                 "nodes_owned": outcome.owned[host],

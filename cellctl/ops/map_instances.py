@@ -13,10 +13,12 @@ from cellctl.mappings.cell_instances import MapInstancesExit as MapInstancesExit
 from cellctl.mappings.cell_instances import map_cell_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.results import MapInstancesData
 
 
 def map_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None = None,
-                  reset: bool = False, progress: Progress = NO_PROGRESS) -> Result:
+                  reset: bool = False, progress: Progress = NO_PROGRESS
+                  ) -> Result[MapInstancesData, None]:
     """Map the cell's unmapped instances: all of them, or at most ``max_count`` per run.
 
     Exit 0 when every instance has been looked at, 1 while more remain after

@@ -24,6 +24,7 @@ from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.results import ServiceRow
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import services as sv
@@ -301,9 +302,9 @@ def _no_service(settings: Settings, result: Result, host: str, binary: str, *,
         + f"; register it first with: {register}", BAD_INPUT)
 
 
-def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result:
+def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result[None, ServiceRow]:
     """Every live service of every cell (or one), Up/Down as the service group decides."""
-    result = Result()
+    result: Result[None, ServiceRow] = Result()
     with dbs.api.connect() as conn:
         cells = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if cells is None:
@@ -315,7 +316,7 @@ def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result:
                            result, left_out="services of {cell} are not listed")
     finally:
         driver.close()
-    listing: list[dict[str, Any]] = []
+    listing: list[ServiceRow] = []
     warnings: set[str] = set()
     for cell in cells:
         if cell.uuid not in found:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import case, false, func, select
 
@@ -31,6 +31,7 @@ from cellctl.errors import SchemaMissing
 from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
+from cellctl.results import ConnectivityProbe, StatusCheck, StatusData
 from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class Check:
     outcome: Outcome
     details: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> StatusCheck:
         return {"check": self.name, "result": self.outcome, "details": self.details}
 
 
@@ -103,8 +104,9 @@ class CellScan:
 
 
 def status(dbs: Databases, *, check_connectivity: bool = False,
-           timeout: float = DEFAULT_TIMEOUT, progress: Progress = NO_PROGRESS) -> Result:
-    result = Result()
+           timeout: float = DEFAULT_TIMEOUT, progress: Progress = NO_PROGRESS
+           ) -> Result[StatusData, StatusCheck]:
+    result: Result[StatusData, StatusCheck] = Result()
     try:
         api_schema = migrate.schema_state(dbs.api, "api")
     except SchemaMissing as exc:  # e.g. a SQLite file not created yet
@@ -186,7 +188,8 @@ def _read_services(engine: Engine) -> tuple[list[ServiceRecord], ComputeVersions
                             int(too_old_count or 0)))
 
 
-def _finish(result: Result, checks: list[Check], probes: list[CellProbe]) -> Result:
+def _finish(result: Result[StatusData, StatusCheck], checks: list[Check],
+            probes: list[CellProbe]) -> Result[StatusData, StatusCheck]:
     result.code = max(_CODES[c.outcome] for c in checks)
     result.table = Table(STATUS_COLUMNS, [
         {**c.as_dict(), "result": c.outcome.capitalize()} for c in checks
@@ -412,7 +415,7 @@ def _connectivity_check(group: list[CellProbe]) -> Check:
                  f"{len(errors)} of {len(group)} hosts unreachable: {'; '.join(errors)}")
 
 
-def _probe_dict(probe: CellProbe) -> dict[str, Any]:
+def _probe_dict(probe: CellProbe) -> ConnectivityProbe:
     outcome = probe.probe
     return {
         "cell_uuid": probe.cell.uuid,

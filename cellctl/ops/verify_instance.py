@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from cellctl.cells.refs import cell_database
 from cellctl.db import Databases
 from cellctl.result import Result
+from cellctl.results import VerifyInstanceData
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -16,7 +17,8 @@ _STATES = {MAPPED: "mapped", NOT_MAPPED: "not_mapped", NO_CELL: "no_cell",
            DELETED: "deleted", ARCHIVED: "archived"}
 
 
-def verify_instance(dbs: Databases, *, instance_uuid: str, quiet: bool = False) -> Result:
+def verify_instance(dbs: Databases, *, instance_uuid: str, quiet: bool = False
+                    ) -> Result[VerifyInstanceData, None]:
     """Exit 0 mapped, 1 not mapped, 2 mapping without a cell, 3 deleted instance still
     mapped, 4 archived instance still mapped. ``quiet`` keeps only the exit code."""
     from sqlalchemy import select
@@ -57,8 +59,8 @@ def verify_instance(dbs: Databases, *, instance_uuid: str, quiet: bool = False) 
 
 
 def _answer(instance_uuid: str, code: int, lines: list[str], mapping: Row | None,
-            quiet: bool) -> Result:
-    result = Result(code=code)
+            quiet: bool) -> Result[VerifyInstanceData, None]:
+    result: Result[VerifyInstanceData, None] = Result(code=code)
     if quiet:
         return result
     for line in lines:

@@ -1,0 +1,265 @@
+"""What scripts read: the types of the data and table rows the operations return.
+
+A command's JSON output is its ``Result.data`` (with ``exit_code`` added), else
+its table's rows; a library caller gets the same values, typed here. Each
+operation names its types in its signature, ``Result[Data, Row]``: ``Data`` for
+``result.data``, ``Row`` for ``result.table.rows`` (``None`` where the command
+has no data object). Keys a command adds only in some runs are ``NotRequired``.
+
+tests/test_api.py checks every type against what the commands really return,
+so a key added to the JSON and not here (or the other way round) fails there.
+Annotations are evaluated (no ``from __future__ import annotations``), so that
+``__required_keys__`` and ``__optional_keys__`` are right at run time; only
+``typing`` and ``datetime`` are imported, so the module is cheap to load.
+"""
+
+import datetime
+from typing import NotRequired, TypedDict
+
+# --- cells ---------------------------------------------------------------------
+
+
+class CellRow(TypedDict):
+    """``list_cells``: one cell; URLs expanded from this host's settings."""
+
+    name: str | None
+    uuid: str
+    transport_url: str | None
+    database_connection: str | None
+    disabled: bool
+
+
+class MapCell0Data(TypedDict):
+    """``map_cell0``: ``created`` False when cell0 was mapped already (absent on an error)."""
+
+    uuid: str
+    created: NotRequired[bool]
+
+
+class CreateCellData(TypedDict):
+    """``create_cell``."""
+
+    uuid: str
+    name: str | None
+    disabled: bool
+
+
+class UpdateCellData(TypedDict):
+    """``update_cell``: the names of the fields written (empty: nothing changed)."""
+
+    uuid: str
+    changed: list[str]
+
+
+class CellConflict(TypedDict):
+    """The cell already using a database or queue that ``cell ensure`` was given."""
+
+    uuid: str
+    name: str | None
+    kind: str  # "database" or "queue"
+
+
+class CellEnsureData(TypedDict):
+    """``cell ensure``: ``outcome`` is created, updated, unchanged or conflict; URLs masked."""
+
+    outcome: str
+    name: str
+    uuid: str | None  # None: a conflict before the cell existed
+    changed: NotRequired[list[str]]
+    transport_url: NotRequired[str | None]
+    database_connection: NotRequired[str | None]
+    disabled: NotRequired[bool]
+    conflict: NotRequired[CellConflict]
+
+
+class CellCheck(TypedDict):
+    """One finding of ``cell check``; ``result`` is success, warning or failure."""
+
+    cell: str | None  # the cell's label; None: about the whole deployment
+    cell_uuid: str | None
+    check: str
+    result: str
+    details: str
+
+
+class CellCheckData(TypedDict):
+    """``cell check``."""
+
+    checks: list[CellCheck]
+
+
+# --- hosts and instances -----------------------------------------------------
+
+
+class HostRow(TypedDict):
+    """``list_hosts``; ``state`` with ``status=True`` only (up, down, disabled, unknown...)."""
+
+    cell_name: str | None
+    cell_uuid: str
+    hostname: str
+    state: NotRequired[str]
+
+
+class DiscoveredCell(TypedDict):
+    uuid: str
+    name: str | None
+    hosts_mapped: int
+
+
+class WaitedHost(TypedDict):
+    """A host ``discover_hosts`` waited for (found, registered or expected)."""
+
+    host: str
+    cell_uuid: str | None
+    cell_name: str | None
+    status: str
+    mapped_to: str | None  # the UUID of the cell it is mapped to after discovery
+    registered: bool
+
+
+class DiscoverHostsData(TypedDict):
+    """``discover_hosts``; the keys after ``cells`` come with ``wait_for``/``expect`` only."""
+
+    hosts_mapped: int
+    cells: list[DiscoveredCell]
+    hosts: NotRequired[list[WaitedHost]]
+    missing: NotRequired[list[str]]
+    waited_seconds: NotRequired[float]
+    found: NotRequired[int]
+    timed_out: NotRequired[bool]
+
+
+class MapInstancesData(TypedDict):
+    """``map_instances``: ``more`` True when ``max_count`` stopped it before the end."""
+
+    cell_uuid: str
+    processed: int
+    mapped: int
+    already_mapped: int
+    without_project: int
+    more: bool
+    marker: str | None
+
+
+class VerifyInstanceData(TypedDict):
+    """``verify_instance`` (none with ``quiet``)."""
+
+    uuid: str
+    state: str
+    cell_uuid: str | None
+    cell_name: str | None
+
+
+# --- services and status -----------------------------------------------------
+
+
+class ServiceRow(TypedDict):
+    """``list_services``: ``state`` up, down or unknown as the service group judges it."""
+
+    cell_name: str | None
+    cell_uuid: str
+    binary: str
+    host: str
+    status: str  # enabled or disabled
+    state: str
+    forced_down: bool
+    last_seen_up: datetime.datetime | None
+    disabled_reason: str | None
+
+
+class StatusCheck(TypedDict):
+    """One check of ``status``; ``result`` success, warning or failure (capitalised in
+    the table's rows, as nova-status prints it)."""
+
+    check: str
+    result: str
+    details: str
+
+
+class ConnectivityProbe(TypedDict):
+    """One probe of ``status --check-connectivity``; ``result`` success, failure, skipped."""
+
+    cell_uuid: str
+    cell_name: str | None
+    target: str  # database or queue
+    url: str | None  # masked
+    result: str
+    latency_ms: float | None
+    error: str | None
+
+
+class StatusData(TypedDict):
+    checks: list[StatusCheck]
+    unreachable_cells: list[str]
+    connectivity: NotRequired[list[ConnectivityProbe]]
+
+
+class ConfigRow(TypedDict):
+    """``config``: a file read, a setting, or the service group's backend."""
+
+    setting: str
+    value: str | None  # secrets masked by the renderer unless asked for
+    source: str
+
+
+# --- Ironic --------------------------------------------------------------------
+
+
+class IronicNodeRow(TypedDict):
+    """``ironic_ring``: a node; ``owner_after`` with ``without``/``joining`` only."""
+
+    node: str
+    cell_uuid: str
+    cell_name: str | None
+    reported_by: list[str]
+    owner: str | None
+    state: str
+    instance_uuid: str | None
+    owner_after: NotRequired[str | None]
+
+
+class IronicRingServiceRow(TypedDict):
+    """``ironic_ring(summary=True)``: a service of a ring, or a host that reports nodes."""
+
+    host: str
+    cell_uuid: str
+    cell_name: str | None
+    state: str
+    nodes_reported: int
+    nodes_owned: int
+    nodes_owned_after: NotRequired[int]
+
+
+class IronicOwnerNodeRow(TypedDict):
+    """``ironic_owners``: a node as Ironic lists it and who manages it."""
+
+    node: str
+    conductor_group: str | None
+    shard: str | None
+    instance_uuid: str | None
+    instance_host: str | None
+    reported_by: list[str]
+    managed_by: list[str]
+    would_manage: list[str]
+    flags: list[str]
+
+
+class IronicOwnerServiceRow(TypedDict):
+    """``ironic_owners(services=True)``: an Ironic compute service and its settings."""
+
+    host: str
+    cell_uuid: str | None
+    cell_name: str | None
+    state: str
+    conductor_group: str | None
+    shard: str | None
+    peer_list: list[str]
+    nodes_listed: int | None  # None: unknown
+    nodes_managed: int | None
+    managed: list[str] | None
+    problems: list[str]
+    source: str
+
+
+IronicRingRow = IronicNodeRow | IronicRingServiceRow  # ironic_ring: nodes, or the summary
+IronicOwnersRow = IronicOwnerNodeRow | IronicOwnerServiceRow  # ironic_owners: nodes, or services
