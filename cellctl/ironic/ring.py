@@ -16,15 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import exists, func, or_, select
+
 from cellctl.clock import utcnow
+from cellctl.liveness import BackendUnreachable, ServiceRecord, judge, service_group
 from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Engine
 
     from cellctl.db import Databases
-    from cellctl.liveness import ServiceRecord
     from cellctl.result import Result
 
 IRONIC = "ironic"  # compute_nodes.hypervisor_type of Nova's Ironic driver
@@ -47,12 +51,6 @@ class IronicService:
 def read_services(engine: Engine, joining: Sequence[str] = ()) -> list[IronicService]:
     """The cell's live nova-compute services that have an Ironic node (deleted or not,
     as Nova's join), and those of the ``joining`` hosts (compared lower-cased)."""
-    from sqlalchemy import exists, func, or_, select
-
-    from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import services as sv
-
     ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
     wanted: ColumnElement[bool] = ironic_node
     if joining:
@@ -80,8 +78,6 @@ def judge_services(dbs: Databases, services: dict[str, list[IronicService]], res
     A backend that cannot be reached leaves liveness unknown (None), never guessed,
     and says so in a warning.
     """
-    from cellctl.liveness import BackendUnreachable, judge, service_group
-
     records = [s.record for listed in services.values() for s in listed]
     verdicts: list[bool | None] = []
     if records:

@@ -19,6 +19,7 @@ from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 from cellctl.tables.api import cell_mappings as cm
+from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
@@ -112,8 +113,6 @@ def _target_cell(
     creating one, as nova-manage does) makes a run killed after creating the
     cell, or two runs at once, end with one cell.
     """
-    from cellctl.writes.locks import CELL_LOCK
-
     database = dbs.local_cell_url
     with write_transaction(dbs.api, lock=CELL_LOCK) as conn:
         rows = conn.execute(

@@ -14,12 +14,14 @@ from sqlalchemy import exists, select
 
 from cellctl import migrate
 from cellctl.db import Databases
+from cellctl.ids import canonical_uuid
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
 from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 from cellctl.tables.rows import insert_fake_instances
+from cellctl.testdata import refusal
 from cellctl.urls import mask
 
 # Exit codes of dev add-instances: 0 added, BAD_INPUT bad input or a database refused.
@@ -38,8 +40,6 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
     many Ironic nodes ``host`` reports that have no live instance yet, as
     Nova's Ironic driver places them.
     """
-    from cellctl.ids import canonical_uuid
-
     result = Result()
     # Arguments as the caller passes them: "--count" on the command line, "count=" in Python.
     arg = {name: dbs.settings.argument(name, f"--{name}")
@@ -56,8 +56,6 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
     if node is not None and canonical_uuid(node) is None:
         return result.error(f"{arg['node']} must be an Ironic node UUID, got {node!r}",
                             BAD_INPUT)
-    from cellctl.testdata import refusal
-
     refused = refusal(dbs.settings, force=force)
     if refused is not None:
         return result.error(refused, BAD_INPUT)

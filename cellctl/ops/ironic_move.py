@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select, update
+
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
@@ -40,7 +42,14 @@ from cellctl.errors import CellctlError
 from cellctl.hashring import HashRing
 from cellctl.ids import canonical_uuid
 from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
+from cellctl.tables.cell import services as sv
+from cellctl.writes.galera import retried
+from cellctl.writes.locks import IRONIC_NODE_LOCK
+from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -206,12 +215,6 @@ def _select(conn: Connection, result: Result, cell: str | None) -> list[CellRef]
 def _read_cell(engine: Engine, source: str, wanted: list[str], hosts: list[str]) -> _Cell:
     """The ring candidates and named services, and the source's Ironic nodes with their
     instances (only ``wanted`` ones when given)."""
-    from sqlalchemy import func, select
-
-    from cellctl.paging import chunks
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances as inst
-
     held = _Cell(read_services(engine, hosts))
     live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0)
     on_source = func.lower(cn.c.host) == source.lower()
@@ -343,8 +346,6 @@ def _checks(node: _Node, source: IronicService | None, target: IronicService | N
 
 def _apply(engine: Engine, moves: list[_Move]) -> None:
     """Each ready node in its own transaction; a failure leaves the rest not moved."""
-    from cellctl.writes.galera import retried
-
     for move in moves:
         if move.status != READY:
             continue
@@ -360,14 +361,6 @@ def _apply(engine: Engine, moves: list[_Move]) -> None:
 
 def _move_one(engine: Engine, move: _Move) -> str:
     """Check again and move one node with its instance; the new status."""
-    from sqlalchemy import func, select, update
-
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances as inst
-    from cellctl.tables.cell import services as sv
-    from cellctl.writes.locks import IRONIC_NODE_LOCK
-    from cellctl.writes.transactions import write_transaction
-
     node, source, target = move.node, move.source, move.destination
     assert node is not None and source is not None and target is not None
     with write_transaction(engine, lock=IRONIC_NODE_LOCK) as conn:

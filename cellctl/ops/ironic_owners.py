@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exists, select
+
 from cellctl.cells.probes import DEFAULT_TIMEOUT
 from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
@@ -53,9 +55,13 @@ from cellctl.ironic.ownership import (
     contradictions,
     ring_members,
 )
+from cellctl.liveness import BackendUnreachable, ServiceRecord, host_state, judge, service_group
 from cellctl.result import Column, Result, Table
 from cellctl.results import IronicOwnerNodeRow, IronicOwnerServiceRow, IronicOwnersRow
 from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import compute_nodes as cn
+from cellctl.tables.cell import instances as inst
+from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -200,13 +206,6 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
 
 
 def _read_cell(_cell: CellRef, engine: Engine) -> _Cell:
-    from sqlalchemy import exists, select
-
-    from cellctl.liveness import ServiceRecord
-    from cellctl.tables.cell import compute_nodes as cn
-    from cellctl.tables.cell import instances as inst
-    from cellctl.tables.cell import services as sv
-
     ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
     query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
                     sv.c.last_seen_up, sv.c.created_at, ironic_node.label("has_ironic_node"))
@@ -237,10 +236,6 @@ def _read_instances(engine: Engine, hosts: list[str], uuids: set[str]
                     ) -> tuple[dict[str, set[str]], dict[str, str | None]]:
     """Each host's live instances (Nova's ``get_uuids_by_host``: the database compares
     the host), and the host of each of ``uuids`` that lives in this cell."""
-    from sqlalchemy import select
-
-    from cellctl.tables.cell import instances as inst
-
     own: dict[str, set[str]] = {}
     hosts_of: dict[str, str | None] = {}
     with engine.connect() as conn:
@@ -256,8 +251,6 @@ def _read_instances(engine: Engine, hosts: list[str], uuids: set[str]
 
 
 def _judge(dbs: Databases, read: dict[str, _Cell], result: Result) -> None:
-    from cellctl.liveness import BackendUnreachable, judge, service_group
-
     services = [s for cell in read.values() for s in cell.services]
     if not services:
         return
@@ -438,8 +431,6 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
 
 
 def _service_row(view: _View, read: dict[str, _Cell]) -> IronicOwnerServiceRow:
-    from cellctl.liveness import host_state
-
     state = "no service"
     if view.cell is not None:
         for s in read[view.cell.uuid].services:

@@ -46,6 +46,7 @@ from cellctl.cells.refs import CellRef, select_cells
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
 from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
+from cellctl.liveness import host_state
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.results import IronicNodeRow, IronicRingRow, IronicRingServiceRow
@@ -438,8 +439,6 @@ def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
 def _summary(cells: list[CellRef], rings: dict[str, _Ring], outcomes: dict[str, _CellOutcome],
              filters: _Filters) -> Table[IronicRingRow]:
     """One row per service of each cell's rings (and per host that reports nodes)."""
-    from cellctl.liveness import host_state
-
     columns = [*SUMMARY_COLUMNS, OWNED_AFTER_COLUMN] if filters.what_if else list(
         SUMMARY_COLUMNS)
     rows: list[IronicRingRow] = []

@@ -26,8 +26,10 @@ from cellctl.cells.reach import (
     read_cells,
 )
 from cellctl.cells.refs import CellRef, select_cells
+from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.errors import SchemaMissing
+from cellctl.liveness import ServiceRecord, judge, service_group
 from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Table
@@ -36,8 +38,6 @@ from cellctl.tables.cell import services as sv
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-
-    from cellctl.liveness import ServiceRecord
 
 Outcome = Literal["success", "warning", "failure"]
 
@@ -171,8 +171,6 @@ def _read_cell(dbs: Databases, engine: Engine, cell: CellRef,
 def _read_services(engine: Engine) -> tuple[list[ServiceRecord], ComputeVersions]:
     """The cell's live nova-conductor rows, and its nova-compute versions (one aggregate
     and one short query, whatever the number of computes)."""
-    from cellctl.liveness import ServiceRecord
-
     counted = (sv.c.binary == "nova-compute", sv.c.deleted == 0, sv.c.forced_down == false())
     old = sv.c.version < OLDEST_SUPPORTED_COMPUTE_VERSION
     with engine.connect() as conn:
@@ -293,9 +291,6 @@ def _conductors_check(dbs: Databases, scans: list[CellScan], timeout: float, *,
                       skipped: int, result: Result) -> Check:
     """Every regular cell has a live nova-conductor, judged by the configured driver:
     without one, its computes cannot report or take work."""
-    from cellctl.clock import utcnow
-    from cellctl.liveness import judge, service_group
-
     name = "Cell conductors"
     regular = [s for s in scans if s.compute_versions is not None]
     not_checked = f" ({skipped} unreachable, not checked)" if skipped else ""
