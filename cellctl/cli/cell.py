@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Group, format_option, main, run
+from cellctl.cli.cellopt import DATABASE_URL_FLAGS
 
 
 @main.group("cell", cls=Group)
@@ -19,7 +20,7 @@ def cell() -> None:
 @click.option("--name", required=True, help="The cell's name (cell0: cell0 itself).")
 @click.option("--transport-url", "--transport_url", "transport_url", metavar="URL",
               help="Its message queue (a Nova template is stored as written).")
-@click.option("--database_connection", "--database-connection", "database_connection",
+@click.option(*DATABASE_URL_FLAGS, "database_connection",
               metavar="URL", help="Its database (a Nova template is stored as written).")
 @click.option("--disabled/--enabled", "disabled", default=None,
               help="Scheduling to the cell off or on (default: as it is; new cells enabled).")

@@ -15,6 +15,10 @@ from typing import Any
 
 import click
 
+# nova-manage's spellings, each with cellctl's dashed one: the flags of every command.
+CELL_UUID_FLAGS = ("--cell_uuid", "--cell-uuid")
+DATABASE_URL_FLAGS = ("--database_connection", "--database-connection")
+
 CELL_HELP = ("The cell, by UUID or by name (exit 9 when several cells have that name); "
              "instead of --cell_uuid.")
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, register, run
-from cellctl.cli.cellopt import cell_option, chosen_cell
-
-_CELL_UUID = ("--cell_uuid", "--cell-uuid")
-_DB_URL = ("--database_connection", "--database-connection")
+from cellctl.cli.cellopt import CELL_UUID_FLAGS, DATABASE_URL_FLAGS, cell_option, chosen_cell
 
 
 @register
 @click.command("map_cell0", cls=Command, writes=True)
-@click.option(*_DB_URL, "database_connection", metavar="URL",
+@click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL",
               help="cell0's database (default: [database] connection with _cell0 added).")
 @format_option
 def map_cell0(database_connection: str | None, fmt: str | None) -> None:
@@ -27,7 +24,8 @@ def map_cell0(database_connection: str | None, fmt: str | None) -> None:
 @click.command("create_cell", cls=Command, writes=True)
 @click.option("--name", help="A name for the cell.")
 @click.option("--transport-url", metavar="URL", help="The cell's message queue.")
-@click.option(*_DB_URL, "database_connection", metavar="URL", help="The cell's database.")
+@click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL",
+              help="The cell's database.")
 @click.option("--verbose", is_flag=True, help="Print the new cell's UUID.")
 @click.option("--disabled", is_flag=True, help="Create the cell disabled for scheduling.")
 @format_option
@@ -55,11 +53,11 @@ def list_cells(verbose: bool, fmt: str | None) -> None:
 
 @register
 @click.command("update_cell", cls=Command, writes=True)
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
 @cell_option
 @click.option("--name", help="New name.")
 @click.option("--transport-url", metavar="URL", help="New message queue URL.")
-@click.option(*_DB_URL, "database_connection", metavar="URL", help="New database URL.")
+@click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help="New database URL.")
 @click.option("--disable", is_flag=True, help="Stop scheduling to this cell.")
 @click.option("--enable", is_flag=True, help="Resume scheduling to this cell.")
 @format_option
@@ -85,7 +83,7 @@ def update_cell(cell_uuid: str | None, cell: str | None, name: str | None,
 @register
 @click.command("delete_cell", cls=Command,
                writes=lambda params: not params.get("dry_run"))
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
 @cell_option
 @click.option("--force", is_flag=True,
               help="Also delete the cell's host mappings and deleted instances' mappings.")

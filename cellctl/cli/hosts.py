@@ -5,14 +5,12 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
-from cellctl.cli.cellopt import cell_option, chosen_cell
-
-_CELL_UUID = ("--cell_uuid", "--cell-uuid")
+from cellctl.cli.cellopt import CELL_UUID_FLAGS, cell_option, chosen_cell
 
 
 @register
 @click.command("discover_hosts", cls=Command, writes=True)
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID",
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID",
               help="Only this cell (default: every cell).")
 @cell_option
 @click.option("--verbose", is_flag=True, help="Say what was found and mapped in each cell.")
@@ -87,7 +85,7 @@ def map_cell_and_hosts(transport_url: str | None, name: str | None, verbose: boo
 
 @register
 @click.command("list_hosts", cls=Command, writes=False)
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's hosts.")
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="Only this cell's hosts.")
 @cell_option
 @click.option("--status", is_flag=True,
               help="Add each host's compute service state, read from its cell.")
@@ -105,7 +103,7 @@ def list_hosts(cell_uuid: str | None, cell: str | None, status: bool, fmt: str |
 @register
 @click.command("delete_host", cls=Command,
                writes=lambda params: not params.get("dry_run"))
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
 @cell_option
 @click.option("--host", required=True, help="The host whose mapping is deleted.")
 @click.option("--dry-run", "dry_run", is_flag=True,

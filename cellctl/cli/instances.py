@@ -6,12 +6,12 @@ import click
 
 from cellctl.cli import Command, format_option, progress_for, register, run
 from cellctl.cli.arguments import number, positive
-from cellctl.cli.cellopt import cell_option, chosen_cell
+from cellctl.cli.cellopt import CELL_UUID_FLAGS, cell_option, chosen_cell
 
 
 @register
 @click.command("map_instances", cls=Command, writes=True)
-@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID",
               help="The cell whose instances to map (required, or --cell).")
 @cell_option
 @click.option("--max-count", "--max_count", "max_count", metavar="N",

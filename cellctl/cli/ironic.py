@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from cellctl.cli import Group, format_option, main, run
-from cellctl.cli.cellopt import cell_option, chosen_cell
+from cellctl.cli.cellopt import CELL_UUID_FLAGS, cell_option, chosen_cell
 
 
 @main.group("ironic", cls=Group)
@@ -17,7 +17,7 @@ def ironic() -> None:
 
 
 @ironic.command("ring", writes=False)
-@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID",
               help="Only this cell's nodes.")
 @cell_option
 @click.option("--host", metavar="HOST", help="Only nodes this host reports or owns.")
@@ -85,7 +85,7 @@ def move(source: str | None, destination: str | None, rebalance: bool,
               help="A compute service's own rendered nova.conf (repeatable).")
 @click.option("--service-config-dir", metavar="DIR",
               help="One nova.conf per compute service, named HOST or HOST.conf.")
-@click.option("--cell_uuid", "--cell-uuid", "cell_uuid", metavar="UUID",
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID",
               help="Only this cell's services.")
 @click.option("--problems", "problems_only", is_flag=True,
               help="Only the nodes with a flag (something to act on).")

@@ -13,14 +13,12 @@ import click
 
 from cellctl.cli import Group, format_option, register, run
 from cellctl.cli.arguments import checked, number, positive
-from cellctl.cli.cellopt import cell_option, chosen_cell
+from cellctl.cli.cellopt import CELL_UUID_FLAGS, DATABASE_URL_FLAGS, cell_option, chosen_cell
 
 if TYPE_CHECKING:
     from cellctl.db import Databases
     from cellctl.result import Result
 
-_CELL_UUID = ("--cell_uuid", "--cell-uuid")
-_DB_URL = ("--database_connection", "--database-connection")
 _DB_HELP = "The cell database to write to (default: [database] connection)."
 
 
@@ -45,7 +43,7 @@ register(service)
 @click.option("--node", "node_uuids", multiple=True, metavar="UUID",
               help="With ironic: the host also reports this node (repeatable; a node "
                    "another host reports too is duplicated).")
-@click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
               help="Write even into the cell database a nova.conf found by the default "
                    "search names (a deployment's).")
@@ -72,7 +70,7 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
 @click.option("--interval", default="10", show_default=True, metavar="SECONDS",
               help="Seconds between reports.")
 @click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
-@click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
+@click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
               help="Write even into the cell database a nova.conf found by the default "
                    "search names (a deployment's).")
@@ -100,7 +98,7 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
 
 
 @service.command("list", writes=False)
-@click.option(*_CELL_UUID, "cell_uuid", metavar="UUID", help="Only this cell's services.")
+@click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="Only this cell's services.")
 @cell_option
 @format_option
 def service_list(cell_uuid: str | None, cell: str | None, fmt: str | None) -> None:
