@@ -20,7 +20,7 @@ from sqlalchemy import exists, func, or_, select
 
 from cellctl.clock import utcnow
 from cellctl.liveness import BackendUnreachable, ServiceRecord, judge, service_group
-from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import services as sv
 
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
     from cellctl.db import Databases
     from cellctl.result import Result
-
-IRONIC = "ironic"  # compute_nodes.hypervisor_type of Nova's Ironic driver
 
 
 @dataclass(frozen=True)

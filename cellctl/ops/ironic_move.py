@@ -41,9 +41,10 @@ from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
 from cellctl.hashring import HashRing
 from cellctl.ids import canonical_uuid
-from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
+from cellctl.ironic.ring import IronicService, judge_services, read_services, ring_members
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 from cellctl.tables.cell import services as sv

@@ -56,9 +56,10 @@ from cellctl.ironic.ownership import (
     ring_members,
 )
 from cellctl.liveness import BackendUnreachable, ServiceRecord, host_state, judge, service_group
+from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.results import IronicOwnerNodeRow, IronicOwnerServiceRow, IronicOwnersRow
-from cellctl.tables.cell import COMPUTE_BINARY
+from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 from cellctl.tables.cell import services as sv
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
 
     from cellctl.ironic.config import IronicSettings
 
-IRONIC = "ironic"
 UNMANAGED, DOUBLE, MOVING, INSTANCE_HOST_DOWN, UNSERVED, UNKNOWN = (
     "unmanaged", "double-managed", "moving", "instance host down", "unserved", "unknown")
 CHUNK = 5_000
@@ -243,9 +243,9 @@ def _read_instances(engine: Engine, hosts: list[str], uuids: set[str]
             own[host] = set(conn.execute(select(inst.c.uuid).where(
                 inst.c.deleted == 0, inst.c.host == host)).scalars())
         ordered = sorted(uuids)
-        for start in range(0, len(ordered), CHUNK):
+        for part in chunks(ordered, CHUNK):
             for r in conn.execute(select(inst.c.uuid, inst.c.host).where(
-                    inst.c.deleted == 0, inst.c.uuid.in_(ordered[start:start + CHUNK]))):
+                    inst.c.deleted == 0, inst.c.uuid.in_(part))):
                 hosts_of[r.uuid] = r.host
     return own, hosts_of
 

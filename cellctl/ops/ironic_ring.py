@@ -45,11 +45,12 @@ from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
 from cellctl.db import Databases
 from cellctl.hashring import HashRing
-from cellctl.ironic.ring import IRONIC, IronicService, judge_services, read_services, ring_members
+from cellctl.ironic.ring import IronicService, judge_services, read_services, ring_members
 from cellctl.liveness import host_state
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
 from cellctl.results import IronicNodeRow, IronicRingRow, IronicRingServiceRow
+from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 
