@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, or_, select
 
+from cellctl import liveness
 from cellctl.clock import utcnow
-from cellctl.liveness import BackendUnreachable, ServiceRecord, judge, service_group
+from cellctl.liveness import BackendUnreachable, ServiceRecord, judge
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import services as sv
@@ -81,7 +82,8 @@ def judge_services(dbs: Databases, services: dict[str, list[IronicService]], res
     if records:
         warning = None
         try:
-            driver = service_group(dbs.settings)
+            # Looked up on the module at each call: a test may replace the factory.
+            driver = liveness.service_group(dbs.settings)
         except BackendUnreachable as exc:
             verdicts, warning = [None] * len(records), f"{exc}: liveness unknown"
         else:
