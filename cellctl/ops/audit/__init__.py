@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from enum import IntEnum
 from typing import Any
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
@@ -36,7 +37,17 @@ from cellctl.ops.audit.checks import (
 )
 from cellctl.result import Column, Result, Table
 
-BAD_INPUT = 1
+
+class AuditExit(IntEnum):
+    """``audit``'s exit codes."""
+
+    CLEAN = 0  # nothing found
+    FINDINGS = 1  # findings remain (after fix: those it could not or may not repair)
+    BAD_INPUT = 1  # (the same code) bad input: nothing read, nothing written
+    CELL_UNREACHABLE = 2  # a cell could not be read: the audit is incomplete
+
+
+BAD_INPUT = AuditExit.BAD_INPUT
 DEFAULT_LIMIT = 1000
 DEFAULT_BUILD_TIMEOUT = 3600.0
 
@@ -203,9 +214,9 @@ def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
                  f" ({fixable} of the {len(listing)} listed fixable with --fix)")
         result.info(f"{_plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
-        result.code = 2
+        result.code = AuditExit.CELL_UNREACHABLE
     elif found.remaining() > 0:
-        result.code = 1
+        result.code = AuditExit.FINDINGS
     result.table = Table(FINDING_COLUMNS, [f.as_dict() for f in listing])
     result.data = {
         "findings": [f.as_dict() for f in listing],
