@@ -14,7 +14,7 @@ planted; then ``audit --fix`` and a second ``audit --fix`` (which must find
 nothing fixable) the same way.
 
     .venv/bin/python benchmarks/bench_audit.py [--instances 1000000] [--hosts 100000]
-        [--cells 4] [--findings 100] [--build-only FILE | --measure FILE]
+        [--cells 4] [--findings 100] [--build-only FILE | --measure FILE [--keep]]
 
 Every step that touches data runs in a child process, so this process stays
 small (Linux reports a child's peak RSS as at least its parent's RSS when it
@@ -330,6 +330,8 @@ def main() -> None:
                         help="build the cloud, keep it, describe it in FILE (for --measure)")
     parser.add_argument("--measure", metavar="FILE",
                         help="measure (then drop) a cloud kept by --build-only")
+    parser.add_argument("--keep", action="store_true",
+                        help="with --measure: keep the cloud (to measure it again)")
     parser.add_argument("--admin", help=argparse.SUPPRESS)
     parser.add_argument("--seed-hosts", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--plant", nargs=4, help=argparse.SUPPRESS)
@@ -356,7 +358,8 @@ def main() -> None:
                 cloud["env"]["CELLCTL_STATE_DIR"] = tmp
                 measure(cloud)
         finally:
-            drop(cloud)
+            if not args.keep:
+                drop(cloud)
     else:
         if args.cells < 4:
             raise SystemExit("--cells must be at least 4 (the planted findings use four)")

@@ -1,11 +1,11 @@
 """audit: every inconsistency between the API database and the cells, by kind.
 
-What is checked, and how each page of rows is looked up on the other side,
-is in ``cellctl.ops.audit.checks``. Here: the options, the cells (each probed
-first, so a dead one costs one timeout and is named), the threads, and the
-result. The instances of every cell and the instance mappings are merged in
-one walk, here; meanwhile each cell's hosts are walked on a thread of their
-own. Without ``fix`` nothing is written, ever.
+The instance checks are in ``cellctl.ops.audit.checks``, the host checks in
+``cellctl.ops.audit.hosts``. Here: the options, the cells (each probed first,
+so a dead one costs one timeout and is named), the threads, and the result.
+The instances of every cell and the instance mappings are merged in one walk,
+here; meanwhile the hosts are merged in one walk on a thread of its own.
+Without ``fix`` nothing is written, ever.
 """
 
 from __future__ import annotations
@@ -24,17 +24,13 @@ from cellctl.db import Databases
 from cellctl.ops.audit.checks import (
     CELL_LESS_KINDS,
     FIXABLE_KINDS,
-    HOST_IN_SEVERAL_CELLS,
-    HOST_MAPPING_WITHOUT_HOST,
     KINDS,
-    NODE_MAPPED_WITHOUT_HOST_MAPPING,
     Audit,
     Findings,
-    check_cell_hosts,
-    check_host_mappings,
     check_instances,
     check_mappings,
 )
+from cellctl.ops.audit.hosts import check_hosts
 from cellctl.result import Column, Result, Table
 
 
@@ -162,33 +158,15 @@ def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
 
 
 def _run_checks(run: Audit) -> None:
-    """Each cell's host walks on a thread of its own (their look-ups in the other cells
-    on the look-up threads); meanwhile, here, the merge walk of every cell's instances
-    with the instance mappings, and the mappings that have no cell."""
+    """The host walk on a thread of its own; meanwhile, here, the merge walk of every
+    cell's instances with the instance mappings, and the mappings that have no cell."""
     found = run.found
-    jobs = []
-    with ThreadPoolExecutor(max_workers=max(1, len(run.cells)),
-                            thread_name_prefix="audit-cell") as walkers:
-        for cell in run.cells:
-            if cell.id in run.engines and not cell.is_cell0 and run.mine(cell):
-                jobs.append((cell, walkers.submit(_check_cell, run, cell)))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-hosts") as walker:
+        hosts = walker.submit(check_hosts, run)
         check_instances(run)
         if found.wants(*CELL_LESS_KINDS):
             check_mappings(run)
-        for cell, job in jobs:
-            try:
-                job.result()
-            except CellUnreachable as exc:
-                found.mark_unreachable(cell, str(exc))
-
-
-def _check_cell(run: Audit, cell: CellRef) -> None:
-    """The hosts of one cell (not cell0: it has none)."""
-    found = run.found
-    if found.wants(HOST_MAPPING_WITHOUT_HOST):
-        check_host_mappings(run, cell)
-    if found.wants(NODE_MAPPED_WITHOUT_HOST_MAPPING, HOST_IN_SEVERAL_CELLS):
-        check_cell_hosts(run, cell)
+        hosts.result()
 
 
 def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
