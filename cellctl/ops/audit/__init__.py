@@ -14,11 +14,10 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import IntEnum
-from typing import Any
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
-from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases
-from cellctl.cells.refs import CellRef, cell_database, select_cells
+from cellctl.cells.reach import Unreachable, open_cells
+from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ops.audit.checks import (
@@ -95,10 +94,13 @@ def audit(
         wanted = [kind for kind in wanted if kind not in CELL_LESS_KINDS]
 
     found = Findings(wanted, cap, fix)
-    engines = _open_cells(dbs, cells, timeout, found)
+    unreachable = Unreachable()  # every cell probed at once; a dead one named, not read
+    opened = open_cells(dbs, cells, unreachable, timeout=timeout)
+    engines = {cell.id: opened[cell.uuid] for cell in cells if cell.uuid in opened}
     with ThreadPoolExecutor(max_workers=max(1, len(cells)),
                             thread_name_prefix="audit-lookup") as lookups:
-        run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience)
+        run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience,
+                    unreachable=unreachable)
         _run_checks(run)
     return _result(result, run, cells)
 
@@ -139,24 +141,6 @@ def _seconds(value: str | float | None, result: Result) -> float | None:
     return seconds
 
 
-def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
-                found: Findings) -> dict[int, Any]:
-    """Probe every cell at once; the engines of those that answered (opened here, in
-    this thread: Databases' cache is not thread-safe)."""
-    dead = probe_databases(dbs, cells, timeout)
-    engines: dict[int, Any] = {}
-    for cell in cells:
-        if cell.uuid in dead:
-            found.mark_unreachable(cell, dead[cell.uuid])
-            continue
-        try:
-            with cell_access(cell):
-                engines[cell.id] = cell_database(dbs, cell, timeout)
-        except CellUnreachable as exc:
-            found.mark_unreachable(cell, str(exc))
-    return engines
-
-
 def _run_checks(run: Audit) -> None:
     """The host walk on a thread of its own; meanwhile, here, the merge walk of every
     cell's instances with the instance mappings, and the mappings that have no cell."""
@@ -171,10 +155,7 @@ def _run_checks(run: Audit) -> None:
 
 def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
     found = run.found
-    for cell in cells:  # in cell order, each named with why
-        if cell.uuid in found.unreachable:
-            result.unreachable(cell.uuid, f"{found.unreachable[cell.uuid]} "
-                               f"(the audit of {cell.label} is incomplete)")
+    run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
     listing = [finding for kind in found.counts for finding in
                sorted(found.listed[kind], key=lambda f: (f.cell_uuid or "", f.subject))]
     for kind, count in found.counts.items():

@@ -19,6 +19,7 @@ it is, never undone and never duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 from collections import defaultdict
@@ -32,7 +33,7 @@ from sqlalchemy import delete, select, update
 from cellctl.cells.queries import (
     visible_instances,
 )
-from cellctl.cells.reach import CellUnreachable, cell_access
+from cellctl.cells.reach import CellUnreachable, Unreachable
 from cellctl.cells.refs import CellRef
 from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
@@ -98,7 +99,6 @@ class Findings:
     fixed: dict[str, int] = field(default_factory=dict)
     # Findings a re-check under the lock found gone (a concurrent writer repaired them).
     vanished: dict[str, int] = field(default_factory=dict)
-    unreachable: dict[str, str] = field(default_factory=dict)  # cell UUID -> why
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -128,13 +128,6 @@ class Findings:
             self.fixed[kind] += fixed
             self.vanished[kind] += vanished
 
-    def mark_unreachable(self, cell: CellRef, reason: str) -> None:
-        with self._lock:
-            self.unreachable.setdefault(cell.uuid, reason)
-
-    def is_unreachable(self, cell: CellRef) -> bool:
-        return cell.uuid in self.unreachable
-
     def remaining(self) -> int:
         """Findings that are still there: not repaired by this run nor by another."""
         return sum(self.counts[k] - self.fixed.get(k, 0) - self.vanished[k]
@@ -154,6 +147,8 @@ class Audit:
     now: datetime.datetime
     build_timeout: float
     cell_by_id: dict[int, CellRef] = field(init=False)
+    # The cells that could not be read (reach.py's one record; each named in the result).
+    unreachable: Unreachable = field(default_factory=Unreachable)
 
     def __post_init__(self) -> None:
         self.cell_by_id = {cell.id: cell for cell in self.cells}
@@ -167,31 +162,28 @@ class Audit:
         return self.only is None or cell.id == self.only.id
 
     def readable(self) -> list[CellRef]:
-        return [c for c in self.cells if c.id in self.engines and not self.found.is_unreachable(c)]
+        return [c for c in self.cells if c.id in self.engines and c not in self.unreachable]
 
     def complete(self) -> bool:
         """Whether every cell could be read so far (absence anywhere can be concluded)."""
-        return not self.found.unreachable
+        return not self.unreachable
 
     def in_cell(self, cell: CellRef, work: Callable[[Engine], T]) -> T:
-        """Run ``work`` on ``cell``'s database; its failure is the cell's (CellUnreachable)."""
-        with cell_access(cell):
-            if self.found.is_unreachable(cell):
-                raise CellUnreachable(cell, CellctlError(self.found.unreachable[cell.uuid]))
+        """Run ``work`` on ``cell``'s database; its failure is the cell's (recorded, and
+        raised as CellUnreachable)."""
+        with self.unreachable.access(cell):
             return work(self.engines[cell.id])
 
     def per_cell(self, jobs: dict[int, Callable[[Engine], T]]) -> dict[int, T]:
         """Each cell's own job (cell id -> job), all at once; a cell that fails is
         recorded as unreachable and left out of the answer."""
         targets = [self.cell_by_id[cell_id] for cell_id in jobs]
-        targets = [c for c in targets if c.id in self.engines and not self.found.is_unreachable(c)]
+        targets = [c for c in targets if c.id in self.engines and c not in self.unreachable]
         futures = {c.id: self.pool.submit(self.in_cell, c, jobs[c.id]) for c in targets}
         answers: dict[int, T] = {}
         for cell in targets:
-            try:
+            with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                 answers[cell.id] = futures[cell.id].result()
-            except CellUnreachable as exc:
-                self.found.mark_unreachable(cell, str(exc))
         return answers
 
     def everywhere(self, work: Callable[[Engine], T],
@@ -231,18 +223,16 @@ def check_instances(audit: Audit) -> None:
         return
     streams = {}
     for cell in audit.readable():
-        try:
-            with cell_access(cell):
-                streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
-        except CellUnreachable as exc:
-            found.mark_unreachable(cell, str(exc))
+        # (a failure is recorded in audit.unreachable by access)
+        with contextlib.suppress(CellUnreachable), audit.unreachable.access(cell):
+            streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
     mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
 
-    def unreachable(cell_id: int, exc: CellctlError) -> None:
-        found.mark_unreachable(audit.cell_by_id[cell_id], str(exc))
+    def lost(cell_id: int, exc: CellctlError) -> None:
+        audit.unreachable.mark(audit.cell_by_id[cell_id], str(exc))
 
     pages = _Pages(audit)
-    for seen in walk(mappings, streams, unreachable):
+    for seen in walk(mappings, streams, lost):
         pages.add(seen)
     pages.flush(everything=True)
 
@@ -286,10 +276,8 @@ class _Pages:
     def _unmapped(self, cell_id: int) -> None:
         uuids, self.unmapped[cell_id] = self.unmapped[cell_id], []
         cell = self.audit.cell_by_id[cell_id]
-        try:
+        with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
             self.to_map[cell_id] += _unmapped_instances(self.audit, cell, uuids)
-        except CellUnreachable as exc:
-            self.audit.found.mark_unreachable(cell, str(exc))
 
     def _placed(self) -> None:
         placed, self.placed = self.placed, []
@@ -315,10 +303,8 @@ class _Pages:
             if uuids and (everything or len(uuids) >= PAGE):
                 self.to_map[cell_id] = []
                 cell = audit.cell_by_id[cell_id]
-                try:
+                with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                     _map_instances(audit, cell, uuids)
-                except CellUnreachable as exc:
-                    audit.found.mark_unreachable(cell, str(exc))
         due = len(self.orphans) + len(self.moves)
         if due and (everything or due >= PAGE):
             _repair_mappings(audit, self.orphans, self.moves)
@@ -412,7 +398,7 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
     """(kind, the cell that has the instance) for a mapping to ``cell_id``, or None if fine
     or undecidable (a cell that could not be read may hold the answer)."""
     mapped_to = audit.cell_by_id[cell_id]
-    if audit.found.is_unreachable(mapped_to) or cell_id not in audit.engines:
+    if mapped_to in audit.unreachable or cell_id not in audit.engines:
         return None
     if cell_id in seen.living:
         return None

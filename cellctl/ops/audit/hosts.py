@@ -20,6 +20,7 @@ collected during the walk and made a page at a time, each under
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,13 +77,13 @@ def check_hosts(audit: Audit) -> None:
             sources[(NODES, cell.id)] = sorted_rows(engine, node_hosts, cn.c.host)
             sources[(SERVICES, cell.id)] = sorted_rows(engine, service_hosts, sv.c.host)
 
-    def unreachable(tag: tuple[int, int], exc: CellctlError) -> None:
+    def lost(tag: tuple[int, int], exc: CellctlError) -> None:
         if tag[0] == MAPPINGS:
             raise exc  # the API database failing ends the audit
-        found.mark_unreachable(audit.cell_by_id[tag[1]], str(exc))
+        audit.unreachable.mark(audit.cell_by_id[tag[1]], str(exc))
 
     pending = _Pending(audit)
-    for _key, rows in grouped(sources, unreachable):
+    for _key, rows in grouped(sources, lost):
         _judge(audit, rows, pending)
     pending.flush(everything=True)
 
@@ -119,7 +120,7 @@ def _judge(audit: Audit, rows: list[tuple[tuple[int, int], Any]], pending: _Pend
 
 def _walked(audit: Audit, cell: CellRef) -> bool:
     """Whether the walk read ``cell``'s hosts to the end (so absence there is known)."""
-    return cell.id in audit.engines and not cell.is_cell0 and not audit.found.is_unreachable(cell)
+    return cell.id in audit.engines and not cell.is_cell0 and cell not in audit.unreachable
 
 
 @dataclass
@@ -153,19 +154,15 @@ class _Pending:
         rows, self.gone[cell_id] = self.gone[cell_id], []
         cell = self.audit.cell_by_id[cell_id]
         if rows:
-            try:
+            with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                 _report_gone(self.audit, cell, rows)
-            except CellUnreachable as exc:
-                self.audit.found.mark_unreachable(cell, str(exc))
 
     def _marked(self, cell_id: int) -> None:
         hosts, self.marked[cell_id] = self.marked[cell_id], []
         cell = self.audit.cell_by_id[cell_id]
         if hosts:
-            try:
+            with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                 _map_marked_hosts(self.audit, cell, hosts)
-            except CellUnreachable as exc:
-                self.audit.found.mark_unreachable(cell, str(exc))
 
 
 def _report_gone(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> None:
