@@ -1,13 +1,13 @@
-"""The checks of ``audit``, and the repairs of ``audit --fix``.
+"""The findings, the run, and the instance checks of ``audit`` (and their repairs).
 
 The API database and the cells are different databases, so nothing joins
 across them. The instances are checked in one merge walk
 (``cellctl.mappings.lookup.walk``): every cell's instance UUIDs and the API's
 instance mappings, each streamed in UUID order from its own index and
 merged once; only what the walk finds odd is looked up again, in pages, with
-one ``IN`` query per database. The hosts are walked in keyset pages, each
-page looked up on the other side. Memory is a few pages, whatever the size
-of the cloud.
+one ``IN`` query per database. The hosts are merged the same way in
+``cellctl.ops.audit.hosts``. Memory is a few batches per stream, whatever the
+size of the cloud.
 
 A repair is collected as the walk finds it and made a page at a time, in a
 transaction that holds the lock the concurrent writer of the same rows
