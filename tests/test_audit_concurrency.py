@@ -16,6 +16,7 @@ from hostsupport import add_hosts, add_node, cellctl_process, host_mappings, map
 from instance_helpers import add_instances, markers
 
 from cellctl.ops.audit import checks as audit_checks
+from cellctl.ops.audit import hosts as audit_hosts
 from cellctl.ops.audit.checks import KINDS, Audit, Findings
 from cellctl.tables.api import host_mappings as hm
 from cellctl.tables.api import instance_mappings as im
@@ -135,7 +136,7 @@ def test_host_that_came_back_keeps_its_mapping(cloud, live_audit):
     stale = api_rows(cloud, hm, hm.c.host.in_(["ghost", "ghost2"]))
     add_hosts(cloud.cell_url, ["ghost"])  # nova-compute started again, after the finding
 
-    audit_checks._delete_host_mappings(live_audit, cell1, stale)
+    audit_hosts._delete_host_mappings(live_audit, cell1, stale)
 
     assert set(host_mappings(cloud)) == {"ghost"}
     assert live_audit.found.fixed["host_mapping_without_host"] == 1
@@ -148,7 +149,7 @@ def test_host_that_got_an_instance_keeps_its_mapping(cloud, live_audit):
     stale = api_rows(cloud, hm, hm.c.host == "ghost")
     add_instances(cloud.cell_url, 1, host="ghost")
 
-    audit_checks._delete_host_mappings(live_audit, cell1, stale)
+    audit_hosts._delete_host_mappings(live_audit, cell1, stale)
 
     assert set(host_mappings(cloud)) == {"ghost"}
     assert live_audit.found.fixed["host_mapping_without_host"] == 0

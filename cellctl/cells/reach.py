@@ -14,13 +14,17 @@ that answered (in parallel), record every one that did not (or failed
 since) with ``Result.unreachable``. Commands that write while they go
 (``discover_hosts``) wrap their per-cell work in ``cell_access`` instead,
 which turns any failure of the cell's database into ``CellUnreachable``.
-Errors of the API database are never the cell's: without it no command can
-go on.
+A command that reads the cells its own way (``audit``'s merge walks) keeps
+its record in an ``Unreachable`` (``open_cells``, ``Unreachable.access``,
+``Unreachable.report``), which is what ``read_cells`` keeps too: one record
+of the cells that could not be read, one word for them. Errors of the API
+database are never the cell's: without it no command can go on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +67,64 @@ def cell_access(cell: CellRef) -> Iterator[None]:
         raise CellUnreachable(cell, exc) from None
 
 
+class Unreachable:
+    """The cells a command could not read, each with why (the first reason); thread-safe."""
+
+    def __init__(self) -> None:
+        self._why: dict[str, str] = {}  # cell UUID -> why
+        self._lock = threading.Lock()
+
+    def mark(self, cell: CellRef, why: str) -> None:
+        with self._lock:
+            self._why.setdefault(cell.uuid, why)
+
+    def __contains__(self, cell: CellRef) -> bool:
+        return cell.uuid in self._why
+
+    def __bool__(self) -> bool:
+        return bool(self._why)
+
+    @contextlib.contextmanager
+    def access(self, cell: CellRef) -> Iterator[None]:
+        """``cell_access`` that also records the failure here, and fails at once for a
+        cell recorded already (its database is not asked again)."""
+        try:
+            with cell_access(cell):
+                if cell.uuid in self._why:
+                    raise CellUnreachable(cell, CellctlError(self._why[cell.uuid]))
+                yield
+        except CellUnreachable as exc:
+            self.mark(cell, str(exc))
+            raise
+
+    def report(self, result: Result, cells: Sequence[CellRef], left_out: str | None) -> None:
+        """``result.unreachable`` for each recorded cell, in the order of ``cells``, with
+        the line ``"<why> (<left_out>)"`` (``left_out`` may name the cell as ``{cell}``)."""
+        for cell in cells:
+            if cell.uuid in self._why:
+                why = self._why[cell.uuid]
+                if left_out:
+                    why += f" ({left_out.format(cell=cell.label)})"
+                result.unreachable(cell.uuid, why)
+
+
+def open_cells(dbs: Databases, cells: Sequence[CellRef], unreachable: Unreachable, *,
+               timeout: float = DEFAULT_TIMEOUT, probe: bool = True) -> dict[str, Engine]:
+    """Probe every cell at once (unless ``probe`` is False: done already) and open the
+    engines of those that answered: cell UUID -> engine. Every other cell is recorded
+    in ``unreachable``. (Engines are made here, in one thread: Databases' cache is not
+    shared.)"""
+    if probe:
+        probe_databases(dbs, list(cells), timeout)
+    engines: dict[str, Engine] = {}
+    for cell in cells:
+        try:
+            engines[cell.uuid] = cell_database(dbs, cell, timeout)
+        except CellctlError as exc:
+            unreachable.mark(cell, str(exc))
+    return engines
+
+
 def read_cells(
     dbs: Databases,
     cells: Sequence[CellRef],
@@ -84,14 +146,8 @@ def read_cells(
     the caller probed them already. ``workers`` 1 reads one cell after the
     other (for a progress bar, which only one reader may drive).
     """
-    if probe:
-        probe_databases(dbs, list(cells), timeout)
-    jobs: list[tuple[CellRef, Engine | CellctlError]] = []
-    for cell in cells:  # engines are made here, in one thread: Databases' cache is not shared
-        try:
-            jobs.append((cell, cell_database(dbs, cell, timeout)))
-        except CellctlError as exc:
-            jobs.append((cell, exc))
+    unreachable = Unreachable()
+    engines = open_cells(dbs, cells, unreachable, timeout=timeout, probe=probe)
 
     def attempt(cell: CellRef, engine: Engine) -> T | CellctlError:
         try:
@@ -103,21 +159,20 @@ def read_cells(
         except CellctlError as exc:
             return exc
 
-    readable = [(cell, engine) for cell, engine in jobs if not isinstance(engine, CellctlError)]
+    readable = [cell for cell in cells if cell.uuid in engines]
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(readable))),
                             thread_name_prefix="cell-read") as pool:
-        futures = {cell.uuid: pool.submit(attempt, cell, engine) for cell, engine in readable}
+        futures = {cell.uuid: pool.submit(attempt, cell, engines[cell.uuid])
+                   for cell in readable}
         outcomes = {uuid: future.result() for uuid, future in futures.items()}
     found: dict[str, T] = {}
-    for cell, engine in jobs:
-        outcome = engine if isinstance(engine, CellctlError) else outcomes[cell.uuid]
+    for cell in readable:
+        outcome = outcomes[cell.uuid]
         if isinstance(outcome, CellctlError):
-            why = str(outcome)
-            if left_out:
-                why += f" ({left_out.format(cell=cell.label)})"
-            result.unreachable(cell.uuid, why)
+            unreachable.mark(cell, str(outcome))
         else:
             found[cell.uuid] = outcome
+    unreachable.report(result, cells, left_out)
     return found
 
 

@@ -25,25 +25,27 @@ silently wrong answer.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, literal, select, text, tuple_
+from sqlalchemy import LargeBinary, cast, func, literal, select, text, tuple_
 
 from cellctl.db import abandon_stream
 from cellctl.errors import CellctlError
 from cellctl.paging import chunks
+from cellctl.prefetch import prefetched
 from cellctl.tables.api import instance_mappings as im
 
 if TYPE_CHECKING:
-    from sqlalchemy import Column, ColumnElement
+    from sqlalchemy import Column, ColumnElement, Select
     from sqlalchemy.engine import Connection, Engine
 
 # Keys per IN list: well under every backend's bind-parameter limit.
 PAGE = 5000
 # Rows per fetch of a stream (and per keyset page on SQLite).
-STREAM = 10_000
+STREAM = 2000
 
 
 def fold(uuid: str) -> str:
@@ -98,8 +100,31 @@ def sorted_keys(engine: Engine, column: Column[str], *others: Column[Any],
         order = _order(conn, column)
     columns = (column, *others)
     if engine.dialect.name == "sqlite":
-        return _keyset(engine, order, columns, size)
+        return _keyset(engine, select(*columns), order, size)
     return _streamed(engine, select(*columns).order_by(*order), size)
+
+
+def sorted_rows(engine: Engine, query: Select[Any], column: Column[str],
+                size: int = STREAM) -> Iterator[list[Any]]:
+    """Batches of ``query``'s rows, whose first column is ``column`` (a name, such as a
+    host, of any characters), in folded order whatever the collation.
+
+    The order asked for is the binary order of ``lower(column)`` (MySQL:
+    ``CAST(LOWER(host) AS BINARY)``; PostgreSQL: ``COLLATE "C"``; SQLite's
+    default), which is the order of Python's ``str.lower`` for every name
+    the database lower-cases as Python does (all ASCII ones); ``grouped``
+    checks it as it reads. The database sorts the rows (no index gives that
+    order): meant for tables of hosts, not of instances.
+    """
+    folded: ColumnElement[Any] = func.lower(column)
+    name = engine.dialect.name
+    if name == "sqlite":
+        return _keyset(engine, query, [folded, column], size)
+    if name in ("mysql", "mariadb"):
+        folded = cast(folded, LargeBinary)
+    elif name == "postgresql":
+        folded = folded.collate("C")
+    return _streamed(engine, query.order_by(folded), size)
 
 
 def _order(conn: Connection, column: Column[str]) -> list[ColumnElement[Any]]:
@@ -134,22 +159,25 @@ def _streamed(engine: Engine, query: Any, size: int) -> Iterator[list[Any]]:
             raise
 
 
-def _keyset(engine: Engine, order: list[ColumnElement[Any]], columns: tuple[Any, ...],
+def _keyset(engine: Engine, base: Select[Any], order: list[ColumnElement[Any]],
             size: int) -> Iterator[list[Any]]:
-    """Keyset pages in ``order``: the column itself, or lower(column) then the column
-    (whose value then follows the columns asked for in each row)."""
+    """Keyset pages of ``base`` (whose first column is the key column) in ``order``: the
+    column itself, or lower(column) then the column (whose value then follows the
+    columns asked for in each row)."""
     folded = len(order) > 1
-    query = select(*columns, *order[:-1]).order_by(*order).limit(size)
+    width = len(base.selected_columns)
+    query = base.add_columns(*order[:-1]).order_by(*order).limit(size)
     after: Any = None
     while True:
         page = query
         if after is not None:
+            # (On a grouped query too: the condition is on the grouped column alone.)
             page = query.where(tuple_(*order) > tuple_(*after) if folded else order[0] > after)
         with engine.connect() as conn:
             rows = list(conn.execute(page))
         if rows:
             last = rows[-1]
-            after = (last[len(columns)], last[0]) if folded else last[0]
+            after = (last[width], last[0]) if folded else last[0]
             yield rows
         if len(rows) < size:
             return
@@ -184,30 +212,60 @@ def walk(mappings: Iterable[list[Any]], cells: dict[int, Iterator[list[Any]]],
     and read no further (its UUIDs from there on are not seen anywhere); a
     failure of the mapping stream ends the walk.
     """
-    sources = [_tagged(API, mappings, None)]
-    sources += [_tagged(cell_id, stream, lost) for cell_id, stream in cells.items()]
-    current: Sighting | None = None
-    for key, source, row in heapq.merge(*sources):
-        if current is None or key != current.key:
-            if current is not None and not _simple(current):
-                yield current
-            current = Sighting(key, None)
+    sources = [_tagged(API, ahead(mappings), None)]
+    sources += [_tagged(cell_id, ahead(stream), lost) for cell_id, stream in cells.items()]
+    key: str | None = None
+    mapping: Any = None
+    holders: list[tuple[int, str]] = []
+    for next_key, source, row in heapq.merge(*sources):
+        if next_key != key:
+            # The common case, mapped to the one cell that has it, costs no object.
+            if key is not None and not (mapping is not None and len(holders) == 1
+                                        and holders[0][0] == mapping[2]):
+                yield Sighting(key, mapping, holders)
+            key, mapping, holders = next_key, None, []
         if source == API:
-            current.mapping = row
+            mapping = row
         else:
-            current.cells.append((source, row[0]))
-    if current is not None and not _simple(current):
-        yield current
+            holders.append((source, row[0]))
+    if key is not None and not (mapping is not None and len(holders) == 1
+                                and holders[0][0] == mapping[2]):
+        yield Sighting(key, mapping, holders)
 
 
-def _simple(seen: Sighting) -> bool:
-    return (seen.mapping is not None and len(seen.cells) == 1
-            and seen.cells[0][0] == seen.mapping[2])
+def grouped(sources: dict[Hashable, Iterable[list[Any]]],
+            lost: Callable[[Any, CellctlError], None] | None = None
+            ) -> Iterator[tuple[str, list[tuple[Any, Any]]]]:
+    """Merge streams of rows in folded order of their first column (``sorted_rows``):
+    each folded key with its (source, row) pairs, every key once.
+
+    A source whose stream fails is handed to ``lost`` (when given, and the
+    error is not ``OutOfOrder``) and read no further; sources are read
+    ahead, each on a thread of its own.
+    """
+    counter = itertools.count()
+    merged = heapq.merge(*[((key, next(counter), tag, row) for key, tag, row in
+                            _tagged(tag, ahead(batches), lost))
+                           for tag, batches in sources.items()])
+    # (the counter: rows of one source with one key never compare their rows)
+    for key, group in itertools.groupby(merged, key=lambda item: item[0]):
+        yield key, [(tag, row) for _, _, tag, row in group]
 
 
-def _tagged(source: int, batches: Iterable[list[Any]],
-            lost: Callable[[int, CellctlError], None] | None
-            ) -> Iterator[tuple[str, int, Any]]:
+def ahead(batches: Iterable[list[Any]]) -> Iterator[list[Any]]:
+    """``batches`` read on a thread of their own, a batch or two ahead (so that the
+    streams of several databases are read at once); the source is closed at the end."""
+    try:
+        yield from prefetched(batches, depth=1)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def _tagged(source: Any, batches: Iterable[list[Any]],
+            lost: Callable[[Any, CellctlError], None] | None
+            ) -> Iterator[tuple[str, Any, Any]]:
     last = ""
     try:
         for batch in batches:

@@ -1,11 +1,11 @@
 """audit: every inconsistency between the API database and the cells, by kind.
 
-What is checked, and how each page of rows is looked up on the other side,
-is in ``cellctl.ops.audit.checks``. Here: the options, the cells (each probed
-first, so a dead one costs one timeout and is named), the threads, and the
-result. The instances of every cell and the instance mappings are merged in
-one walk, here; meanwhile each cell's hosts are walked on a thread of their
-own. Without ``fix`` nothing is written, ever.
+The instance checks are in ``cellctl.ops.audit.checks``, the host checks in
+``cellctl.ops.audit.hosts``. Here: the options, the cells (each probed first,
+so a dead one costs one timeout and is named), the threads, and the result.
+The instances of every cell and the instance mappings are merged in one walk,
+here; meanwhile the hosts are merged in one walk on a thread of its own.
+Without ``fix`` nothing is written, ever.
 """
 
 from __future__ import annotations
@@ -13,30 +13,36 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from enum import IntEnum
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
-from cellctl.cells.reach import CellUnreachable, cell_access, probe_databases
-from cellctl.cells.refs import CellRef, cell_database, select_cells
+from cellctl.cells.reach import Unreachable, open_cells
+from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ops.audit.checks import (
     CELL_LESS_KINDS,
     FIXABLE_KINDS,
-    HOST_IN_SEVERAL_CELLS,
-    HOST_MAPPING_WITHOUT_HOST,
     KINDS,
-    NODE_MAPPED_WITHOUT_HOST_MAPPING,
     Audit,
     Findings,
-    check_cell_hosts,
-    check_host_mappings,
     check_instances,
     check_mappings,
 )
+from cellctl.ops.audit.hosts import check_hosts
 from cellctl.result import Column, Result, Table
 
-BAD_INPUT = 1
+
+class AuditExit(IntEnum):
+    """``audit``'s exit codes."""
+
+    CLEAN = 0  # nothing found
+    FINDINGS = 1  # findings remain (after fix: those it could not or may not repair)
+    BAD_INPUT = 1  # (the same code) bad input: nothing read, nothing written
+    CELL_UNREACHABLE = 2  # a cell could not be read: the audit is incomplete
+
+
+BAD_INPUT = AuditExit.BAD_INPUT
 DEFAULT_LIMIT = 1000
 DEFAULT_BUILD_TIMEOUT = 3600.0
 
@@ -88,10 +94,13 @@ def audit(
         wanted = [kind for kind in wanted if kind not in CELL_LESS_KINDS]
 
     found = Findings(wanted, cap, fix)
-    engines = _open_cells(dbs, cells, timeout, found)
+    unreachable = Unreachable()  # every cell probed at once; a dead one named, not read
+    opened = open_cells(dbs, cells, unreachable, timeout=timeout)
+    engines = {cell.id: opened[cell.uuid] for cell in cells if cell.uuid in opened}
     with ThreadPoolExecutor(max_workers=max(1, len(cells)),
                             thread_name_prefix="audit-lookup") as lookups:
-        run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience)
+        run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience,
+                    unreachable=unreachable)
         _run_checks(run)
     return _result(result, run, cells)
 
@@ -132,60 +141,21 @@ def _seconds(value: str | float | None, result: Result) -> float | None:
     return seconds
 
 
-def _open_cells(dbs: Databases, cells: list[CellRef], timeout: float,
-                found: Findings) -> dict[int, Any]:
-    """Probe every cell at once; the engines of those that answered (opened here, in
-    this thread: Databases' cache is not thread-safe)."""
-    dead = probe_databases(dbs, cells, timeout)
-    engines: dict[int, Any] = {}
-    for cell in cells:
-        if cell.uuid in dead:
-            found.mark_unreachable(cell, dead[cell.uuid])
-            continue
-        try:
-            with cell_access(cell):
-                engines[cell.id] = cell_database(dbs, cell, timeout)
-        except CellUnreachable as exc:
-            found.mark_unreachable(cell, str(exc))
-    return engines
-
-
 def _run_checks(run: Audit) -> None:
-    """Each cell's host walks on a thread of its own (their look-ups in the other cells
-    on the look-up threads); meanwhile, here, the merge walk of every cell's instances
-    with the instance mappings, and the mappings that have no cell."""
+    """The host walk on a thread of its own; meanwhile, here, the merge walk of every
+    cell's instances with the instance mappings, and the mappings that have no cell."""
     found = run.found
-    jobs = []
-    with ThreadPoolExecutor(max_workers=max(1, len(run.cells)),
-                            thread_name_prefix="audit-cell") as walkers:
-        for cell in run.cells:
-            if cell.id in run.engines and not cell.is_cell0 and run.mine(cell):
-                jobs.append((cell, walkers.submit(_check_cell, run, cell)))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-hosts") as walker:
+        hosts = walker.submit(check_hosts, run)
         check_instances(run)
         if found.wants(*CELL_LESS_KINDS):
             check_mappings(run)
-        for cell, job in jobs:
-            try:
-                job.result()
-            except CellUnreachable as exc:
-                found.mark_unreachable(cell, str(exc))
-
-
-def _check_cell(run: Audit, cell: CellRef) -> None:
-    """The hosts of one cell (not cell0: it has none)."""
-    found = run.found
-    if found.wants(HOST_MAPPING_WITHOUT_HOST):
-        check_host_mappings(run, cell)
-    if found.wants(NODE_MAPPED_WITHOUT_HOST_MAPPING, HOST_IN_SEVERAL_CELLS):
-        check_cell_hosts(run, cell)
+        hosts.result()
 
 
 def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
     found = run.found
-    for cell in cells:  # in cell order, each named with why
-        if cell.uuid in found.unreachable:
-            result.unreachable(cell.uuid, f"{found.unreachable[cell.uuid]} "
-                               f"(the audit of {cell.label} is incomplete)")
+    run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
     listing = [finding for kind in found.counts for finding in
                sorted(found.listed[kind], key=lambda f: (f.cell_uuid or "", f.subject))]
     for kind, count in found.counts.items():
@@ -203,9 +173,9 @@ def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
                  f" ({fixable} of the {len(listing)} listed fixable with --fix)")
         result.info(f"{_plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
-        result.code = 2
+        result.code = AuditExit.CELL_UNREACHABLE
     elif found.remaining() > 0:
-        result.code = 1
+        result.code = AuditExit.FINDINGS
     result.table = Table(FINDING_COLUMNS, [f.as_dict() for f in listing])
     result.data = {
         "findings": [f.as_dict() for f in listing],

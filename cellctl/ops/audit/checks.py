@@ -1,13 +1,13 @@
-"""The checks of ``audit``, and the repairs of ``audit --fix``.
+"""The findings, the run, and the instance checks of ``audit`` (and their repairs).
 
 The API database and the cells are different databases, so nothing joins
 across them. The instances are checked in one merge walk
 (``cellctl.mappings.lookup.walk``): every cell's instance UUIDs and the API's
 instance mappings, each streamed in UUID order from its own index and
 merged once; only what the walk finds odd is looked up again, in pages, with
-one ``IN`` query per database. The hosts are walked in keyset pages, each
-page looked up on the other side. Memory is a few pages, whatever the size
-of the cloud.
+one ``IN`` query per database. The hosts are merged the same way in
+``cellctl.ops.audit.hosts``. Memory is a few batches per stream, whatever the
+size of the cloud.
 
 A repair is collected as the walk finds it and made a page at a time, in a
 transaction that holds the lock the concurrent writer of the same rows
@@ -19,42 +19,35 @@ it is, never undone and never duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from cellctl.cells.queries import (
-    compute_services,
-    hosts_with_instances,
-    live_nodes,
     visible_instances,
 )
-from cellctl.cells.reach import CellUnreachable, cell_access
+from cellctl.cells.reach import CellUnreachable, Unreachable
 from cellctl.cells.refs import CellRef
 from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
-from cellctl.mappings.hosts import map_hosts
 from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
 from cellctl.mappings.lookup import PAGE, Sighting, fold, sorted_keys, walk
 from cellctl.mappings.marker import MARKER_PROJECT_ID
 from cellctl.paging import chunks, keyset_pages
-from cellctl.tables.api import host_mappings as hm
 from cellctl.tables.api import instance_mappings as im
-from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as i
-from cellctl.tables.cell import services as sv
 from cellctl.writes.galera import in_parts, retried, write_limits
-from cellctl.writes.locks import HOST_MAPPING_LOCK, MARKER_LOCK
+from cellctl.writes.locks import MARKER_LOCK
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy import Column, Select
     from sqlalchemy.engine import Engine, Row
 
 T = TypeVar("T")
@@ -106,7 +99,6 @@ class Findings:
     fixed: dict[str, int] = field(default_factory=dict)
     # Findings a re-check under the lock found gone (a concurrent writer repaired them).
     vanished: dict[str, int] = field(default_factory=dict)
-    unreachable: dict[str, str] = field(default_factory=dict)  # cell UUID -> why
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -136,13 +128,6 @@ class Findings:
             self.fixed[kind] += fixed
             self.vanished[kind] += vanished
 
-    def mark_unreachable(self, cell: CellRef, reason: str) -> None:
-        with self._lock:
-            self.unreachable.setdefault(cell.uuid, reason)
-
-    def is_unreachable(self, cell: CellRef) -> bool:
-        return cell.uuid in self.unreachable
-
     def remaining(self) -> int:
         """Findings that are still there: not repaired by this run nor by another."""
         return sum(self.counts[k] - self.fixed.get(k, 0) - self.vanished[k]
@@ -162,6 +147,8 @@ class Audit:
     now: datetime.datetime
     build_timeout: float
     cell_by_id: dict[int, CellRef] = field(init=False)
+    # The cells that could not be read (reach.py's one record; each named in the result).
+    unreachable: Unreachable = field(default_factory=Unreachable)
 
     def __post_init__(self) -> None:
         self.cell_by_id = {cell.id: cell for cell in self.cells}
@@ -175,31 +162,28 @@ class Audit:
         return self.only is None or cell.id == self.only.id
 
     def readable(self) -> list[CellRef]:
-        return [c for c in self.cells if c.id in self.engines and not self.found.is_unreachable(c)]
+        return [c for c in self.cells if c.id in self.engines and c not in self.unreachable]
 
     def complete(self) -> bool:
         """Whether every cell could be read so far (absence anywhere can be concluded)."""
-        return not self.found.unreachable
+        return not self.unreachable
 
     def in_cell(self, cell: CellRef, work: Callable[[Engine], T]) -> T:
-        """Run ``work`` on ``cell``'s database; its failure is the cell's (CellUnreachable)."""
-        with cell_access(cell):
-            if self.found.is_unreachable(cell):
-                raise CellUnreachable(cell, CellctlError(self.found.unreachable[cell.uuid]))
+        """Run ``work`` on ``cell``'s database; its failure is the cell's (recorded, and
+        raised as CellUnreachable)."""
+        with self.unreachable.access(cell):
             return work(self.engines[cell.id])
 
     def per_cell(self, jobs: dict[int, Callable[[Engine], T]]) -> dict[int, T]:
         """Each cell's own job (cell id -> job), all at once; a cell that fails is
         recorded as unreachable and left out of the answer."""
         targets = [self.cell_by_id[cell_id] for cell_id in jobs]
-        targets = [c for c in targets if c.id in self.engines and not self.found.is_unreachable(c)]
+        targets = [c for c in targets if c.id in self.engines and c not in self.unreachable]
         futures = {c.id: self.pool.submit(self.in_cell, c, jobs[c.id]) for c in targets}
         answers: dict[int, T] = {}
         for cell in targets:
-            try:
+            with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                 answers[cell.id] = futures[cell.id].result()
-            except CellUnreachable as exc:
-                self.found.mark_unreachable(cell, str(exc))
         return answers
 
     def everywhere(self, work: Callable[[Engine], T],
@@ -210,21 +194,6 @@ class Audit:
         """
         targets = cells if cells is not None else self.cells
         return self.per_cell({cell.id: work for cell in targets})
-
-
-# --- keyset pages --------------------------------------------------------------
-
-
-def cell_pages(audit: Audit, cell: CellRef, query: Select[Any],
-               key: Column[Any]) -> Iterator[list[Row[Any]]]:
-    """``pages`` of a cell's database; a failure to read any page is the cell's."""
-    reading = audit.in_cell(cell, lambda db: keyset_pages(db, query, key=key, size=PAGE))
-    while True:
-        with cell_access(cell):
-            rows = next(reading, None)
-        if rows is None:
-            return
-        yield rows
 
 
 def _fold(value: str) -> str:
@@ -254,18 +223,16 @@ def check_instances(audit: Audit) -> None:
         return
     streams = {}
     for cell in audit.readable():
-        try:
-            with cell_access(cell):
-                streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
-        except CellUnreachable as exc:
-            found.mark_unreachable(cell, str(exc))
+        # (a failure is recorded in audit.unreachable by access)
+        with contextlib.suppress(CellUnreachable), audit.unreachable.access(cell):
+            streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
     mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
 
-    def unreachable(cell_id: int, exc: CellctlError) -> None:
-        found.mark_unreachable(audit.cell_by_id[cell_id], str(exc))
+    def lost(cell_id: int, exc: CellctlError) -> None:
+        audit.unreachable.mark(audit.cell_by_id[cell_id], str(exc))
 
     pages = _Pages(audit)
-    for seen in walk(mappings, streams, unreachable):
+    for seen in walk(mappings, streams, lost):
         pages.add(seen)
     pages.flush(everything=True)
 
@@ -309,10 +276,8 @@ class _Pages:
     def _unmapped(self, cell_id: int) -> None:
         uuids, self.unmapped[cell_id] = self.unmapped[cell_id], []
         cell = self.audit.cell_by_id[cell_id]
-        try:
+        with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
             self.to_map[cell_id] += _unmapped_instances(self.audit, cell, uuids)
-        except CellUnreachable as exc:
-            self.audit.found.mark_unreachable(cell, str(exc))
 
     def _placed(self) -> None:
         placed, self.placed = self.placed, []
@@ -338,10 +303,8 @@ class _Pages:
             if uuids and (everything or len(uuids) >= PAGE):
                 self.to_map[cell_id] = []
                 cell = audit.cell_by_id[cell_id]
-                try:
+                with contextlib.suppress(CellUnreachable):  # recorded in audit.unreachable
                     _map_instances(audit, cell, uuids)
-                except CellUnreachable as exc:
-                    audit.found.mark_unreachable(cell, str(exc))
         due = len(self.orphans) + len(self.moves)
         if due and (everything or due >= PAGE):
             _repair_mappings(audit, self.orphans, self.moves)
@@ -435,7 +398,7 @@ def _verdict(audit: Audit, cell_id: int, seen: _Seen) -> tuple[str, int | None] 
     """(kind, the cell that has the instance) for a mapping to ``cell_id``, or None if fine
     or undecidable (a cell that could not be read may hold the answer)."""
     mapped_to = audit.cell_by_id[cell_id]
-    if audit.found.is_unreachable(mapped_to) or cell_id not in audit.engines:
+    if mapped_to in audit.unreachable or cell_id not in audit.engines:
         return None
     if cell_id in seen.living:
         return None
@@ -555,163 +518,3 @@ def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
                     update(im).where(im.c.id.in_(list(part)), im.c.cell_id == old)
                     .values(cell_id=new, updated_at=now)).rowcount
     return removed, repointed
-
-
-# --- hosts ---------------------------------------------------------------------------
-
-
-def _live_hosts_in(hosts: Sequence[str]) -> Callable[[Engine], set[str]]:
-    """A cell-database reader: those of ``hosts`` with a live compute node or a live
-    nova-compute service there (folded)."""
-    wanted = list(hosts)
-
-    def read(db: Engine) -> set[str]:
-        with db.connect() as conn:
-            found = set(conn.execute(live_nodes().with_only_columns(cn.c.host)
-                                     .where(cn.c.host.in_(wanted)).distinct()).scalars())
-            found.update(conn.execute(compute_services().with_only_columns(sv.c.host)
-                                      .where(sv.c.host.in_(wanted)).distinct()).scalars())
-        return {_fold(host) for host in found}
-
-    return read
-
-
-def _busy_hosts(hosts: list[str]) -> Callable[[Engine], set[str]]:
-    """A cell-database reader: those of ``hosts`` with live instances (delete_host's check)."""
-    def read(db: Engine) -> set[str]:
-        with db.connect() as conn:
-            return {_fold(host) for host in conn.execute(hosts_with_instances(hosts)).scalars()}
-
-    return read
-
-
-def check_host_mappings(audit: Audit, cell: CellRef) -> None:
-    """host_mapping_without_host: the cell's host mappings whose host has neither a live
-    compute node nor a live nova-compute service in the cell."""
-    query = select(hm.c.id, hm.c.host).where(hm.c.cell_id == cell.id)
-    for rows in keyset_pages(audit.api, query, key=hm.c.id, size=PAGE):
-        hosts = [row.host for row in rows]
-        live = audit.in_cell(cell, _live_hosts_in(hosts))
-        gone = [row for row in rows if _fold(row.host) not in live]
-        if not gone:
-            continue
-
-        busy = audit.in_cell(cell, _busy_hosts([row.host for row in gone]))
-        for row in gone:
-            if _fold(row.host) in busy:
-                audit.found.add(HOST_MAPPING_WITHOUT_HOST, cell, row.host,
-                                "no live compute node or nova-compute service, but live "
-                                "instances on the host: not deleted (see delete_host)", False)
-            else:
-                audit.found.add(HOST_MAPPING_WITHOUT_HOST, cell, row.host,
-                                "no live compute node or nova-compute service in the cell",
-                                True)
-        free = [row for row in gone if _fold(row.host) not in busy]
-        if audit.fix and free:
-            _delete_host_mappings(audit, cell, free)
-
-
-def _delete_host_mappings(audit: Audit, cell: CellRef, rows: list[Row[Any]]) -> None:
-    """Delete these host mappings, under discover_hosts' lock, after asking the cell again
-    (a host that came back, or got an instance, keeps its mapping)."""
-    hosts = [row.host for row in rows]
-    live_in, busy_in = _live_hosts_in(hosts), _busy_hosts(hosts)
-
-    def in_use(db: Engine) -> set[str]:
-        return busy_in(db) | live_in(db)
-
-    def once() -> int:
-        with write_transaction(audit.api, lock=HOST_MAPPING_LOCK) as conn:
-            used = audit.in_cell(cell, in_use)
-            ids = [row.id for row in rows if _fold(row.host) not in used]
-            return sum(int(conn.execute(
-                delete(hm).where(hm.c.id.in_(list(part)), hm.c.cell_id == cell.id)).rowcount)
-                for part in chunks(ids, PAGE))
-
-    removed = retried(once, what="Deleting host mappings the audit found")
-    audit.found.repaired(HOST_MAPPING_WITHOUT_HOST, removed, len(rows) - removed)
-
-
-def check_cell_hosts(audit: Audit, cell: CellRef) -> None:
-    """The cell's hosts: node_mapped_without_host_mapping and host_in_several_cells.
-
-    The hosts of live compute nodes are walked in host order (the cell's own
-    order: a keyset on its own collation), then those of live nova-compute
-    services that have no live node; each page is looked up in host_mappings
-    and in every other cell, all at once.
-    """
-    mapped = func.max(cn.c.mapped).label("mapped")
-    node_hosts = live_nodes().with_only_columns(cn.c.host, mapped).group_by(cn.c.host)
-    for rows in cell_pages(audit, cell, node_hosts, cn.c.host):
-        if audit.found.wants(NODE_MAPPED_WITHOUT_HOST_MAPPING):
-            _check_marked_nodes(audit, cell, [r.host for r in rows if (r.mapped or 0) >= 1])
-        if audit.found.wants(HOST_IN_SEVERAL_CELLS):
-            _check_other_cells(audit, cell, [r.host for r in rows])
-    if not audit.found.wants(HOST_IN_SEVERAL_CELLS):
-        return
-    service_hosts = compute_services().with_only_columns(sv.c.host).group_by(sv.c.host)
-    for rows in cell_pages(audit, cell, service_hosts, sv.c.host):
-        hosts = [r.host for r in rows]
-
-        def with_nodes(db: Engine, hosts: list[str] = hosts) -> set[str]:
-            with db.connect() as conn:
-                return {_fold(h) for h in conn.execute(
-                    live_nodes().with_only_columns(cn.c.host)
-                    .where(cn.c.host.in_(hosts)).distinct()).scalars()}
-
-        counted = audit.in_cell(cell, with_nodes)
-        _check_other_cells(audit, cell, [h for h in hosts if _fold(h) not in counted])
-
-
-def _check_marked_nodes(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
-    """Hosts whose live nodes are marked mapped but that have no host mapping."""
-    if not hosts:
-        return
-    with audit.api.connect() as conn:
-        known = {_fold(h) for h in conn.execute(
-            select(hm.c.host).where(hm.c.host.in_(hosts))).scalars()}
-    missing = [h for h in hosts if _fold(h) not in known]
-    for host in missing:
-        audit.found.add(NODE_MAPPED_WITHOUT_HOST_MAPPING, cell, host,
-                        "compute node marked mapped = 1 but the host has no host mapping "
-                        "(discover_hosts never looks at it again)", True)
-    if audit.fix and missing:
-        _map_marked_hosts(audit, cell, missing)
-
-
-def _map_marked_hosts(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
-    """Map the hosts to the cell with discover_hosts' own batch (map_hosts), which looks
-    for their mappings again under its lock: a host someone mapped meanwhile is kept."""
-    def still_marked(db: Engine) -> list[str]:
-        with db.connect() as conn:
-            return list(conn.execute(
-                live_nodes().with_only_columns(cn.c.host)
-                .where(cn.c.host.in_(hosts), cn.c.mapped >= 1).distinct()).scalars())
-
-    current = audit.in_cell(cell, still_marked)
-    outcome = map_hosts(audit.api, cell, current)
-    audit.found.repaired(NODE_MAPPED_WITHOUT_HOST_MAPPING, len(outcome.created),
-                         len(hosts) - len(outcome.created))
-
-
-def _check_other_cells(audit: Audit, cell: CellRef, hosts: list[str]) -> None:
-    """host_in_several_cells for ``hosts`` of ``cell``: one finding per host, from the
-    first cell (by id) that has it, naming every cell that has it."""
-    if not hosts:
-        return
-    others = [c for c in audit.cells if c.id != cell.id and not c.is_cell0]
-    if not others:
-        return
-    answers = audit.everywhere(_live_hosts_in(hosts), others)
-    for host in hosts:
-        key = _fold(host)
-        holders = sorted([cell.id] + [cid for cid, found in answers.items() if key in found])
-        if len(holders) < 2:
-            continue
-        if audit.only is None and holders[0] != cell.id:
-            continue  # reported from the first cell that has it
-        names = ", ".join(audit.cell_by_id[c].label for c in holders)
-        audit.found.add(HOST_IN_SEVERAL_CELLS, cell, host,
-                        f"live compute nodes or services in {len(holders)} cells: {names}",
-                        False)
-
