@@ -138,6 +138,16 @@ def _order(conn: Connection, column: Column[str]) -> list[ColumnElement[Any]]:
     return [func.lower(column), column] if upper else [column]
 
 
+def compares_folded(engine: Engine, column: Column[str]) -> bool:
+    """Whether the database compares ``column``'s values case-blind (MySQL's default
+    ``_ci`` collations): there ``Host-A`` and ``host-a`` are one host, as Nova finds
+    them; on a binary collation (SQLite, PostgreSQL, MySQL ``_bin``) they are two."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return False
+    with engine.connect() as conn:
+        return not _binary_mysql(conn, column)
+
+
 def _binary_mysql(conn: Connection, column: Column[str]) -> bool:
     collation = conn.execute(text(
         "SELECT collation_name FROM information_schema.columns WHERE table_schema = "

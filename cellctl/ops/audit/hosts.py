@@ -4,7 +4,8 @@ The API's host mappings and, from every readable cell (not cell0), the hosts
 of its live compute nodes and of its live nova-compute services, each sorted
 by the database in folded host order (``sorted_rows``), are merged once
 (``grouped``), every stream read on a thread of its own. Each host name,
-folded, is then judged from what the streams say about it:
+folded (or, where the API database compares names case-sensitively, each exact
+spelling of it), is then judged from what the streams say about it:
 
 - a host mapping whose cell has neither a live node nor a live service for
   it: ``host_mapping_without_host`` (the few such hosts are then asked
@@ -33,7 +34,7 @@ from cellctl.cells.reach import CellUnreachable
 from cellctl.cells.refs import CellRef
 from cellctl.errors import CellctlError
 from cellctl.mappings.hosts import map_hosts
-from cellctl.mappings.lookup import PAGE, fold, grouped, sorted_rows
+from cellctl.mappings.lookup import PAGE, compares_folded, fold, grouped, sorted_rows
 from cellctl.paging import chunks
 from cellctl.tables.api import host_mappings as hm
 from cellctl.tables.cell import compute_nodes as cn
@@ -82,10 +83,22 @@ def check_hosts(audit: Audit) -> None:
             raise exc  # the API database failing ends the audit
         audit.unreachable.mark(audit.cell_by_id[tag[1]], str(exc))
 
+    # One host is one folded name where the API database compares case-blind (as
+    # Nova's look-ups then find it), one exact spelling elsewhere.
+    exact = not compares_folded(audit.api, hm.c.host)
     pending = _Pending(audit)
     for _key, rows in grouped(sources, lost):
-        _judge(audit, rows, pending)
+        for same in (_spellings(rows) if exact else [rows]):
+            _judge(audit, same, pending)
     pending.flush(everything=True)
+
+
+def _spellings(rows: list[tuple[tuple[int, int], Any]]) -> list[list[tuple[tuple[int, int], Any]]]:
+    """The rows of one folded name, split by exact spelling."""
+    by: dict[str, list[tuple[tuple[int, int], Any]]] = defaultdict(list)
+    for tag, row in rows:
+        by[row.host].append((tag, row))
+    return list(by.values())
 
 
 def _judge(audit: Audit, rows: list[tuple[tuple[int, int], Any]], pending: _Pending) -> None:
