@@ -70,6 +70,16 @@ class Filter:
             return cls(settings.conductor_group, None)
         return cls(settings.conductor_group, settings.shard or None)
 
+    def passes(self, node: Node) -> bool:
+        """May Ironic list ``node`` for this filter? A node whose conductor group was
+        not read (the database's nodes) may pass any."""
+        if node.conductor_group is None:
+            return True
+        if self.conductor_group is not None and (
+                node.conductor_group.lower() != self.conductor_group.lower()):
+            return False
+        return not self.shard or node.shard == self.shard
+
     def kwargs(self) -> dict[str, str]:
         given: dict[str, str] = {}
         if self.conductor_group is not None:
