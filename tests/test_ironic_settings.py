@@ -71,6 +71,10 @@ def test_connection_key_is_how_ironic_is_reached_not_what_is_asked(tmp_path):
                 "noauth": "[ironic]\nauth_type = none\nendpoint_override = http://i:6385\n",
             }.items()}
     assert keys["a"] == keys["b"]
+    again = config.load([write(tmp_path, "noauth2", "[ironic]\nauth_type = none\n"
+                               "endpoint_override = http://i:6385\n")])
+    # Stable: asking twice (which registers the plugin's options) gives one key.
+    assert config.connection_key(again) == config.connection_key(again) == keys["noauth"]
     assert len({keys[n] for n in ("a", "region", "password", "section", "noauth")}) == 5
     assert ("ks.password", "secret") in keys["section"]
 

@@ -14,6 +14,7 @@ oslo.config and keystoneauth are imported when a file is read, never at import.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,18 +60,20 @@ def connection_key(settings: IronicSettings) -> tuple[tuple[str, Any], ...]:
 
     conf = settings.conf
     group = conf[GROUP]
-    found = [(name, _frozen(group[name])) for name in sorted(group) if name not in _NOVA_OPTS]
     auth_group = group.auth_section or GROUP
     try:
         auth_type = conf[auth_group].auth_type
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
         auth_type = None  # as keystoneauth: loading will fail, and say so
+    plugin = []
     if auth_type:
-        try:  # what keystoneauth registers when it loads the plugin
+        # Registered first, as keystoneauth registers them when it loads the plugin, so
+        # that the key is the same before and after; an unknown plugin: connecting says so.
+        with contextlib.suppress(ks_exc.NoMatchingPlugin):
             plugin = ks_loading.get_auth_plugin_conf_options(auth_type)
-        except ks_exc.NoMatchingPlugin:
-            plugin = []  # connecting will say so
         conf.register_opts(plugin, group=auth_group)
+    found = [(name, _frozen(group[name])) for name in sorted(group) if name not in _NOVA_OPTS]
+    if auth_group != GROUP:
         found += [(f"{auth_group}.{opt.dest}", _frozen(conf[auth_group][opt.dest]))
                   for opt in plugin]
     return tuple(found)
