@@ -326,6 +326,7 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
         mine = view.settings if view.settings.reaches_ironic else reach
         users.setdefault(config.connection_key(mine), (mine, []))[1].append(view)
     every: dict[str, Node] | None = None
+    failed_default: str | None = None
     for key, (settings, served) in users.items():
         got: dict[Filter, list[Node]] = {}
         try:
@@ -344,7 +345,7 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
             for view in served:
                 view.problems.append("Ironic unreachable through its [ironic] settings")
             if key == default:
-                result.warn(f"Ironic unreachable ({exc}): every node's managers are unknown")
+                failed_default = str(exc)
             else:
                 hosts = ", ".join(sorted(v.host for v in served))
                 result.warn(f"Ironic unreachable through the [ironic] settings of {hosts} "
@@ -356,6 +357,11 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
         for listing in got.values():
             for node in listing:
                 every.setdefault(node.uuid, node)
+    if failed_default is not None and every is None:
+        result.warn(f"Ironic unreachable ({failed_default}): every node's managers are unknown")
+    elif failed_default is not None:
+        result.warn(f"Ironic unreachable ({failed_default}) through the [ironic] settings "
+                    f"that list every node: the nodes are those the services' listings hold")
     return None if every is None else list(every.values())
 
 
