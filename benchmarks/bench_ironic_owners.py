@@ -13,11 +13,16 @@ deployments, one nova.conf per service in a directory:
   shard (as each service's driver asks);
 - ``plain``: no shard, no group: one full listing, every service's ring.
 
-Prints wall time and peak RSS of the command (JSON, every node) per
-deployment. Creates and drops its own databases; stops its Ironic.
+Per deployment, alternated ``--repeat`` times (best of each printed): the
+summary (``ironic owners --services``, JSON: one row per service) beside its
+floor, measured in the same run: the same paged GETs cellctl sends (the same
+``fields``, filters and microversion, following Ironic's ``next`` links, with
+``requests`` and nothing else: ``--floor``); the target is the floor plus at
+most 1 s. ``--listing`` also times the full node listing (JSON, every node).
+Creates and drops its own databases; stops its Ironic.
 
     .venv/bin/python benchmarks/bench_ironic_owners.py [--nodes 100000]
-        [--services 200] [--deployments shard,plain]
+        [--services 200] [--deployments shard,plain] [--repeat 2] [--listing]
 """
 
 from __future__ import annotations
@@ -60,8 +65,11 @@ _WRAPPER = (
 def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "cellctl",
-                                *args], env={**os.environ, **env}, stdout=out, stderr=err)
+        profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the command into it
+        run = ["-m", "cProfile", "-o", profile] if profile else []
+        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, *run, "-m",
+                                "cellctl", *args], env={**os.environ, **env}, stdout=out,
+                               stderr=err)
         seconds = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
@@ -136,7 +144,55 @@ def seed_cell(workdir: Path, hosts: list[str], instances: dict[int, str], nodes:
     return api_url, cell_url
 
 
-def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path) -> None:
+def floor(url: str, shards: int) -> None:
+    """The GETs ``ironic owners`` sends and nothing else: every node, then (``shards``
+    > 0) each shard's nodes, page by page, with cellctl's fields and microversion."""
+    from urllib.parse import parse_qs, urljoin, urlparse
+
+    import requests
+
+    from cellctl.ironic.nodes import FIELDS
+
+    session = requests.Session()
+    top = session.get(url + "/", headers={"Accept": "application/json"}, timeout=60).json()
+    version = min(top["default_version"]["version"], "1.109",
+                  key=lambda v: tuple(int(x) for x in v.split(".")))
+    headers = {"Accept": "application/json", "X-OpenStack-Ironic-API-Version": version,
+               "OpenStack-API-Version": f"baremetal {version}"}
+    listed = 0
+    for shard in [None, *[f"s{i}" for i in range(shards)]]:
+        params: dict[str, object] = {"fields": ",".join(FIELDS)}
+        if shard is not None:
+            params["shard"] = shard
+        uri: str | None = url + "/v1/nodes"
+        while uri:
+            data = session.get(uri, params=params, headers=headers, timeout=60).json()
+            listed += len(data["nodes"])
+            uri = data.get("next")
+            if uri:
+                parts = urlparse(uri)
+                params = dict(parse_qs(parts.query))
+                uri = urljoin(uri, parts.path)
+    print(listed)
+
+
+def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str]:
+    """Like ``cellctl`` for any command."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, "-c", _WRAPPER, *argv],
+                               env={**os.environ, **env}, stdout=out, stderr=err)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        errors = err.read()
+        if code != 0:
+            raise SystemExit(f"{' '.join(argv)} exited {code}: {errors.strip()}")
+        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+
+
+def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path, *,
+          repeat: int = 2, listing: bool = False) -> None:
     hosts = [f"ironic-{n:03d}" for n in range(service_count)]
     instances: dict[int, str] = {n: "" for n in range(0, nodes, INSTANCE_EVERY)}
     started = time.perf_counter()
@@ -161,6 +217,30 @@ def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path)
             for i, host in enumerate(hosts):
                 shard = f"shard = s{i}\n" if deployment == "shard" else ""
                 (confs / f"{host}.conf").write_text(f"[ironic]\n{shard}")
+            summaries, floors = [], []
+            shards = service_count if deployment == "shard" else 0
+            for _ in range(repeat):
+                floors.append(measured({}, sys.executable, __file__, "--floor", ironic.url,
+                                       str(shards)))
+                seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format",
+                                            "json", "ironic", "owners", "--services",
+                                            "--service-config-dir", str(confs))
+                rows = json.loads(out)
+                if len(rows) != service_count or sum(
+                        r["nodes_managed"] for r in rows) != nodes:
+                    raise SystemExit(f"wrong summary: {len(rows)} services")
+                summaries.append((seconds, rss))
+            if int(min(floors)[2]) != nodes * (2 if shards else 1):
+                raise SystemExit(f"the floor listed {min(floors)[2]} nodes")
+            (summary, summary_rss), (base, base_rss, _) = min(summaries), min(floors)
+            print(f"{deployment:6} {nodes:>7} nodes / {service_count} services (seeded in "
+                  f"{seeded:5.1f} s) | --services best of {repeat}: {summary:6.2f} s, RSS "
+                  f"{summary_rss:4.0f} MiB | floor (the same GETs) {base:6.2f} s, RSS "
+                  f"{base_rss:4.0f} MiB | cellctl - floor = {summary - base:+5.2f} s | all: "
+                  f"{[round(s, 2) for s, _ in summaries]} floors "
+                  f"{[round(f[0], 2) for f in floors]}", flush=True)
+            if not listing:
+                continue
             seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format", "json",
                                         "ironic", "owners", "--service-config-dir", str(confs))
             rows = json.loads(out)
@@ -170,22 +250,28 @@ def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path)
             for row in rows:
                 for flag in row["flags"]:
                     flags[flag] = flags.get(flag, 0) + 1
-            print(f"{deployment:6} {nodes:>7} nodes / {service_count} services (seeded in "
-                  f"{seeded:5.1f} s) | {seconds:6.2f} s = {nodes / seconds:6.0f} nodes/s, "
-                  f"RSS {rss:4.0f} MiB | flags {dict(sorted(flags.items()))}", flush=True)
+            print(f"{deployment:6} {nodes:>7} nodes / {service_count} services | listing "
+                  f"{seconds:6.2f} s = {nodes / seconds:6.0f} nodes/s, RSS {rss:4.0f} MiB | "
+                  f"flags {dict(sorted(flags.items()))}", flush=True)
     finally:
         ironic.stop()
         admin(f"DROP DATABASE IF EXISTS {database}")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--floor"]:
+        floor(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--deployments", default="shard,plain")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--listing", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bench(args.nodes, args.services, args.deployments.split(","), Path(tmp))
+        bench(args.nodes, args.services, args.deployments.split(","), Path(tmp),
+              repeat=args.repeat, listing=args.listing)
 
 
 if __name__ == "__main__":

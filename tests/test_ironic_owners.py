@@ -131,25 +131,32 @@ class Deployment:
         return instance
 
     def nodes(self, count: int, *, conductor_group: str = "", shard: str | None = None,
-              instance_on: str | None = None) -> list[str]:
+              instance_on: str | None = None, seed: str | None = None) -> list[str]:
+        """``count`` nodes; with ``seed``, their UUIDs are fixed (uuid5 of seed and index)."""
         made = []
-        for _ in range(count):
-            node = str(uuid.uuid4())
+        for index in range(count):
+            node = (str(uuid.uuid4()) if seed is None
+                    else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}:{index}")))
             instance = None if instance_on is None else self.instance(instance_on, node)
             self.ironic.create_node(uuid=node, conductor_group=conductor_group, shard=shard,
                                     instance_uuid=instance)
             made.append(node)
         return made
 
-    def nova_views(self, venv: Path) -> dict[str, Any]:
+    def nova_views(self, venv: Path, hosts: Any = None) -> dict[str, Any]:
         done = subprocess.run(
             [str(venv / "bin" / "python"), str(VIEWS_SCRIPT),
-             *[str(p) for p in self.confs.values()]],
+             *[str(p) for h, p in self.confs.items() if hosts is None or h in hosts]],
             capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def cellctl(self, *args: str) -> Any:
+        done = self.invoke(*args)
+        assert done.exit_code == 0, (done.stdout, done.stderr)
+        return json.loads(done.stdout)
+
+    def invoke(self, *args: str) -> Any:
         conf = self.tmp_path / "cellctl.conf"
         conf.write_text("\n".join([
             "[DEFAULT]", f"service_down_time = {DOWN_TIME}", "transport_url = none:///",
@@ -160,8 +167,7 @@ class Deployment:
         done = runner.invoke(main, ["--config-file", str(conf), "ironic", "owners",
                                     "--service-config-dir", str(self.tmp_path / "services"),
                                     "--format", "json", *args], catch_exceptions=False)
-        assert done.exit_code == 0, (done.stdout, done.stderr)
-        return json.loads(done.stdout)
+        return done
 
 
 @pytest.fixture
@@ -230,6 +236,30 @@ def test_plain_ring_with_disabled_down_and_forced_down(deployment, nova_venv_pat
     assert nova["ironic-down"] and nova["ironic-forced"]
 
 
+def test_b7_six_services_one_disabled_320_nodes(deployment, nova_venv_path):
+    """The facts' B.7 figure: a plain 6-service cell, 320 nodes, one service disabled but
+    still running. The facts give no host names or node UUIDs (they gave 61 doubly
+    managed nodes); here both are fixed, and cellctl's count of double-managed nodes
+    must be the one Nova 34's driver gives, run per host in the same test, and not 0."""
+    d = deployment
+    hosts = [f"bm-{n}" for n in range(1, 7)]
+    for host in hosts[:-1]:
+        d.service(host, ironic={})
+    d.service(hosts[-1], ironic={}, state="disabled")
+    d.nodes(320, seed="b7")
+    nova, nodes = assert_same_as_nova(d, nova_venv_path, set(hosts))
+    nova_double = sum(1 for node in nodes
+                      if sum(node in view for view in nova.values()) > 1)
+    doubled = [n for n, row in nodes.items() if "double-managed" in row["flags"]]
+    assert len(nodes) == 320
+    assert len(doubled) == nova_double > 0
+    # Every doubly managed node is the disabled service's and one enabled service's.
+    assert all(len(nodes[n]["managed_by"]) == 2 and hosts[-1] in nodes[n]["managed_by"]
+               for n in doubled)
+    assert len(doubled) == len(nova[hosts[-1]])  # its whole share of its own ring
+    print(f"B.7: {len(doubled)} of 320 nodes double-managed (Nova's driver: {nova_double})")
+
+
 def test_shards(deployment, nova_venv_path):
     d = deployment
     d.service("shard-a", ironic={"shard": "s1"})
@@ -268,6 +298,45 @@ def test_conductor_groups_and_peer_lists(deployment, nova_venv_path):
     services = {row["host"]: row for row in rows_of(d.cellctl("--services"))}
     assert services["cg-bad"]["managed"] == []
     assert all("unmanaged" in nodes[n]["flags"] for n in default)
+
+
+def test_each_service_reads_ironic_with_its_own_settings(deployment, nova_venv_path):
+    """Each service's listing is fetched with its own [ironic] group: bm-b reaches the
+    same API under another name (a second connection), bm-dead's endpoint is a closed
+    port: its view alone is unknown, with one warning, and only the nodes its filter
+    (shard s9) passes are unknown; the others' views are still Nova's."""
+    from servers import closed_port
+
+    d = deployment
+    d.service("bm-a", ironic={})
+    d.service("bm-b", ironic={})
+    with closed_port() as port:
+        d.service("bm-dead", ironic={"shard": "s9"})
+        path = d.confs["bm-dead"]
+        path.write_text(path.read_text().replace(d.ironic.url, f"http://127.0.0.1:{port}"))
+        path = d.confs["bm-b"]
+        path.write_text(path.read_text().replace("127.0.0.1", "localhost"))
+        plain = d.nodes(24)
+        s9 = d.nodes(4, shard="s9")
+        done = d.invoke()
+        services = {row["host"]: row for row in rows_of(d.cellctl("--services"))}
+    assert done.exit_code == 0, done.stderr
+    assert done.stderr.count("Ironic unreachable") == 1, done.stderr
+    assert "Ironic unreachable through the [ironic] settings of bm-dead" in done.stderr
+    assert "Traceback" not in done.stderr
+    nodes = {row["node"]: row for row in rows_of(json.loads(done.stdout))}
+    assert set(nodes) == set(plain) | set(s9)
+    assert all("unknown" in nodes[n]["flags"] for n in s9)
+    assert not any("unknown" in nodes[n]["flags"] for n in plain)
+    assert services["bm-dead"]["nodes_managed"] is None
+    assert any("Ironic unreachable" in p for p in services["bm-dead"]["problems"])
+    nova = d.nova_views(nova_venv_path, {"bm-a", "bm-b"})
+    for host in ("bm-a", "bm-b"):
+        assert services[host]["nodes_listed"] == 28
+        assert sorted(services[host]["managed"]) == nova[host], host
+    for node in plain:
+        expected = sorted(h for h in ("bm-a", "bm-b") if node in nova[h])
+        assert sorted(nodes[node]["managed_by"]) == expected, node
 
 
 @pytest.mark.parametrize("fault", ["refused", "black hole"])

@@ -17,6 +17,7 @@ import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from hostsupport import DEAD_CELL_URL, UNKNOWN_CELL, kill_cell, setup_cells
 from servers import PASSWORD, black_hole, closed_port
 from tooz.hashring import HashRing as ToozRing
@@ -593,3 +594,136 @@ def test_owners_by_the_mc_driver(sqlite_cloud, tmp_path, memcached_server):
         assert row["state"] == expected_state(f, row["reported_by"], owner), row
     by_db = ring(cloud)  # the db driver sees c up: c joins the ring there
     assert any(r["owner"] == h["c"] and r["node"] not in f["instance_hosts"] for r in by_db)
+
+
+# --- the summary's fast path against a slow reference -----------------------------------
+
+
+def random_cell(cloud, rng):
+    """A cell with every state the ring cares about, at random: services up, down,
+    disabled, forced down, deleted, without an Ironic row, whose only row is deleted,
+    spelled in mixed case; nodes reported once, twice (by live or dead services) or by
+    a host without a service; live and deleted instances on nodes, some on a host that
+    is not the reporter. Returns the services and rows as written."""
+    from cellctl.tables.cell import compute_nodes, instances, services
+    from cellctl.tables.rows import compute_node_row, insert_fake_instances, service_row
+
+    now = utcnow()
+    long_ago = now - datetime.timedelta(seconds=3 * DOWN_TIME)
+    kinds = ["up", "down", "disabled", "forced", "deleted", "no-row", "deleted-row"]
+    hosts = {f"{rng.choice(['bm', 'BM', 'Bm'])}-{n}": rng.choice(kinds)
+             for n in range(rng.randint(4, 12))}
+    hosts[f"bm-up-{rng.randint(0, 99)}"] = "up"  # at least one member
+    engine = sa.create_engine(cloud.cell_url)
+    written = {"services": [], "rows": [], "instances": []}
+    try:
+        with engine.begin() as conn:
+            for host, kind in hosts.items():
+                row = service_row(host, "nova-compute", now=now)
+                row.update(created_at=long_ago, last_seen_up=long_ago if kind == "down" else now,
+                           disabled=kind == "disabled", forced_down=kind == "forced",
+                           deleted=1 if kind == "deleted" else 0)
+                conn.execute(services.insert(), [row])
+                written["services"].append(row)
+            reporters = [h for h, k in hosts.items() if k != "no-row"] + ["no-service-host"]
+            nodes = [str(uuid.uuid4()) for _ in range(rng.randint(150, 400))]
+            for node in nodes:
+                for host in rng.sample(reporters, rng.choice([1, 1, 1, 1, 2])):
+                    deleted = 1 if hosts.get(host) == "deleted-row" else 0
+                    row = compute_node_row(host, None, now=now, hypervisor_type="ironic",
+                                           hypervisor_hostname=node)
+                    row["deleted"] = deleted
+                    conn.execute(compute_nodes.insert(), [row])
+                    written["rows"].append(row)
+            kvm = compute_node_row(next(iter(hosts)), None, now=now)  # not Ironic
+            conn.execute(compute_nodes.insert(), [kvm])
+        for node in rng.sample(nodes, len(nodes) // 5):
+            host = rng.choice(list(hosts))
+            insert_fake_instances(engine, rng.choice([1, 1, 2]), host=host, nodes=[node] * 2,
+                                  deleted=rng.choice([0, 0, 1]))
+        with engine.connect() as conn:
+            written["instances"] = [dict(r._mapping) for r in conn.execute(
+                sa.select(instances.c.id, instances.c.node, instances.c.host,
+                          instances.c.deleted))]
+    finally:
+        engine.dispose()
+    return written
+
+
+def slow_summary(written, without=()):
+    """What the summary must count, the obvious way: each service judged, tooz's ring
+    over Nova's members, then each live node on its own: its oldest live instance's
+    host, else its ring owner; every live row a report."""
+    cutoff = utcnow() - datetime.timedelta(seconds=DOWN_TIME)
+    live_services = [s for s in written["services"] if s["deleted"] == 0]
+    has_row = {r["host"] for r in written["rows"]}  # deleted rows count too
+    members = {s["host"].lower() for s in live_services
+               if s["host"] in has_row and not s["disabled"] and not s["forced_down"]
+               and s["last_seen_up"] >= cutoff}
+    after = members - {h.lower() for h in without}
+    spelling = {}
+    for s in sorted(live_services, key=lambda s: s["host"]):
+        spelling.setdefault(s["host"].lower(), s["host"])
+    reported, owned, owned_after = {}, {}, {}
+    nodes = {}
+    for row in written["rows"]:
+        if row["deleted"] == 0:
+            reported[row["host"]] = reported.get(row["host"], 0) + 1
+            nodes.setdefault(row["hypervisor_hostname"], row)
+    for node in nodes:
+        on = sorted((i for i in written["instances"] if i["node"] == node
+                     and i["deleted"] == 0), key=lambda i: i["id"])
+        if on:
+            now_owner = later = on[0]["host"]
+        else:
+            now_owner = spelling.get(tooz_owner(members, node)) if members else None
+            later = spelling.get(tooz_owner(after, node)) if after else None
+        if now_owner is not None:
+            owned[now_owner] = owned.get(now_owner, 0) + 1
+        if later is not None:
+            owned_after[later] = owned_after.get(later, 0) + 1
+    return reported, owned, owned_after
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_summary_fast_path_equals_a_slow_reference(any_cloud, monkeypatch, seed):
+    """The summary's counting pass (no node states) against the slow reference above,
+    and against the per-node path (``--state``, one state at a time), on a random cell,
+    in pages that split the nodes' rows anywhere."""
+    import random
+
+    import cellctl.ops.ironic_ring as ironic_ring_module
+    from cellctl.db import Databases
+    from cellctl.settings import resolve
+
+    cloud = any_cloud
+    cloud.extra_env["CELLCTL_SERVICE_DOWN_TIME"] = str(DOWN_TIME)
+    setup_cells(cloud)
+    rng = random.Random(seed)
+    written = random_cell(cloud, rng)
+    monkeypatch.setattr(ironic_ring_module, "BATCH", rng.choice([7, 50, 20_000]))
+
+    def summary(**kwargs):
+        dbs = Databases(resolve(environ=cloud.env))
+        try:
+            result = ironic_ring_module.ironic_ring(dbs, summary=True, **kwargs)
+        finally:
+            dbs.dispose()
+        assert result.code == 0 and result.table is not None
+        return {r["host"]: r for r in result.table.rows}
+
+    reported, owned, owned_after = slow_summary(written)
+    fast = summary()
+    assert {h: r["nodes_reported"] for h, r in fast.items() if r["nodes_reported"]} == reported
+    assert {h: r["nodes_owned"] for h, r in fast.items() if r["nodes_owned"]} == owned
+    assert sum(owned.values()) > 0 and len(reported) > 2
+    per_state = [summary(state=state) for state in ironic_ring_module.STATES]
+    for host, row in fast.items():
+        for column in ("nodes_reported", "nodes_owned"):
+            assert row[column] == sum(s[host][column] for s in per_state if host in s), host
+    leaving = sorted({s["host"] for s in written["services"]
+                      if s["deleted"] == 0 and s["host"] in reported})[:1]
+    _, _, owned_after = slow_summary(written, without=leaving)
+    what_if = summary(without=leaving)
+    assert {h: r["nodes_owned_after"] for h, r in what_if.items()
+            if r["nodes_owned_after"]} == owned_after

@@ -54,6 +54,31 @@ def test_empty_conductor_group_is_the_default_group_not_unset(tmp_path):
     assert config.load([]).conductor_group is None
 
 
+def test_connection_key_is_how_ironic_is_reached_not_what_is_asked(tmp_path):
+    """Equal keys share one fetch: the filters and Nova's own options are not in it;
+    the endpoint, the region and the auth plugin's credentials are."""
+    auth = ("[ironic]\nauth_type = password\nauth_url = http://keystone:5000/v3\n"
+            "username = nova\npassword = secret\n")
+    keys = {name: config.connection_key(config.load([write(tmp_path, name, text)]))
+            for name, text in {
+                "a": auth + "shard = s1\n",
+                "b": auth + "conductor_group = g1\npeer_list = x\napi_max_retries = 3\n",
+                "region": auth + "region_name = r2\n",
+                "password": auth.replace("secret", "other"),
+                "section": "[ironic]\nauth_section = ks\n[ks]\nauth_type = password\n"
+                           "auth_url = http://keystone:5000/v3\nusername = nova\n"
+                           "password = secret\n",
+                "noauth": "[ironic]\nauth_type = none\nendpoint_override = http://i:6385\n",
+            }.items()}
+    assert keys["a"] == keys["b"]
+    again = config.load([write(tmp_path, "noauth2", "[ironic]\nauth_type = none\n"
+                               "endpoint_override = http://i:6385\n")])
+    # Stable: asking twice (which registers the plugin's options) gives one key.
+    assert config.connection_key(again) == config.connection_key(again) == keys["noauth"]
+    assert len({keys[n] for n in ("a", "region", "password", "section", "noauth")}) == 5
+    assert ("ks.password", "secret") in keys["section"]
+
+
 @pytest.mark.parametrize("text", ["[ironic]\nshard = a b\n", "[ironic]\nshard =\n",
                                   "[ironic]\nconductor_group = g/1\n", "[ironic\n"])
 def test_values_nova_refuses_are_refused(tmp_path, text):

@@ -14,6 +14,7 @@ oslo.config and keystoneauth are imported when a file is read, never at import.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ from cellctl.errors import ConfigError
 GROUP = "ironic"
 SERVICE_TYPE = "baremetal"
 _VERSION_OPTS = ("version", "min_version", "max_version")  # Nova removes these
+# Nova's own options of the group: how the driver behaves, not how it reaches Ironic.
+_NOVA_OPTS = frozenset({"api_max_retries", "api_retry_interval", "serial_console_state_timeout",
+                        "vnc_console_state_timeout", "conductor_group", "shard", "peer_list",
+                        *_VERSION_OPTS})
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,40 @@ class IronicSettings:
         """Does this file say how to reach Ironic (an auth type or an endpoint)?"""
         group = self.conf[GROUP]
         return bool(group.auth_type or group.endpoint_override)
+
+
+def connection_key(settings: IronicSettings) -> tuple[tuple[str, Any], ...]:
+    """Everything of the ``[ironic]`` group that decides how Ironic is reached: the
+    session and adapter options and the auth plugin's own options (from
+    ``auth_section`` when set). Two services with equal keys get the same answers
+    from Ironic for the same request, so one fetch serves both."""
+    from keystoneauth1 import exceptions as ks_exc
+    from keystoneauth1 import loading as ks_loading
+    from oslo_config import cfg
+
+    conf = settings.conf
+    group = conf[GROUP]
+    auth_group = group.auth_section or GROUP
+    try:
+        auth_type = conf[auth_group].auth_type
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        auth_type = None  # as keystoneauth: loading will fail, and say so
+    plugin = []
+    if auth_type:
+        # Registered first, as keystoneauth registers them when it loads the plugin, so
+        # that the key is the same before and after; an unknown plugin: connecting says so.
+        with contextlib.suppress(ks_exc.NoMatchingPlugin):
+            plugin = ks_loading.get_auth_plugin_conf_options(auth_type)
+        conf.register_opts(plugin, group=auth_group)
+    found = [(name, _frozen(group[name])) for name in sorted(group) if name not in _NOVA_OPTS]
+    if auth_group != GROUP:
+        found += [(f"{auth_group}.{opt.dest}", _frozen(conf[auth_group][opt.dest]))
+                  for opt in plugin]
+    return tuple(found)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def register(conf: Any) -> None:
@@ -85,6 +124,7 @@ def load(files: Sequence[str] = (), dirs: Sequence[str] = ()) -> IronicSettings:
     """
     import socket
 
+    from keystoneauth1 import loading as ks_loading
     from oslo_config import cfg
 
     conf = cfg.ConfigOpts()
@@ -95,6 +135,9 @@ def load(files: Sequence[str] = (), dirs: Sequence[str] = ()) -> IronicSettings:
     try:
         conf(args, project="nova", default_config_files=[], default_config_dirs=[],
              use_env=False)
+        # auth_section names the group the auth options are in: keystoneauth
+        # registers auth_type there only once the files are read.
+        ks_loading.register_auth_conf_options(conf, GROUP)
         host = conf.host or socket.gethostname()
         group = conf[GROUP]
         settings = IronicSettings(

@@ -1,11 +1,14 @@
 """``ironic owners``: every Ironic node and the services that will manage it, each by
 its own settings, as Nova 34's Ironic driver decides (``cellctl.ironic.ownership``).
 
-Inputs: Ironic's node list (through the ``[ironic]`` group of cellctl's own
-configuration, else of the first service file that says how to reach Ironic),
-each compute service's own nova.conf (``--service-config HOST=FILE``,
-``--service-config-dir``), and the cells' ``services``, ``compute_nodes`` and
-``instances``. Each configured service's view is computed whether it runs or
+Inputs: Ironic's node list; each compute service's own nova.conf
+(``--service-config HOST=FILE``, ``--service-config-dir``), whose
+``[ironic]`` group reads that service's own listing as its driver would
+(services with equal connection settings share one fetch; a file that says
+nothing of how to reach Ironic uses cellctl's own ``[ironic]`` group, else
+the first service file's that does, as does the full listing); and the
+cells' ``services``, ``compute_nodes`` and ``instances``. Each configured
+service's view is computed whether it runs or
 not (``would_manage``); the services the service group says are up, disabled
 or not, are the node's ``managed_by``. The flags say what to act on:
 
@@ -130,6 +133,8 @@ class _View:
     managed: list[str] | None = None  # None: unknown
     problems: list[str] = field(default_factory=list)
     api: tuple[bool, bool] = (True, True)  # Ironic speaks conductor groups, shards
+    listing: list[Node] | None = None  # its own listing; None: not read
+    fetch: tuple[Any, Filter] | None = None  # (connection key, filter) it was read with
 
     @property
     def wanted(self) -> Filter:
@@ -168,34 +173,33 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
     views = _place_services(settings, cells, read, result)
     reach = own if own.reaches_ironic else next(
         (s for s in settings.values() if s.reaches_ironic), None)
-    listings: dict[Filter, list[Node]] | None = None
-    every: list[Node]
+    fetched: list[Node] | None = None
     if reach is None:
         result.info(NOT_CONFIGURED)
         every = _db_nodes(read)
-        listings = {Filter(): every}
+        for view in views.values():
+            if view.wanted == Filter():
+                view.listing, view.fetch = every, (None, Filter())
     else:
-        try:
-            listings, every = _ironic_nodes(reach, views)
-        except IronicUnreachable as exc:
-            result.warn(f"Ironic unreachable ({exc}): every node's managers are unknown")
-            every = _db_nodes(read)
+        fetched = _ironic_nodes(reach, views, result)
+        every = _db_nodes(read) if fetched is None else fetched
+    unknown = reach is not None and fetched is None
     instance_uuids = {n.instance_uuid for n in every if n.instance_uuid}
     more = read_cells(dbs, cells, lambda cell, engine: _read_instances(
         engine, [v.host for v in views.values() if v.cell == cell], instance_uuids),
         result, left_out=LEFT_OUT, probe=False)
     for uuid, (own_instances, hosts_of) in more.items():
         read[uuid].own, read[uuid].hosts_of = own_instances, hosts_of
-    shares: dict[tuple[Filter, frozenset[str]], Shares] = {}  # one per listing and ring
+    shares: dict[tuple[Any, frozenset[str]], Shares] = {}  # one per listing and ring
     for view in views.values():
-        _compute_view(view, read, listings, result, shares)
+        _compute_view(view, read, result, shares)
     for host, found in contradictions(settings).items():
         views[host].problems.extend(found)
 
     if services:
         result.table = Table(SERVICE_COLUMNS, [_service_row(v, read) for v in views.values()])
     else:
-        rows = _node_rows(every, views, read, listings, unknown=listings is None)
+        rows = _node_rows(every, views, read, unknown=unknown)
         if problems_only:
             rows = [row for row in rows if row["flags"]]
         result.table = Table(NODE_COLUMNS, list[IronicOwnersRow](rows))
@@ -300,24 +304,60 @@ def _find(host: str, cells: list[CellRef], read: dict[str, _Cell]) -> CellRef | 
 # --- the nodes --------------------------------------------------------------------
 
 
-def _ironic_nodes(reach: IronicSettings, views: dict[str, _View]
-                  ) -> tuple[dict[Filter, list[Node]], list[Node]]:
-    """Every node (one listing with the conductor group and shard of each), and each
-    service's own listing, as Nova asks for it (one request series per filter)."""
-    client = IronicClient(reach, budget=DEFAULT_TIMEOUT)
-    try:
-        groups = client.supports(CONDUCTOR_GROUP_VERSION)
-        shards = client.supports(SHARD_VERSION)
-        every = list(client.nodes())
-        listings: dict[Filter, list[Node]] = {Filter(): every}
-        for view in views.values():
-            view.api = (groups, shards)
-            wanted = view.wanted
-            if wanted not in listings:
-                listings[wanted] = list(client.nodes(wanted))
-        return listings, every
-    finally:
-        client.close()
+def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
+                  ) -> list[Node] | None:
+    """Every node, and each service's own listing (``view.listing``) read as its driver
+    reads it: through its own ``[ironic]`` settings (``reach``'s when its file says
+    nothing of Ironic), with its own filter. One connection per distinct connection
+    settings, one request series per connection and filter. A connection Ironic does
+    not answer on is one warning; the views read through it stay unknown.
+
+    Every node is ``reach``'s unfiltered listing, with any node only another
+    connection listed; None when no connection answered.
+    """
+    default = config.connection_key(reach)
+    users: dict[Any, tuple[IronicSettings, list[_View]]] = {default: (reach, [])}
+    for view in views.values():
+        mine = view.settings if view.settings.reaches_ironic else reach
+        users.setdefault(config.connection_key(mine), (mine, []))[1].append(view)
+    every: dict[str, Node] | None = None
+    failed_default: str | None = None
+    for key, (settings, served) in users.items():
+        got: dict[Filter, list[Node]] = {}
+        try:
+            client = IronicClient(settings, budget=DEFAULT_TIMEOUT)
+            try:
+                api = (client.supports(CONDUCTOR_GROUP_VERSION), client.supports(SHARD_VERSION))
+                if key == default:
+                    got[Filter()] = list(client.nodes())
+                for view in served:
+                    view.api = api
+                    if view.wanted not in got:
+                        got[view.wanted] = list(client.nodes(view.wanted))
+            finally:
+                client.close()
+        except IronicUnreachable as exc:
+            for view in served:
+                view.problems.append("Ironic unreachable through its [ironic] settings")
+            if key == default:
+                failed_default = str(exc)
+            else:
+                hosts = ", ".join(sorted(v.host for v in served))
+                result.warn(f"Ironic unreachable through the [ironic] settings of {hosts} "
+                            f"({exc}): their views are unknown")
+            continue
+        for view in served:
+            view.listing, view.fetch = got[view.wanted], (key, view.wanted)
+        every = {} if every is None else every
+        for listing in got.values():
+            for node in listing:
+                every.setdefault(node.uuid, node)
+    if failed_default is not None and every is None:
+        result.warn(f"Ironic unreachable ({failed_default}): every node's managers are unknown")
+    elif failed_default is not None:
+        result.warn(f"Ironic unreachable ({failed_default}) through the [ironic] settings "
+                    f"that list every node: the nodes are those the services' listings hold")
+    return None if every is None else list(every.values())
 
 
 def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
@@ -329,15 +369,13 @@ def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
     return list(nodes.values())
 
 
-def _compute_view(view: _View, read: dict[str, _Cell],
-                  listings: dict[Filter, list[Node]] | None, result: Result,
-                  shares: dict[tuple[Filter, frozenset[str]], Shares]) -> None:
-    if view.cell is None or listings is None:
-        return
-    wanted = view.wanted
-    listing = listings.get(wanted)
-    if listing is None:  # no Ironic: only a plain service's view can be computed
-        view.problems.append("conductor group or shard set and Ironic not read")
+def _compute_view(view: _View, read: dict[str, _Cell], result: Result,
+                  shares: dict[tuple[Any, frozenset[str]], Shares]) -> None:
+    listing = view.listing
+    if view.cell is None or listing is None or view.fetch is None:
+        if view.fetch is None and view.wanted != Filter() and not view.problems:
+            # no Ironic: only a plain service's view can be computed
+            view.problems.append("conductor group or shard set and Ironic not read")
         return
     view.listed = len(listing)
     cell = read[view.cell.uuid]
@@ -351,7 +389,7 @@ def _compute_view(view: _View, read: dict[str, _Cell],
     if members is None:
         result.warn(f"{view.host}: a peer's liveness is unknown: its view is unknown")
         return
-    key = (wanted, members)
+    key = (view.fetch, members)
     if key not in shares:
         shares[key] = Shares(HashRing(members), listing)
     view.managed = shares[key].of(view.host, cell.own.get(view.host, set()))
@@ -366,17 +404,19 @@ def _running(view: _View, read: dict[str, _Cell]) -> bool | None:
     return False
 
 
-def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell],
-               listings: dict[Filter, list[Node]] | None, *, unknown: bool
-               ) -> list[IronicOwnerNodeRow]:
+def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell], *,
+               unknown: bool) -> list[IronicOwnerNodeRow]:
     would: dict[str, list[str]] = {}
     managers: dict[str, list[str]] = {}
-    uncertain: set[str] = set()
-    unsure_views = False
+    uncertain: set[str] = set()  # nodes a running (or maybe running) unknown view may list
+    unsure: list[_View] = []  # views whose listing is unknown too
     for view in views.values():
         running = _running(view, read)
         if view.managed is None:
-            unsure_views = unsure_views or running is not False
+            if running is not False and view.listing is not None:
+                uncertain.update(n.uuid for n in view.listing)
+            elif running is not False:
+                unsure.append(view)
             continue
         for uuid in view.managed:
             would.setdefault(uuid, []).append(view.host)
@@ -385,10 +425,13 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
             elif running is None:
                 uncertain.add(uuid)
     served: set[str] = set()
-    if listings is not None:
-        for view in views.values():
-            wanted = view.wanted
-            served.update(n.uuid for n in listings.get(wanted, ()))
+    for view in views.values():
+        served.update(n.uuid for n in view.listing or ())
+    if unsure:  # a node its filter passes may be in its listing
+        for node in every:
+            if any(v.wanted.passes(node) for v in unsure):
+                uncertain.add(node.uuid)
+    unread = any(v.listing is None for v in views.values())
     rows_by_node: dict[str, list[str]] = {}
     hosts_of: dict[str, str | None] = {}
     liveness: dict[str, bool | None] = {}
@@ -403,7 +446,7 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
         managed_by = managers.get(node.uuid, [])
         reported = rows_by_node.get(node.uuid, [])
         flags: list[str] = []
-        if unknown or unsure_views or node.uuid in uncertain:
+        if unknown or node.uuid in uncertain:
             flags.append(UNKNOWN)
         if not unknown:
             if not managed_by and UNKNOWN not in flags:
@@ -413,7 +456,9 @@ def _node_rows(every: list[Node], views: dict[str, _View], read: dict[str, _Cell
             if len(managed_by) == 1 and {h.lower() for h in reported} != {
                     managed_by[0].lower()}:
                 flags.append(MOVING)
-            if node.uuid not in served and listings is not None and views:
+            if node.uuid not in served and views and not (
+                    unread and any(v.listing is None and v.wanted.passes(node)
+                                   for v in views.values())):
                 flags.append(UNSERVED)
         if node.instance_uuid is not None:
             host = hosts_of.get(node.instance_uuid)

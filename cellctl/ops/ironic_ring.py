@@ -64,7 +64,8 @@ if TYPE_CHECKING:
 IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN = (
     "in place", "moving", "orphaned", "duplicated", "unknown")
 STATES = (IN_PLACE, MOVING, ORPHANED, DUPLICATED, UNKNOWN)
-NO_SERVICE = "no service"  # summary State of a host that reports nodes but has no live service
+NO_SERVICE = "no service"  # summary State of a host that reports or owns nodes (by their
+# instances) but has no live Ironic compute service
 NEW_SERVICE = "new"  # summary State of a --with host that is no service yet
 
 BATCH = 20_000  # compute_nodes rows per keyset page (and nodes per instances query)
@@ -304,6 +305,9 @@ def _read_nodes(cell: CellRef, engine: Engine, ring: _Ring, filters: _Filters) -
         # One snapshot for every page (InnoDB's and SQLite's reads are already).
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        if filters.summary and filters.state is None:
+            _count_nodes(conn, ring, outcome)  # no node's state is needed: counts only
+            return outcome
         for batch in node_batches(conn, BATCH):
             instances = _live_instances(conn, [node for node, _ in batch])
             for node, reporters in batch:
@@ -341,6 +345,66 @@ def _place(ref: CellRef, ring: _Ring, node: str, reporters: list[str],
     if filters.what_if:
         row["owner_after"] = after
     outcome.rows.append(row)
+
+
+def _count_nodes(conn: Connection, ring: _Ring, outcome: _CellOutcome) -> None:
+    """What ``_place`` counts for every node, without a state: the reports per host
+    (every live row), the owner now and after of every node (once, however many rows
+    report it). The same pages and instance look-ups as ``node_batches``, without the
+    per-node bookkeeping a listing needs."""
+    node = cn.c.hypervisor_hostname
+    live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
+    twice = set(conn.execute(select(node).where(*live).group_by(node)
+                             .having(func.count() > 1)).scalars())
+    counted: set[str] = set()  # the nodes of ``twice`` already counted
+    reported: Counter[str] = Counter()  # as the rows spell the hosts
+    owned: Counter[str | None] = Counter()  # ring members (lower-cased)
+    owned_after: Counter[str | None] = Counter()
+    now, after = ring.now, ring.after
+    page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(BATCH)
+    last = None
+    while True:
+        query = page_query if last is None else page_query.where(cn.c.id > last)
+        page = conn.execute(query).all()
+        if not page:
+            break
+        first, last = last, page[-1][0]
+        reported.update([row[2] for row in page])
+        nodes = [row[1] for row in page]
+        if twice:  # a node reported twice is counted at its first row (exact spelling)
+            nodes = [n for n in nodes if n not in twice or _first(n, counted)]
+        if conn.dialect.name == "postgresql":
+            instances = _live_instances(conn, nodes)
+        else:  # the page's nodes as a subquery: no 20,000 parameters to send and parse
+            on_page = _page_instances(conn, first, last)
+            instances = {n: on_page[n] for n in nodes if n in on_page} if on_page else {}
+        free = [n for n in nodes if n not in instances] if instances else nodes
+        for found in instances.values():  # never moves: its instance's host owns it
+            if found.host is not None:
+                host = ring.canonical(found.host)
+                outcome.owned[host] += 1
+                outcome.owned_after[host] += 1
+        if now is not None:  # None: liveness unknown, so are the owners
+            owners = [now.owner(n) for n in free]
+            owned.update(owners)
+            owned_after.update(owners if after is now else
+                               [after.owner(n) for n in free] if after is not None else ())
+        if len(page) < BATCH:
+            break
+    for host, count in reported.items():
+        outcome.reported[ring.canonical(host)] += count
+    for counts, into in ((owned, outcome.owned), (owned_after, outcome.owned_after)):
+        for member, count in counts.items():
+            if member is not None:
+                into[ring.spelling.get(member, member)] += count
+
+
+def _first(node: str, counted: set[str]) -> bool:
+    """Is this the first time ``node`` is counted? (It is now.)"""
+    if node in counted:
+        return False
+    counted.add(node)
+    return True
 
 
 def node_state(reporters: Sequence[str], owner: str | None,
@@ -414,6 +478,23 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
             return
 
 
+def _page_instances(conn: Connection, after: int | None, last: int) -> dict[str, _Instance]:
+    """``_live_instances`` of the nodes of the live Ironic rows with ``after < id <= last``,
+    the node list given as a subquery of that primary-key range (MariaDB and SQLite
+    materialize it into a hashed table once)."""
+    node = cn.c.hypervisor_hostname
+    page = select(node).where(cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,
+                              node.is_not(None), cn.c.id <= last)
+    if after is not None:
+        page = page.where(cn.c.id > after)
+    found: dict[str, _Instance] = {}
+    for row in conn.execute(select(inst.c.node, inst.c.uuid, inst.c.host)
+                            .where(inst.c.deleted == 0, inst.c.node.in_(page))
+                            .order_by(inst.c.id)):
+        found.setdefault(row.node, _Instance(row.uuid, row.host))
+    return found
+
+
 def _live_instances(conn: Connection, nodes: list[str]) -> dict[str, _Instance]:
     """The live instance on each of ``nodes`` that has one (the oldest, if several)."""
     found: dict[str, _Instance] = {}
@@ -450,10 +531,10 @@ def _summary(cells: list[CellRef], rings: dict[str, _Ring], outcomes: dict[str, 
             states[s.record.host] = host_state(disabled=s.record.disabled,
                                                forced_down=s.record.forced_down,
                                                up=ring.up[s.record.host])
-        for host in outcome.reported:
-            states.setdefault(host, NO_SERVICE)
         for host in ring.new_hosts:
             states.setdefault(host, NEW_SERVICE)
+        for host in (*outcome.reported, *outcome.owned, *outcome.owned_after):
+            states.setdefault(host, NO_SERVICE)  # its instances' nodes are its own
         for host in sorted(states):
             if filters.host is not None and host.lower() != filters.host:
                 continue
