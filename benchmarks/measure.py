@@ -233,13 +233,18 @@ def _mapping_inserts(cell_url: str, cell_id: int, batch: int, *,
 
 
 def _stream(driver: str, conn: Any, sql: str, size: int) -> Iterator[Sequence[Any]]:
-    """The rows of ``sql`` as the driver's tuples, unbuffered where the driver can."""
-    if driver == "pymysql":
-        from pymysql.cursors import SSCursor
-
-        cursor = conn.cursor(SSCursor)
-    else:
+    """The rows of ``sql`` as the driver's tuples: PyMySQL's unbuffered; SQLite's all at
+    once, since an open read would keep the same file's writer from committing."""
+    if driver != "pymysql":
         cursor = conn.cursor()
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+        cursor.close()
+        yield from rows
+        return
+    from pymysql.cursors import SSCursor
+
+    cursor = conn.cursor(SSCursor)
     cursor.execute(sql)
     while rows := cursor.fetchmany(size):
         yield from rows
