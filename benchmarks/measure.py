@@ -57,8 +57,9 @@ for line in sys.stdin:
     print(json.dumps([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status),
                       usage.ru_utime + usage.ru_stime]), flush=True)
 """
-_launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+# Not in a floor's own process (``python measure.py FLOOR``): it starts nothing.
+_launcher = None if __name__ == "__main__" else subprocess.Popen(
+    [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 class Child:
@@ -69,7 +70,8 @@ class Child:
                  inherit: bool = True) -> None:
         """Run ``argv`` with ``env`` added to this process's environment (or, without
         ``inherit``, as its whole environment)."""
-        assert _launcher.stdin is not None and _launcher.stdout is not None
+        assert _launcher is not None and _launcher.stdin is not None
+        assert _launcher.stdout is not None
         environ = {**os.environ, **(env or {})} if inherit else dict(env or {})
         with tempfile.TemporaryDirectory(prefix="cellctl-bench-child-") as tmp:
             out, err = Path(tmp, "out"), Path(tmp, "err")
