@@ -5,7 +5,11 @@ nova-manage, as in tests/nova_env.py): one cell with N compute hosts (a
 compute node and a nova-compute service each) or N instances. Each tool runs
 as a separate process, start-up included, and the script prints the time,
 rows per second, the process's peak RSS and the ratio, and checks that both
-tools mapped the same rows.
+tools mapped the same rows. A third copy gets the floor (benchmarks/measure.py,
+same driver): for discover_hosts the nodes streamed once, the mappings
+inserted in bulk and the nodes marked by id, end to end in a process of its
+own; for map_instances the database's time for raw multi-row INSERTs of the
+same rows in UUID order. Each tool's time is also given as a ratio to it.
 
     .venv/bin/python benchmarks/bench_vs_nova.py --hosts 10000 --instances 100000
 
@@ -21,7 +25,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nova_env as ns  # noqa: E402
+from measure import Child, floor, ratio, scalar  # noqa: E402
 from nova_support import seed_uuid  # noqa: E402
 
 CHUNK = 5000
@@ -45,21 +49,13 @@ class Run:
     mapped: int
 
 
-def timed(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MiB) and exit code of one process; its output goes to ``log``."""
-    import subprocess
-
-    with open(log, "w") as out:
-        start = time.perf_counter()
-        # nova-manage prints its tracebacks on stdout
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        errors = [line for line in log.read_text().splitlines() if "rror" in line]
+def timed(argv: list[str], env: dict[str, str]) -> Child:
+    """One process, its output kept; its error lines shown when it fails."""
+    child = Child(argv, env, inherit=False)
+    if child.code not in (0, 1):  # nova-manage prints its tracebacks on stdout
+        errors = [line for line in (child.out + child.err).splitlines() if "rror" in line]
         print("\n".join(line[:300] for line in errors[-5:]), file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode
+    return child
 
 
 class Copy:
@@ -93,14 +89,7 @@ class Copy:
             engine.dispose()
 
     def count(self, role: str, table: str) -> int:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(self.url(role))
-        try:
-            with engine.connect() as conn:
-                return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() or 0)
-        finally:
-            engine.dispose()
+        return scalar(self.url(role), f"SELECT COUNT(*) FROM {table}")
 
     def drop(self) -> None:
         ns.server_sql(*(f"DROP DATABASE IF EXISTS {name}" for name in self.names.values()))
@@ -142,6 +131,17 @@ def commands(tool: str, copy: Copy, venv: Path, action: list[str]) -> list[str]:
             *action]
 
 
+def floor_run(name: str, copy: Copy) -> Child:
+    """The floor of ``name`` on ``copy`` (benchmarks/measure.py); for map_instances its
+    seconds are the database's time alone for raw INSERTs of the rows in UUID order."""
+    cell_id = scalar(copy.url("api"), "SELECT id FROM cell_mappings WHERE name = 'cell1'")
+    if name == "discover_hosts":
+        return floor(name, copy.url("api"), copy.url("cell1"), cell_id)
+    child = floor(name, copy.url("cell1"), copy.url("api"), cell_id, "uuid")
+    child.seconds = float(child.out)
+    return child
+
+
 def bench(name: str, rows: int, seed, action: list[str], counted: str, tools: list[str],
           schema: ns.NovaSchema, venv: Path, workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLCTL_")}
@@ -151,28 +151,38 @@ def bench(name: str, rows: int, seed, action: list[str], counted: str, tools: li
         copy = Copy(schema, workdir, tool)
         try:
             seed(copy, rows)
-            seconds, rss, code = timed(commands(tool, copy, venv, action), env,
-                                      workdir / f"{tool}.log")
-            runs.append(Run(tool, seconds, rss, code, copy.count("api", counted)))
+            if tool == "floor":
+                child = floor_run(name, copy)
+            else:
+                child = timed(commands(tool, copy, venv, action), env)
+            runs.append(Run(tool, child.seconds, child.rss_mib, child.code,
+                            copy.count("api", counted)))
         finally:
             copy.drop()
     for run in runs:
         print(f"{name:15} {rows:>7} rows  {run.tool:12} {run.seconds:8.1f} s "
               f"{rows / run.seconds:9.0f} rows/s  peak RSS {run.peak_rss_mib:6.0f} MiB  "
               f"exit {run.code}  mapped {run.mapped}", flush=True)
-    if len(runs) == 2:
-        nova, ours = runs
+    by_tool = {run.tool: run for run in runs}
+    if "nova-manage" in by_tool and "cellctl" in by_tool:
+        nova, ours = by_tool["nova-manage"], by_tool["cellctl"]
         same = "same rows mapped" if nova.mapped == ours.mapped else "MAPPED ROWS DIFFER"
         print(f"{name:15} cellctl is {nova.seconds / ours.seconds:.1f}x faster ({same})",
               flush=True)
+    if "floor" in by_tool:
+        least = by_tool["floor"].seconds
+        for tool in ("nova-manage", "cellctl"):
+            if tool in by_tool:
+                print(f"{name:15} {tool} takes {ratio(by_tool[tool].seconds, least)}",
+                      flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--instances", type=int, default=100_000)
-    parser.add_argument("--tools", default="nova-manage,cellctl",
-                        help="comma-separated: nova-manage, cellctl (default both)")
+    parser.add_argument("--tools", default="nova-manage,cellctl,floor",
+                        help="comma-separated: nova-manage, cellctl, floor (default all)")
     parser.add_argument("--nova-venv", type=Path,
                         help="a virtualenv with nova 34 (default: the tests' cache)")
     args = parser.parse_args()

@@ -124,13 +124,16 @@ def test_values_round_trip_exactly(api_engine):
     assert stored(api_engine) == expected
 
 
-def test_mysql_statements_are_split_and_escaping_follows_sql_mode(mysql_factory, monkeypatch):
+# The second: a value holding the character a column's strings are joined by.
+@pytest.mark.parametrize("extra", ["plain", "sep\x01arator"])
+def test_mysql_statements_are_split_and_escaping_follows_sql_mode(mysql_factory, monkeypatch,
+                                                                  extra):
     monkeypatch.setattr(cellctl.writes.mysql_insert, "MAX_STATEMENT_CHARS", 400)
     engine = create_engine(mysql_factory.new("api"), label="API database", must_exist=False)
     try:
         migrate.sync(engine, "api")
         when = datetime.datetime(2024, 5, 6, 7, 8, 9)
-        rows = rows_for([*AWKWARD, "nul\0byte"] * 3, when)  # PostgreSQL refuses NUL
+        rows = rows_for([*AWKWARD, "nul\0byte", extra] * 3, when)  # PostgreSQL refuses NUL
         for n, row in enumerate(rows):
             row["instance_uuid"] = f"u{n:03}"
         with engine.begin() as conn:

@@ -40,7 +40,7 @@ from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
-    from sqlalchemy.engine import Connection, Engine, Row
+    from sqlalchemy.engine import Connection, Engine
 
 
 class MapInstancesExit(IntEnum):
@@ -102,22 +102,17 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
         total = _count(conn, start, limit) if progress is not NO_PROGRESS else None
         progress.start("Mapping instances", total)
         try:
-            # yield_per streams the rows (a server-side cursor where the driver
-            # has one), so memory stays flat however big the cell is.
-            rows = conn.execution_options(yield_per=WRITE_BATCH).execute(
-                _instances_query(conn, start, limit)
-            )
+            stream = _stream(conn, _instances_query(conn, start, limit))
             try:
                 # Reading the next rows overlaps committing the last batch.
-                batches = prefetched(rows.partitions(WRITE_BATCH))
-                done = _map_rows(dbs.api, batches, cell.id, limit, progress)
+                done = _map_rows(dbs.api, prefetched(stream), cell.id, limit, progress)
             except BaseException:
                 # Drop the connection rather than read the rest of a failed
                 # run's stream, and keep the driver from complaining about it.
                 abandon_stream(reader)
                 conn.invalidate()
                 raise
-            rows.close()
+            stream.close()
         finally:
             progress.finish()
 
@@ -183,6 +178,33 @@ def _instances_query(conn: Connection, start: _Position | None, limit: int | Non
     return query
 
 
+def _stream(conn: Connection, query: Select) -> Generator[Sequence[Sequence[Any]], None, None]:
+    """The query's rows, ``WRITE_BATCH`` at a time, streamed: memory stays flat however
+    big the cell is (a server-side cursor where the driver has one).
+
+    On PyMySQL the rows are read as the driver's plain tuples from its
+    unbuffered cursor: building SQLAlchemy rows cost about a third of the
+    client's reading time (measured: 4.0 against 2.7 µs of CPU per instance).
+    """
+    if conn.dialect.driver != "pymysql":
+        result = conn.execution_options(yield_per=WRITE_BATCH).execute(query)
+        try:
+            yield from result.partitions(WRITE_BATCH)
+        finally:
+            result.close()
+        return
+    from pymysql.cursors import SSCursor  # type: ignore[import-untyped]
+
+    compiled = query.compile(dialect=conn.dialect)  # pyformat, as PyMySQL takes it
+    cursor = conn.connection.dbapi_connection.cursor(SSCursor)  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), compiled.construct_params())
+        while rows := cursor.fetchmany(WRITE_BATCH):
+            yield rows
+    finally:
+        cursor.close()
+
+
 def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
     """How many instances this run will look at (only for the progress bar)."""
     query = select(func.count()).select_from(i).where(visible_instances())
@@ -192,10 +214,10 @@ def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
     return total if limit is None else min(total, limit)
 
 
-def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_id: int,
-              limit: int | None, progress: Progress) -> _Tally:
+def _map_rows(api: Engine, batches: Generator[Sequence[Sequence[Any]], None, None],
+              cell_id: int, limit: int | None, progress: Progress) -> _Tally:
     done = _Tally()
-    batch: list[Row] = []
+    batch: list[Sequence[Any]] = []
     try:
         for rows in batches:
             for row in rows:
@@ -204,7 +226,7 @@ def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_i
                     break
                 batch.append(row)
                 if len(batch) == WRITE_BATCH:
-                    _commit_batch(api, batch, cell_id, batch[-1].uuid, done, progress)
+                    _commit_batch(api, batch, cell_id, batch[-1][0], done, progress)
                     batch = []
             if done.more:
                 break
@@ -212,12 +234,12 @@ def _map_rows(api: Engine, batches: Generator[Sequence[Row], None, None], cell_i
         batches.close()  # stops the reading thread before the result is closed
     if batch or not done.more:
         # The last batch removes the marker with it, unless work remains.
-        marker = batch[-1].uuid if done.more else None
+        marker = batch[-1][0] if done.more else None
         _commit_batch(api, batch, cell_id, marker, done, progress)
     return done
 
 
-def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | None,
+def _commit_batch(api: Engine, batch: list[Sequence[Any]], cell_id: int, marker: str | None,
                   done: _Tally, progress: Progress) -> None:
     """Map ``batch`` and move the marker to ``marker`` in one transaction.
 
@@ -228,8 +250,8 @@ def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | Non
     loses to a concurrent writer (a deadlock, a Galera certification conflict).
     """
 
-    def write(part: Sequence[Row], last: bool) -> None:
-        part_marker = marker if last else part[-1].uuid
+    def write(part: Sequence[Sequence[Any]], last: bool) -> None:
+        part_marker = marker if last else part[-1][0]
         mapped, without_project = retried(
             lambda: _commit_once(api, part, cell_id, part_marker),
             what="Mapping a batch of instances")
@@ -245,7 +267,7 @@ def _commit_batch(api: Engine, batch: list[Row], cell_id: int, marker: str | Non
     in_parts(batch, write_limits(api), MAPPING_ROW_BYTES, write, extra_rows=MARKER_ROWS)
 
 
-def _commit_once(api: Engine, batch: Sequence[Row], cell_id: int,
+def _commit_once(api: Engine, batch: Sequence[Sequence[Any]], cell_id: int,
                  marker: str | None) -> tuple[int, int]:
     """One transaction: the mappings of ``batch`` and the marker; (mapped, without project)."""
     with write_transaction(api, lock=MARKER_LOCK) as conn:

@@ -15,7 +15,7 @@ from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
-    from sqlalchemy.engine import Connection, Row
+    from sqlalchemy.engine import Connection
 
 # On Galera a transaction is also bounded by wsrep_max_ws_rows / wsrep_max_ws_size:
 # batches are then committed in parts below them. Write-set bytes of one mapping
@@ -41,10 +41,12 @@ def mapping_columns() -> list[ColumnElement[Any]]:
     return [i.c.uuid, i.c.project_id, i.c.user_id, queued_for_delete]
 
 
-def insert_mappings(conn: Connection, batch: Sequence[Row], cell_id: int) -> tuple[int, int]:
+def insert_mappings(conn: Connection, batch: Sequence[Sequence[Any]],
+                    cell_id: int) -> tuple[int, int]:
     """Map the instances of ``batch`` (rows of ``mapping_columns``) to the cell.
 
-    Call in ``write_transaction(api, lock=MARKER_LOCK)``. Instances mapped
+    ``batch``'s rows are SQLAlchemy rows or plain tuples. Call in
+    ``write_transaction(api, lock=MARKER_LOCK)``. Instances mapped
     already (by anyone) are skipped by the database itself. Returns (how many
     were mapped, how many have no project_id and cannot be).
     """
