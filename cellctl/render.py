@@ -158,12 +158,27 @@ def _columns(table: Table) -> list[list[str]]:
         return [[_cell(row.get(c.key), c) for row in rows] for c in table.columns]
     at = {key: index for index, key in enumerate(rows.keys)}
     columns = []
+    memo: dict[Any, str] = {}
     for column in table.columns:
         index = at.get(column.key)
         values = ([None] * len(rows) if index is None
                   else list(map(itemgetter(index), rows.tuples)))
-        columns.append([v if type(v) is str else _cell(v, column) for v in values])
+        columns.append([v if type(v) is str else _shown(v, column, memo) for v in values])
+        memo.clear()
     return columns
+
+
+def _shown(value: Any, column: Column, memo: dict[Any, str]) -> str:
+    """``_cell``, one string per distinct value of a column (100,000 heartbeats within
+    a minute show as a few dozen distinct seconds)."""
+    key = (type(value), value)
+    try:
+        return memo[key]
+    except KeyError:
+        memo[key] = text = _cell(value, column)
+        return text
+    except TypeError:  # unhashable: a list
+        return _cell(value, column)
 
 
 def _cells(table: Table) -> Iterator[list[str]]:

@@ -8,8 +8,9 @@ two rules of its own, which hold whatever the driver:
   ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``;
   cellctl.liveness.options.down_seconds).
 
-A driver answers for many services at once (one query, multi-get or listing
-per batch, never a round trip per host). When its backend cannot be reached
+A driver answers for many services at once (one query, multi-get or
+multiRead per batch, never a round trip per host); the listings stream a
+cell's services and ask JUDGE_BATCH of them per call. When its backend cannot be reached
 it raises ``BackendUnreachable`` and ``judge`` makes every service it would
 have judged *unknown*, never *down*: a cache that is down says nothing about
 the computes.
@@ -47,7 +48,8 @@ JUDGE_BATCH = 10_000
 
 class ServiceRecord(NamedTuple):
     """What a driver needs of one ``services`` row: a tuple, cheap to make by the
-    hundred thousand."""
+    hundred thousand. ``_make(row)`` of a row of ``columns`` keeps a NULL flag as
+    None (falsy); ``of`` makes both flags bools."""
 
     host: str
     binary: str
