@@ -144,27 +144,30 @@ def _write_pretty(table: Table, width: int | None, out: IO[str]) -> None:
     when every cell is printable ASCII and nothing is wrapped)."""
     lines = None
     if width is None:
-        lines = pretty_lines([c.header for c in table.columns], _columns(table))
+        memos: list[dict[Any, str]] = [{} for _ in table.columns]
+        lines = pretty_lines([c.header for c in table.columns], len(table.rows),
+                             lambda start, stop: _columns(table, memos, start, stop))
     if lines is None:
         out.write(_pretty(table, width) + "\n")
         return
     _write_pieces((line + "\n" for line in lines), out)
 
 
-def _columns(table: Table) -> list[list[str]]:
-    """Each column's cells as a table shows them."""
+def _columns(table: Table, memos: list[dict[Any, str]] | None = None, start: int = 0,
+             stop: int | None = None) -> list[list[str]]:
+    """Each column's cells, of rows ``start`` to ``stop``, as a table shows them; a
+    column's converted values are kept in its ``memos`` entry."""
     rows = table.rows
+    memos = memos or [{} for _ in table.columns]
     if not isinstance(rows, Rows):
-        return [[_cell(row.get(c.key), c) for row in rows] for c in table.columns]
+        return [[_cell(row.get(c.key), c) for row in rows[start:stop]] for c in table.columns]
     at = {key: index for index, key in enumerate(rows.keys)}
+    part = rows.tuples[start:stop]
     columns = []
-    memo: dict[Any, str] = {}
-    for column in table.columns:
+    for column, memo in zip(table.columns, memos, strict=True):
         index = at.get(column.key)
-        values = ([None] * len(rows) if index is None
-                  else list(map(itemgetter(index), rows.tuples)))
+        values = [None] * len(part) if index is None else map(itemgetter(index), part)
         columns.append([v if type(v) is str else _shown(v, column, memo) for v in values])
-        memo.clear()
     return columns
 
 

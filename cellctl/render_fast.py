@@ -121,35 +121,43 @@ def _json_row(row: Iterable[tuple[Any, Any]], default: Callable[[Any], Any]) -> 
     return "  {\n" + ",\n".join(lines) + "\n  }"
 
 
-def pretty_lines(headers: Sequence[str], columns: list[list[str]]) -> Iterator[str] | None:
-    """PrettyTable's lines for ``headers`` over ``columns`` (each column's cells, as
-    strings), or None when a header or cell is not printable ASCII or there are no rows.
+def pretty_lines(headers: Sequence[str], count: int,
+                 columns: Callable[[int, int], list[list[str]]]) -> Iterator[str] | None:
+    """PrettyTable's lines for ``headers`` over ``count`` rows, whose cells
+    ``columns(start, stop)`` gives a column at a time (each column's cells, as
+    strings), or None when a header or cell is not printable ASCII or there are
+    no rows.
 
-    Measured and checked a column at a time, and written CHUNK rows at a time, so the
-    work per cell is C's (``len``, ``str.center``, ``str.join``), not the interpreter's.
+    Measured and checked a column at a time, CHUNK rows at a time, then written
+    the same way (``columns`` is asked twice per chunk: nothing but a chunk is
+    held), so the work per cell is C's (``len``, ``str.center``, ``str.join``).
     """
-    if not columns or not columns[0]:
+    if not count or not _plain("".join(headers)):
         return None
-    for column in [list(headers), *columns]:
-        text = "".join(column)
-        if not (text.isascii() and text.isprintable()):
-            return None
-    widths = [max(len(header), max(map(len, column)))
-              for header, column in zip(headers, columns, strict=True)]
-    return _pretty(headers, columns, widths)
+    widths = [len(header) for header in headers]
+    for start in range(0, count, CHUNK):
+        for index, column in enumerate(columns(start, start + CHUNK)):
+            if not _plain("".join(column)):
+                return None
+            widths[index] = max(widths[index], max(map(len, column)))
+    return _pretty(headers, count, columns, widths)
 
 
 CHUNK = 10_000
 
 
-def _pretty(headers: Sequence[str], columns: list[list[str]],
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _pretty(headers: Sequence[str], count: int, columns: Callable[[int, int], list[list[str]]],
             widths: list[int]) -> Iterator[str]:
     rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
     yield rule
     yield "| " + " | ".join(h.center(w) for h, w in zip(headers, widths, strict=True)) + " |"
     yield rule
-    for start in range(0, len(columns[0]), CHUNK):
-        centred = [map(str.center, column[start:start + CHUNK], repeat(width))
-                   for column, width in zip(columns, widths, strict=True)]
+    for start in range(0, count, CHUNK):
+        centred = [map(str.center, column, repeat(width))
+                   for column, width in zip(columns(start, start + CHUNK), widths, strict=True)]
         yield from map("| {} |".format, map(" | ".join, zip(*centred, strict=True)))
     yield rule

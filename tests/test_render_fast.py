@@ -63,7 +63,11 @@ def random_table(rng: random.Random, plain: bool) -> tuple[list[Column], list[tu
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_tables_and_json_as_prettytable_and_json_write_them(seed: int) -> None:
+def test_tables_and_json_as_prettytable_and_json_write_them(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cellctl import render_fast
+
+    monkeypatch.setattr(render_fast, "CHUNK", 7)  # several chunks a table
     rng = random.Random(seed)
     columns, rows = random_table(rng, plain=seed % 3 != 0)
     keys = [c.key for c in columns]
@@ -85,7 +89,9 @@ def test_the_fast_table_is_used_and_is_prettytables_for_a_big_listing() -> None:
     hosts = [f"cmp-{rng.randint(0, 10**rng.randint(1, 9))}" for _ in range(3000)]
     columns = [Column("host", "Hostname"), Column("state", "State")]
     rows = Rows(["host", "state"], [(h, rng.choice(["up", "down", "no service"])) for h in hosts])
-    assert pretty_lines(["Hostname", "State"], [list(hosts), ["up"] * 3000]) is not None
+    assert pretty_lines(["Hostname", "State"], 3000,
+                        lambda start, stop: [hosts[start:stop], ["up"] * (min(stop, 3000) - start)]
+                        ) is not None
     out = io.StringIO()
     render(Result(table=Table(columns, rows)), "table", out=out, err=io.StringIO())
     assert out.getvalue() == _pretty(Table(columns, list(rows))) + "\n"
