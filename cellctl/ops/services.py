@@ -266,6 +266,7 @@ def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
                         beats_wanted: int | None, wait: Callable[[float], bool],
                         result: Result) -> Result:
     from cellctl.errors import CellctlError
+    from cellctl.interrupts import received
 
     host, binary = service.host, service.binary
     beats = missed = 0
@@ -275,8 +276,8 @@ def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
         try:
             last_seen_up = driver.report(cell_db, service)
         except CellctlError as exc:
-            if beats == 0 and missed == 0:
-                raise
+            if (beats == 0 and missed == 0) or received() is not None:
+                raise  # the first beat's error is the answer; an interrupt is never a miss
             missed, last_error = missed + 1, str(exc)
         except LookupError:
             return _no_service(settings, result, host, binary, beats=beats)
