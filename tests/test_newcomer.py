@@ -7,6 +7,7 @@ are one line and exit 1; the helpful lines go to stderr, never to stdout.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -208,9 +209,9 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]
     return process.returncode, out, b"".join(chunks).decode()
 
 
-def test_summary_lines_on_a_terminal_only(tmp_path):
-    """One line on stderr saying what the mapping commands did, for a person; a program
-    (stderr piped) sees nova-manage's output only."""
+def test_summary_lines_on_stderr_stdout_unchanged(tmp_path):
+    """One line on stderr saying what the mapping commands did, on a terminal and
+    piped alike; stdout is nova-manage's output only (nothing new there)."""
     env = clean_env(tmp_path, CELLCTL_DEMO="1")
     for args in (["service", "register", "--host", "c1"],
                  ["dev", "add-instances", "--count", "3", "--host", "c1"]):
@@ -223,4 +224,78 @@ def test_summary_lines_on_a_terminal_only(tmp_path):
     code, out, err = _on_a_terminal(["discover_hosts"], env)
     assert (code, out) == (0, "") and "0 new host mappings in 1 cell read" in err
     piped = cellctl("discover_hosts", env=env)
-    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "", "")
+    assert (piped.returncode, piped.stdout) == (0, "")
+    assert piped.stderr == "discover_hosts: 0 new host mappings in 1 cell read\n"
+    again = cellctl("map_cell0", env=env)  # nova-manage prints this line on stdout too
+    assert (again.returncode, again.stdout) == (0, "Cell0 is already setup\n")
+    assert again.stderr == "cell0 was already mapped\n"
+    cell = cellctl("--format", "json", "list_cells", env=env)
+    uuid = next(c["uuid"] for c in json.loads(cell.stdout) if c["name"] != "cell0")
+    mapped = cellctl("map_instances", "--cell_uuid", uuid, env=env)
+    assert (mapped.returncode, mapped.stdout) == (0, "")
+    assert mapped.stderr == (f"map_instances: 0 instances mapped, 3 already mapped, "
+                             f"in cell {uuid}\n")
+    quiet = cellctl("--format", "json", "discover_hosts", env=env)  # data carries it
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["hosts_mapped"] == 0
+
+
+def _stdout_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stdout on a pseudo-terminal (its width from COLUMNS); stderr piped."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "cellctl", *args], env=env, text=True,
+                               stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    process.communicate(timeout=120)
+    return process.returncode, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_status_wrapped_to_the_terminal_width(tmp_path, columns):
+    """On a terminal ``status`` fits its width (no line longer) and loses no word of
+    what it says piped (unwrapped)."""
+    env = clean_env(tmp_path, CELLCTL_DEMO="1", COLUMNS=str(columns))
+    for args in (["service", "register", "--host", "c1"], ["simple_cell_setup"],
+                 ["dev", "add-instances", "--count", "3", "--host", "c1"]):
+        assert cellctl(*args, env=env).returncode == 0
+    piped = cellctl("status", env=env)
+    assert max(map(len, piped.stdout.splitlines())) > columns  # there is something to wrap
+    code, shown = _stdout_on_a_terminal(["status"], env)
+    assert code == piped.returncode, shown
+    assert shown.splitlines() and max(map(len, shown.splitlines())) <= columns, shown
+
+    # nothing lost: each cell (its wrapped lines joined, spaces aside) and each line
+    # outside a table is what it is piped
+    assert _cells(shown, wrapped=True) == _cells(piped.stdout, wrapped=False)
+
+
+def _cells(text: str, *, wrapped: bool) -> list[str]:
+    """Cells in order; ``wrapped``: a row spans the lines between two rules (wrapped
+    tables rule every row), else a row is one line."""
+    cells: list[str] = []
+    row: list[str] = []
+    for line in [*text.splitlines(), "+"]:
+        if line.startswith("|") and not wrapped:
+            cells.extend("".join(part.split()) for part in line.split("|")[1:-1])
+            continue
+        elif line.startswith("|"):
+            parts = line.split("|")[1:-1]
+            row = row or [""] * len(parts)
+            row = [cell + "".join(part.split()) for cell, part in zip(row, parts, strict=True)]
+            continue
+        cells.extend(row)
+        row = []
+        if not line.startswith("+"):
+            cells.append("".join(line.split()))
+    return cells
