@@ -139,6 +139,53 @@ def test_test_data_commands_refuse_a_default_search_deployment(deployment_home, 
     assert named.returncode == 0, named.stderr  # a file named on purpose is the user's choice
 
 
+LIBVIRT_CPU_INFO = ('{"arch": "x86_64", "model": "Skylake-Server-IBRS", "vendor": "Intel", '
+                    '"topology": {"cells": 1, "sockets": 1, "cores": 8, "threads": 1}, '
+                    '"features": ["sse4.2", "avx2"]}')
+
+
+def test_test_data_commands_refuse_a_database_with_a_real_deployments_rows(
+        deployment_home, tmp_path):
+    """However the database is named (--config-file here), a cell database holding a
+    compute node a Nova compute service reported (libvirt's cpu_info) gets no test data
+    unless --force says so; cellctl's own fake rows never count as real."""
+    env, fingerprint = deployment_home
+    conf = str(tmp_path / "home/.nova/nova.conf")
+    named = ["--config-file", conf]
+    # cellctl's own test data first: a fake compute node ('{}') is not a real row
+    assert cellctl(*named, "service", "register", "--host", "fake1", env=env).returncode == 0
+    assert cellctl(*named, "dev", "add-instances", "--count", "2", env=env).returncode == 0
+    cell = next(line.split("=", 1)[1].strip() for line in Path(conf).read_text().splitlines()
+                if line.startswith("connection") and "cell1" in line)
+    engine = sa.create_engine(cell)
+    try:
+        with engine.begin() as conn:  # what nova-compute (libvirt) reports for prod-cmp1
+            conn.exec_driver_sql(
+                "INSERT INTO compute_nodes (created_at, host, hypervisor_hostname, uuid, "
+                "vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used, "
+                "hypervisor_type, hypervisor_version, cpu_info, deleted, mapped) VALUES "
+                "(NOW(), 'prod-cmp1', 'prod-cmp1.example.org', "
+                "'b0b0b0b0-0000-4000-8000-000000000001', 8, 16384, 200, 0, 512, 0, 'QEMU', "
+                "8002000, %s, 0, 1)", (LIBVIRT_CPU_INFO,))
+    finally:
+        engine.dispose()
+    before = fingerprint()
+    for args in (["service", "register", "--host", "fake2"],
+                 ["dev", "add-instances", "--count", "5"],
+                 ["service", "heartbeat", "--host", "prod-cmp1", "--count", "1",
+                  "--interval", "0.1"],
+                 ["service", "register", "--host", "fake3", "--database_connection", cell]):
+        done = cellctl(*named, *args, env=env)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("ERROR: Refusing to write test data into "), done.stderr
+        assert "1 compute node reported by Nova compute services" in done.stderr
+        assert "--force" in done.stderr
+    assert fingerprint() == before
+    forced = cellctl(*named, "dev", "add-instances", "--count", "1", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert fingerprint() != before
+
 def _normal(line: str) -> str:
     import re
 
