@@ -42,8 +42,9 @@ register(service)
                    "another host reports too is duplicated).")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
-              help="Write even into the cell database a nova.conf found by the default "
-                   "search names (a deployment's).")
+              help="Write even into a deployment's cell database: one a nova.conf "
+                   "found by the default search names, or one holding compute nodes "
+                   "Nova reported.")
 @format_option
 def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_type: str,
                      nodes: int | None, node_uuids: tuple[str, ...],
@@ -69,8 +70,9 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
 @click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
 @click.option(*_DB_URL, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
-              help="Write even into the cell database a nova.conf found by the default "
-                   "search names (a deployment's).")
+              help="Write even into a deployment's cell database: one a nova.conf "
+                   "found by the default search names, or one holding compute nodes "
+                   "Nova reported.")
 @format_option
 def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
                       database_connection: str | None, force: bool, fmt: str | None) -> None:
