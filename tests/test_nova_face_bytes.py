@@ -336,3 +336,23 @@ def test_simple_cell_setup_bytes(side_by_side):
     same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
     # already set up (grenade)
     same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
+
+
+def test_unreachable_cell0_bytes(side_by_side):
+    """cell0 mapped to a database that cannot be reached: ``db sync`` prints nova-manage's
+    ``Could not access cell0`` text (1); ``simple_cell_setup`` its ``Unable to sync cell0
+    schema:`` line with the driver's text, and goes on (0)."""
+    pair = side_by_side
+    pair.add_cell("cell0", None, cell_uuid=CELL0_UUID)
+    for side in pair.sides.values():
+        side.execute("api", "UPDATE cell_mappings SET database_connection = "
+                     "REPLACE(database_connection, :port, :closed)",
+                     {"port": ":" + side.url("api").split(":")[-1].split("/")[0] + "/",
+                      "closed": ":1/"})
+    _, ours = same(pair, "db", "sync", code=1)
+    assert ours.stdout.startswith("ERROR: Could not access cell0.\n"), ours.stdout
+    pair.add_compute_nodes("cell1", [{"host": "c1"}])
+    nodes = ("cell1.compute_nodes",)  # documented: cellctl marks the nodes it maps
+    _, ours = same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
+    assert ("Cell0 is already setup\nUnable to sync cell0 schema: "
+            "(pymysql.err.OperationalError) (2003, ") in ours.stdout, ours.stdout
