@@ -92,7 +92,10 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
         execution = context.execution_context
         if execution is not None and execution.execution_options.get("skip_user_error_events"):
             return
-        raise translate_error(context.original_exception, url, label) from None
+        error = translate_error(context.original_exception, url, label)
+        error.driver_text = str(context.sqlalchemy_exception)
+        error.connecting = context.connection is None or context.is_disconnect
+        raise error from None
 
     return engine
 

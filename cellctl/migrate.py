@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cellctl.errors import CellctlError
+from cellctl.errors import CellctlError, UnknownRevision
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -125,7 +125,8 @@ def sync(engine: Engine, kind: Kind, revision: str = "head", *,
         try:
             command.upgrade(config, revision)
         except CommandError as exc:
-            raise CellctlError(f"Cannot upgrade the {kind} schema to {revision}: {exc}") from None
+            raise UnknownRevision(f"Cannot upgrade the {kind} schema to {revision}: {exc}",
+                                  alembic_text=str(exc)) from None
         after = inspect_schema(conn, kind)
     return SyncOutcome(before, after)
 

@@ -195,11 +195,37 @@ def _pretty(table: Table, width: int | None = None) -> str:
     ``width`` (a terminal), wrapped to fit it."""
     from prettytable import PrettyTable
 
-    pretty = PrettyTable([c.header for c in table.columns])
-    pretty.add_rows([row for row in _cells(table)])
+    headers = [c.header for c in table.columns]
+    cells = list(_cells(table))
+    pretty = PrettyTable(headers)
+    pretty.add_rows(cells)
     if width is not None:
-        pretty.max_table_width = width
+        narrowed = _narrowed(headers, cells, width)
+        if narrowed:
+            from prettytable import HRuleStyle
+
+            for header, limit in narrowed.items():
+                pretty.max_width[header] = limit
+            pretty.hrules = HRuleStyle.ALL  # wrapped rows: a rule between two
     return pretty.get_string()
+
+
+def _narrowed(headers: list[str], cells: list[list[str]], width: int) -> dict[str, int]:
+    """Widths for the widest columns so the table fits ``width``: the widest is narrowed
+    first, never below its header (nor 12), the narrow ones keep theirs (PrettyTable's
+    own ``max_table_width`` shrinks every column, cutting "Result" to "R")."""
+    natural = [max([len(h), *(len(line) for row in cells for line in row[i].splitlines())])
+               for i, h in enumerate(headers)]
+    widths = list(natural)
+    excess = sum(widths) + 3 * len(widths) + 1 - width
+    while excess > 0:
+        shrinkable = [i for i, w in enumerate(widths) if w > max(len(headers[i]), 12)]
+        if not shrinkable:
+            break  # as narrow as it may be: the terminal wraps the rest
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return {headers[i]: w for i, w in enumerate(widths) if w < natural[i]}
 
 
 def _cell(value: Any, column: Column) -> str:

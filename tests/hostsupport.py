@@ -127,5 +127,6 @@ def node_flags(url: str) -> dict[str, Any]:
 def cellctl_process(cloud: Cloud, *args: str, **popen: Any) -> subprocess.Popen[str]:
     """The real ``cellctl`` as a separate process, bound to ``cloud``'s databases."""
     env = {**os.environ, **cloud.env}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
     return subprocess.Popen([sys.executable, "-m", "cellctl", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+                            **streams)

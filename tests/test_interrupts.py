@@ -147,6 +147,132 @@ def test_ironic_ring(server_cloud, tmp_path):
     assert (rerun.returncode, rerun.stdout) == (reference.returncode, reference.stdout)
 
 
+def _report_count(cloud: Cloud, host: str) -> int:
+    (row,) = [r for r in cloud.rows(cloud.cell_url, "services") if r["host"] == host]
+    return int(row["report_count"])
+
+
+def _assert_interrupted(process: subprocess.Popen[str], sig: signal.Signals) -> None:
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == SIGNALS[sig], (sig.name, process.returncode, err)
+    assert "Traceback" not in out + err, err
+    assert err.splitlines() == [err.splitlines()[0]], err  # one line
+    assert err.startswith(f"ERROR: Interrupted by {sig.name}: committed work is kept"), err
+
+
+def _waiting_on_a_lock(engine: sa.engine.Engine) -> bool:
+    """Whether a statement of the server waits on a row lock (the beat's UPDATE)."""
+    query = ("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+             if engine.dialect.name == "mysql" else
+             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+             "AND datname = current_database() AND query LIKE 'UPDATE services%'")
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text(query)).scalar())
+
+
+def test_heartbeat(server_cloud, tmp_path):
+    """``service heartbeat`` runs until stopped: a stop is an interrupt like any other
+    (130/143), at start-up, while it sleeps between beats and while a beat waits on
+    the database."""
+    cloud = server_cloud
+    setup_cells(cloud)
+    cloud.ok("service", "register", "--host", "beat1")
+    # (Start-up is every command's, covered by the tests above; a fixed moment after
+    # spawning can fall inside the interpreter's own start on a loaded machine.)
+    for sig in SIGNALS:
+        # between beats: the first beat is written, the next is 30 s away
+        before = _report_count(cloud, "beat1")
+        process = cellctl_process(cloud, "service", "heartbeat", "--host", "beat1",
+                                  "--interval", "30")
+        deadline = time.monotonic() + 60
+        while _report_count(cloud, "beat1") == before:
+            assert time.monotonic() < deadline and process.poll() is None, "no first beat"
+            time.sleep(0.05)
+        process.send_signal(sig)
+        _assert_interrupted(process, sig)
+        assert _report_count(cloud, "beat1") == before + 1  # the beat made stays
+        # during a beat: its UPDATE waits on a row another transaction holds
+        engine = sa.create_engine(cloud.cell_url)
+        try:
+            with engine.connect() as holder:
+                holder.execute(sa.text("SELECT report_count FROM services WHERE host = :h "
+                                       "FOR UPDATE"), {"h": "beat1"})
+                process = cellctl_process(cloud, "service", "heartbeat", "--host", "beat1",
+                                          "--interval", "30")
+                deadline = time.monotonic() + 60
+                while not _waiting_on_a_lock(engine):  # its first beat's UPDATE waits
+                    assert time.monotonic() < deadline and process.poll() is None, (
+                        "no wait", process.poll() is None or process.communicate())
+                    time.sleep(0.05)
+                process.send_signal(sig)
+                _assert_interrupted(process, sig)
+                holder.rollback()
+        finally:
+            engine.dispose()
+        assert _report_count(cloud, "beat1") == before + 1  # the interrupted beat: none
+    beat = finish(cloud, "service", "heartbeat", "--host", "beat1", "--count", "1")
+    assert beat.returncode == 0, beat.stderr
+
+
+def test_discover_hosts_waiting(server_cloud, tmp_path):
+    """``discover_hosts --expect`` waiting for a host that never comes (cells/waiting.py)."""
+    cloud = server_cloud
+    setup_cells(cloud)
+    table = interrupt_at_moments(
+        cloud, ["discover_hosts", "--expect", "never-comes", "--timeout", "120",
+                "--interval", "0.2"], f"discover_hosts --expect {cloud.factory.backend}",
+        tmp_path)
+    assert all(code in ("130", "143") for *_, code in table), table
+    assert cloud.api_rows("host_mappings") == []
+
+
+def test_progress_bar_on_a_terminal(server_cloud, tmp_path):
+    """With stderr a terminal, ``map_instances`` draws its progress bar; a signal while
+    it does ends the same way (the line after the bar)."""
+    import os
+    import pty
+
+    cloud = server_cloud
+    (cell,) = setup_cells(cloud)
+    cloud.ok("dev", "add-instances", "--count", "60000")
+    interrupted = 0
+    for sig, code in SIGNALS.items():
+        leader, follower = pty.openpty()
+        try:
+            process = cellctl_process(cloud, "map_instances", "--cell_uuid", cell,
+                                      "--max-count", "1000000", stderr=follower)
+            os.close(follower)
+            seen = b""
+            deadline = time.monotonic() + 120
+            while b"%" not in seen and b"/" not in seen:  # the bar is drawn
+                assert time.monotonic() < deadline and process.poll() is None, seen
+                seen += os.read(leader, 4096)
+            process.send_signal(sig)
+            process.communicate(timeout=60)
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the terminal's last writer is gone
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        finally:
+            os.close(leader)
+        text = seen.decode(errors="replace")
+        if process.returncode == 0:  # done before the signal came: nothing to interrupt
+            continue
+        assert process.returncode == code, (sig.name, process.returncode, text)
+        assert "Traceback" not in text, text
+        assert text.count("ERROR") == 1 and f"ERROR: Interrupted by {sig.name}" in text, text
+        interrupted += 1
+    assert interrupted, "never signalled while the bar was drawn"
+    done = finish(cloud, "map_instances", "--cell_uuid", cell, "--max-count", "1000000")
+    assert done.returncode == 0, done.stderr
+    assert {r["instance_uuid"] for r in real_mappings(cloud)} == {
+        r["uuid"] for r in cloud.rows(cloud.cell_url, "instances")}
+
+
 def test_no_signal_no_change(tmp_path):
     """The entry point leaves an uninterrupted command's exit code alone."""
     import os

@@ -30,6 +30,7 @@ GENERATED = "generated-uuid-xxxx-xxxx-xxxxxxxxxxxx"  # 36 characters: tables kee
 CRASH = "An error has occurred:\n"
 # The last line of nova-manage's traceback: "nova.exception.CellMappingNotFound: ..."
 _EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*(\w+: .*)$")
+_QUALIFIED = re.compile(r"^(?:\w+\.)+\w+: ")
 
 
 def normalised(pair: SideBySide, outcome: Outcome) -> str:
@@ -41,8 +42,14 @@ def normalised(pair: SideBySide, outcome: Outcome) -> str:
     see the exit code, 255).
     """
     text = _LOG_RECORD.sub("", outcome.stdout)
+    # nova-manage runs under eventlet, whose sockets name the errno (ECONNREFUSED)
+    # where the standard library says "Connection refused".
+    text = text.replace("[Errno 111] ECONNREFUSED", "[Errno 111] Connection refused")
     if text.startswith(CRASH) and "Traceback (most recent call last)" in text:
-        last = [line for line in text.splitlines() if line.strip()][-1]
+        lines = [line for line in text.splitlines() if line.strip()]
+        # the exception's line: the last one that names a qualified exception (a
+        # driver error's text may add a "(Background on this error ...)" line)
+        last = next((line for line in reversed(lines) if _QUALIFIED.match(line)), lines[-1])
         text = CRASH + _EXCEPTION_LINE.sub(r"\1", last) + "\n"
     text = _UUID.sub(lambda m: m.group() if m.group() in pair.seeded_cells else GENERATED, text)
     return _DB_NAME.sub("ctn_XXXXXXXX_x_", text)
@@ -245,6 +252,39 @@ def test_schema_commands_bytes(side_by_side):
     same(pair, "api_db", "sync", "12", code=255)
 
 
+def test_schema_sync_failures_bytes(side_by_side):
+    """An unknown revision and an unreachable database: nova-manage crashes (255,
+    ``An error has occurred:``), except ``db sync`` reaching for cell0, which prints its
+    ``Could not access cell0`` text and exits 1 before ``[database]`` is touched."""
+    pair = side_by_side
+    pair.empty_database("api")
+    nova, ours = pair.step("api_db", "sync", "nosuchrev", code=255, same_state=False)
+    assert_same_stdout(pair, nova, ours, ("api_db", "sync", "nosuchrev"))
+    assert ours.stdout == ("An error has occurred:\n"
+                           "CommandError: Can't locate revision identified by 'nosuchrev'\n")
+    # no cell_mappings table: cell0 cannot be read. The text is byte for byte
+    # nova-manage's up to the driver's error; the [SQL: ...] lines after it name
+    # each tool's own query.
+    nova, ours = pair.step("db", "sync", code=1, same_state=False)
+    head = 8  # "ERROR: Could not access cell0." ... "Error: (pymysql.err.ProgrammingError) ..."
+    assert (normalised(pair, ours).splitlines()[:head]
+            == normalised(pair, nova).splitlines()[:head]), (nova.stdout, ours.stdout)
+    assert ours.stdout.splitlines()[7].startswith("Error: (pymysql.err.ProgrammingError) (1146")
+    # nothing can be reached: every URL of both confs points at a closed port
+    for side in pair.sides.values():
+        side.dispose()
+        side.conf.write_text(re.sub(r"@([\w.]+):\d+/", r"@\1:1/", side.conf.read_text()))
+    for args in (("api_db", "sync"), ("db", "sync", "--local_cell")):
+        nova, ours = pair.step(*args, code=255, same_state=False)
+        assert_same_stdout(pair, nova, ours, args)
+        assert ours.stdout.startswith("An error has occurred:\nDBConnectionError: "
+                                      "(pymysql.err.OperationalError) (2003, "), ours.stdout
+    nova, ours = pair.step("db", "sync", code=1, same_state=False)
+    assert_same_stdout(pair, nova, ours, ("db", "sync"))  # every byte, the driver's text too
+    assert ours.stdout.startswith("ERROR: Could not access cell0.\n"), ours.stdout
+    assert ours.stdout.endswith("(Background on this error at: https://sqlalche.me/e/21/e3q8)\n")
+
+
 # --- discover_hosts, map_instances, verify_instance ---------------------------
 
 
@@ -296,3 +336,23 @@ def test_simple_cell_setup_bytes(side_by_side):
     same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
     # already set up (grenade)
     same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
+
+
+def test_unreachable_cell0_bytes(side_by_side):
+    """cell0 mapped to a database that cannot be reached: ``db sync`` prints nova-manage's
+    ``Could not access cell0`` text (1); ``simple_cell_setup`` its ``Unable to sync cell0
+    schema:`` line with the driver's text, and goes on (0)."""
+    pair = side_by_side
+    pair.add_cell("cell0", None, cell_uuid=CELL0_UUID)
+    for side in pair.sides.values():
+        side.execute("api", "UPDATE cell_mappings SET database_connection = "
+                     "REPLACE(database_connection, :port, :closed)",
+                     {"port": ":" + side.url("api").split(":")[-1].split("/")[0] + "/",
+                      "closed": ":1/"})
+    _, ours = same(pair, "db", "sync", code=1)
+    assert ours.stdout.startswith("ERROR: Could not access cell0.\n"), ours.stdout
+    pair.add_compute_nodes("cell1", [{"host": "c1"}])
+    nodes = ("cell1.compute_nodes",)  # documented: cellctl marks the nodes it maps
+    _, ours = same(pair, "cell_v2", "simple_cell_setup", code=0, except_tables=nodes)
+    assert ("Cell0 is already setup\nUnable to sync cell0 schema: "
+            "(pymysql.err.OperationalError) (2003, ") in ours.stdout, ours.stdout

@@ -61,8 +61,8 @@ def test_db_sync_syncs_database_and_cell0(cloud):
     cloud.ok("map_cell0")
     second = cloud.ok("db", "sync", "--format", "json")
     databases = json.loads(second.stdout)["databases"]
-    assert [d["database"] for d in databases] == [
-        "cell database ([database] connection)", "cell0 database"]
+    assert [d["database"] for d in databases] == [  # nova-manage's order: cell0 first
+        "cell0 database", "cell database ([database] connection)"]
     assert all(d["current"] and d["managed_by"] == "cellctl" for d in databases)
     cell0_url = cloud.api_rows("cell_mappings")[0]["database_connection"]
     assert {"services", "compute_nodes", "instances", "cellctl_cell_version"} <= tables(cell0_url)
@@ -99,18 +99,47 @@ def test_sqlalchemy_migrate_versions_are_refused(cloud):
     assert "sqlalchemy-migrate" in result.stdout
 
 
-def test_unknown_revision_is_1(cloud):
+def test_unknown_revision_is_nova_manages_crash(cloud):
+    """nova-manage 34 crashes on it (255, its prefix, alembic's CommandError): the same,
+    without the traceback (difference 1)."""
     result = cloud.run("api_db", "sync", "nonexistent")
-    assert result.exit_code == 1
-    assert result.stdout.count("\n") == 1
+    assert result.exit_code == 255
+    assert result.stdout == ("An error has occurred:\n"
+                             "CommandError: Can't locate revision identified by 'nonexistent'\n")
+    cloud.ok("api_db", "sync")
+    result = cloud.run("db", "sync", "--local_cell", "nonexistent")
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (255, "An error has occurred:")
+
+
+def test_db_sync_without_a_readable_cell_mappings_is_nova_manages_text(cloud):
+    """No API schema yet: cell0 cannot be looked up. nova-manage prints its
+    ``Could not access cell0`` questions and exits 1 without syncing [database]."""
+    result = cloud.run("db", "sync")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:7] == [
+        "ERROR: Could not access cell0.",
+        "Has the nova_api database been created?",
+        "Has the nova_cell0 database been created?",
+        'Has "nova-manage api_db sync" been run?',
+        'Has "nova-manage cell_v2 map_cell0" been run?',
+        "Is [api_database]/connection set in nova.conf?",
+        "Is the cell0 database connection URL correct?"], result.stdout
+    # the driver's error (SQLite: the file cellctl does not create for a read)
+    assert lines[7].startswith("Error: ") and ("cell_mappings" in lines[7]
+                                               or "does not exist" in lines[7]), lines
+    assert "cellctl_cell_version" not in tables(cloud.cell_url)  # [database] untouched
 
 
 def make_nova_owned(url, key_table, revision):
     engine = sa.create_engine(url)
+    # db sync reads cell0's row from cell_mappings, as nova-manage does
+    extra = (", name VARCHAR(255), database_connection TEXT" if key_table == "cell_mappings"
+             else "")
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(
-                f"CREATE TABLE {key_table} (id INTEGER PRIMARY KEY, uuid VARCHAR(36))"))
+                f"CREATE TABLE {key_table} (id INTEGER PRIMARY KEY, uuid VARCHAR(36){extra})"))
             conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
             conn.execute(sa.text("INSERT INTO alembic_version VALUES (:r)"), {"r": revision})
     finally:
@@ -123,7 +152,7 @@ def test_sync_leaves_nova_schemas_alone(cloud):
     before = (tables(cloud.api_url), tables(cloud.cell_url))
     api = cloud.ok("api_db", "sync")
     assert "schema is managed by Nova (revision cdeec0c85668); nothing changed" in api.stderr
-    cell = cloud.run("db", "sync")
+    cell = cloud.run("db", "sync", "--local_cell")  # kolla's; without it, cell0 first
     assert cell.exit_code == 0
     assert "schema is managed by Nova" in cell.stderr
     assert api.stdout == cell.stdout == ""  # as nova-manage: kolla counts stdout as a change

@@ -306,7 +306,7 @@ def run(
     if fmt == "table" and result.table is not None and not result.table.rows \
             and name in EMPTY_SAID:
         sys.stderr.write(EMPTY_SAID[name] + "\n")
-    if fmt == "table" and sys.stderr.isatty():
+    if fmt == "table":  # stderr: stdout stays nova-manage's bytes (JSON/CSV carry the data)
         from cellctl.cli.summary import summary_line
 
         summary = summary_line(name, result.data)

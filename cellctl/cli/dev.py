@@ -21,8 +21,9 @@ def dev() -> None:
 @click.option("--ironic", is_flag=True,
               help="One instance on each of --count Ironic nodes of --host that have none.")
 @click.option("--force", is_flag=True,
-              help="Write even into the cell database a nova.conf found by the default "
-                   "search names (a deployment's).")
+              help="Write even into a deployment's cell database: one a nova.conf "
+                   "found by the default search names, or one holding compute nodes "
+                   "Nova reported.")
 @format_option
 def add_instances(count: int, host: str | None, deleted: int, node: str | None, ironic: bool,
                   force: bool, fmt: str | None) -> None:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import time
-from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -45,8 +40,9 @@ register(service)
                    "another host reports too is duplicated).")
 @click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
-              help="Write even into the cell database a nova.conf found by the default "
-                   "search names (a deployment's).")
+              help="Write even into a deployment's cell database: one a nova.conf "
+                   "found by the default search names, or one holding compute nodes "
+                   "Nova reported.")
 @format_option
 def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_type: str,
                      nodes: int | None, node_uuids: tuple[str, ...],
@@ -72,14 +68,16 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
 @click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
 @click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
 @click.option("--force", is_flag=True,
-              help="Write even into the cell database a nova.conf found by the default "
-                   "search names (a deployment's).")
+              help="Write even into a deployment's cell database: one a nova.conf "
+                   "found by the default search names, or one holding compute nodes "
+                   "Nova reported.")
 @format_option
 def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
                       database_connection: str | None, force: bool, fmt: str | None) -> None:
-    """Report "I'm OK" every --interval seconds until stopped (SIGINT/SIGTERM: exit 0).
+    """Report "I'm OK" every --interval seconds until stopped.
 
-    Exit 0 ok, 1 bad input or no such service.
+    Exit 0 ok (--count reports made), 1 bad input or no such service; stopped by
+    SIGINT 130, SIGTERM 143, as every command (a beat under way is rolled back).
     """
     from cellctl.ops import services
 
@@ -90,11 +88,9 @@ def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
             lambda: number(count, int, valid=positive,
                            message="--count must be a positive number, got {value}"))
         return services.heartbeat(dbs, host=host, binary=binary, interval=seconds, count=beats,
-                                  wait=stop.wait, database_connection=database_connection,
-                                  force=force)
+                                  database_connection=database_connection, force=force)
 
-    with _stop_on_signals() as stop:
-        run(beat, fmt=fmt)
+    run(beat, fmt=fmt)
 
 
 @service.command("list", writes=False)
@@ -109,30 +105,3 @@ def service_list(cell_uuid: str | None, cell: str | None, fmt: str | None) -> No
     chosen = chosen_cell(cell_uuid, cell, required=False)
     run(lambda dbs: services.list_services(dbs, cell_uuid=chosen), fmt=fmt)
 
-
-class _StopRequest:
-    """Set by SIGINT/SIGTERM; the heartbeat finishes its beat and stops."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def handle(self, _signum: int, _frame: FrameType | None) -> None:
-        self.requested = True
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True as soon as a stop was requested."""
-        deadline = time.monotonic() + seconds
-        while not self.requested and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-        return self.requested
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[_StopRequest]:
-    stop = _StopRequest()
-    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -2,8 +2,10 @@
 
 nova-manage's stdout for ``map_cell0``, ``map_instances``, ``discover_hosts`` and
 ``simple_cell_setup`` is what scripts parse, and it says little (nothing, often).
-This line goes to stderr, and only when stderr is a terminal and the output is a
-table: programs see exactly nova-manage's output.
+This line goes to stderr, in the table format, whether a person or a program reads
+it: stdout stays exactly nova-manage's (what deployment tools parse), and stderr is
+where nova-manage's own warnings go. ``--format json``/``csv`` carry the same
+figures in their data instead.
 """
 
 from __future__ import annotations

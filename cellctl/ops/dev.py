@@ -70,6 +70,12 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
     if owner == "none":
         return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'",
                             BAD_INPUT)
+    from cellctl.testdata import rows_refusal
+
+    refused = rows_refusal(engine, dbs.settings.database_connection.value or "", force=force,
+                           option=dbs.settings.argument("force", "--force"))
+    if refused is not None:
+        return result.error(refused, BAD_INPUT)
     nodes: list[str] | None = None
     if node is not None:
         nodes = [canonical_uuid(node) or node] * count

@@ -8,7 +8,7 @@ from cellctl import migrate
 from cellctl.cells.cell0 import beside_nova
 from cellctl.cells.refs import CELL0_UUID
 from cellctl.db import Databases
-from cellctl.errors import CellctlError
+from cellctl.errors import CellctlError, nova_error_text, nova_exception
 from cellctl.result import Result
 from cellctl.urls import mask
 
@@ -20,30 +20,53 @@ FAILED = 1
 class Target:
     label: str
     url: str
+    cell0: bool = False
 
 
 def api_db_sync(dbs: Databases, *, version: str | None = None) -> Result:
-    return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version)
+    """nova-manage's outcomes: 0 synced, 255 (its crash) when the API database cannot be
+    used or the revision is unknown."""
+    return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version, crash=True)
 
 
 def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = False,
             local_cell: bool = False) -> Result:
-    """Sync ``[database]``, cell0 when mapped, and with ``all_cells`` every mapped cell;
-    with ``local_cell`` (nova-manage's ``--local_cell``) ``[database]`` only."""
+    """Sync cell0 when mapped, then ``[database]``, and with ``all_cells`` every mapped
+    cell; with ``local_cell`` (nova-manage's ``--local_cell``) ``[database]`` only.
+
+    As nova-manage: cell0 first, and a cell0 that cannot be read or synced is its
+    multi-line ``ERROR: Could not access cell0.`` text and exit 1, before ``[database]``
+    is touched; ``[database]`` failing is its crash (255)."""
     result = Result()
-    targets: list[Target] = []
+    done: list[dict[str, object]] = []
     local = dbs.settings.database_connection.value
-    if local:
-        targets.append(Target("cell database ([database] connection)", local))
+    nova_deployment = beside_nova(dbs)
+    cells: list[Target] = []
     if not local_cell or all_cells:
-        targets.extend(_mapped_cells(dbs, result, all_cells))
-    if not targets:
+        try:
+            cells = _mapped_cells(dbs, result, all_cells)
+        except CellctlError as exc:
+            return result.error(_cell0_unreachable(exc), FAILED)
+        cell0 = [t for t in cells if t.cell0]
+        if cell0:
+            synced = _sync_all(dbs, "cell", cell0, version, nova_deployment=nova_deployment,
+                               cell0_text=True)
+            result.messages.extend(synced.messages)
+            if synced.code:
+                result.code = synced.code
+                return result
+            done = (synced.data or {}).get("databases", [])
+    if not local and not cells:
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", FAILED
         )
-    synced = _sync_all(dbs, "cell", _unique(targets), version,
-                       nova_deployment=beside_nova(dbs))
+    rest = [t for t in cells if not t.cell0]
+    targets = [Target("cell database ([database] connection)", local)] if local else []
+    synced = _sync_all(dbs, "cell", _unique(targets + rest), version,
+                       nova_deployment=nova_deployment, crash=bool(local))
     synced.messages[:0] = result.messages
+    if synced.data:
+        synced.data["databases"][:0] = done
     return synced
 
 
@@ -68,15 +91,11 @@ def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Targe
 
     from cellctl.tables.api import cell_mappings as cm
 
-    try:
-        with dbs.api.connect() as conn:
-            query = select(cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)
-            if not all_cells:
-                query = query.where(cm.c.uuid == CELL0_UUID)
-            rows = conn.execute(query).all()
-    except CellctlError as exc:
-        result.warn(f"Cannot read cell mappings, syncing [database] only: {exc}")
-        return []
+    with dbs.api.connect() as conn:
+        query = select(cm.c.uuid, cm.c.name, cm.c.database_connection).order_by(cm.c.id)
+        if not all_cells:
+            query = query.where(cm.c.uuid == CELL0_UUID)
+        rows = conn.execute(query).all()
     if not any(r.uuid == CELL0_UUID for r in rows):
         # nova-manage prints this line, prefix included, on stdout
         result.info("WARNING: cell0 mapping not found - not syncing cell0.")
@@ -84,6 +103,7 @@ def _mapped_cells(dbs: Databases, result: Result, all_cells: bool) -> list[Targe
         Target(
             "cell0 database" if r.uuid == CELL0_UUID else f"database of cell {r.name or r.uuid}",
             dbs.expand_database_url(r.database_connection) or "",
+            cell0=r.uuid == CELL0_UUID,
         )
         for r in rows
     ]
@@ -95,7 +115,10 @@ def _unique(targets: list[Target]) -> list[Target]:
 
 
 def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
-              version: str | None, *, nova_deployment: bool = False) -> Result:
+              version: str | None, *, nova_deployment: bool = False, crash: bool = False,
+              cell0_text: bool = False) -> Result:
+    """``crash``: the first target's failure is nova-manage's crash (255);
+    ``cell0_text``: a failure is nova-manage's ``Could not access cell0`` text (1)."""
     result = Result()
     revision = version or "head"
     if revision.isdigit():
@@ -108,6 +131,10 @@ def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
             engine = dbs.engine_for_sync(target.url, target.label)
             outcome = migrate.sync(engine, kind, revision, nova_deployment=nova_deployment)
         except CellctlError as exc:
+            if cell0_text:
+                return result.error(_cell0_unreachable(exc), FAILED)
+            if crash and target is targets[0]:
+                return result.crash(*nova_exception(exc))
             result.error(f"Unable to sync the {target.label}: {exc}", FAILED)
             continue
         # For people only: nova-manage prints nothing here, and kolla counts any
@@ -130,3 +157,15 @@ def _describe(target: Target, outcome: migrate.SyncOutcome) -> str:
     if outcome.changed:
         return f"{where}: upgraded from {outcome.before.revision} to {after.revision}"
     return f"{where}: already at {after.revision}"
+
+
+def _cell0_unreachable(exc: CellctlError) -> str:
+    # nova-manage's text, on stdout, byte for byte (nova/cmd/manage.py DbCommands.sync)
+    return ("ERROR: Could not access cell0.\n"
+            "Has the nova_api database been created?\n"
+            "Has the nova_cell0 database been created?\n"
+            "Has \"nova-manage api_db sync\" been run?\n"
+            "Has \"nova-manage cell_v2 map_cell0\" been run?\n"
+            "Is [api_database]/connection set in nova.conf?\n"
+            "Is the cell0 database connection URL correct?\n"
+            f"Error: {nova_error_text(exc)}")

@@ -111,6 +111,8 @@ def register_service(
     if _refused(dbs, database_connection, force, result):
         return result
     cell_db = _local_cell(dbs, database_connection)
+    if _holds_real_rows(dbs, cell_db, database_connection, force, result):
+        return result
     now = utcnow()
     with cell_db.begin() as conn:
         service_created = insert_ignoring_duplicates(
@@ -148,6 +150,19 @@ def register_service(
     if ironic:
         result.data.update(ironic_nodes_added=added, ironic_nodes=reported)
     return result
+
+
+def _holds_real_rows(dbs: Databases, cell_db: Engine, database_connection: str | None,
+                     force: bool, result: Result) -> bool:
+    """Test data never goes unasked into a database with a real deployment's rows."""
+    from cellctl.testdata import rows_refusal
+
+    url = database_connection or dbs.settings.database_connection.value or ""
+    refused = rows_refusal(cell_db, url, force=force,
+                           option=dbs.settings.argument("force", "--force"))
+    if refused is not None:
+        result.error(refused, BAD_INPUT)
+    return refused is not None
 
 
 def _refused(dbs: Databases, database_connection: str | None, force: bool,
@@ -242,6 +257,8 @@ def heartbeat(
     if _refused(dbs, database_connection, force, result):
         return result
     cell_db = _local_cell(dbs, database_connection)
+    if _holds_real_rows(dbs, cell_db, database_connection, force, result):
+        return result
     service = ServiceRecord(host=host, binary=binary, topic=topic_for(binary), disabled=False,
                             forced_down=False, last_seen_up=None, created_at=None)
     driver = service_group(dbs.settings)
@@ -266,6 +283,7 @@ def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
                         beats_wanted: int | None, wait: Callable[[float], bool],
                         result: Result) -> Result:
     from cellctl.errors import CellctlError
+    from cellctl.interrupts import received
 
     host, binary = service.host, service.binary
     beats = missed = 0
@@ -275,8 +293,8 @@ def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
         try:
             last_seen_up = driver.report(cell_db, service)
         except CellctlError as exc:
-            if beats == 0 and missed == 0:
-                raise
+            if (beats == 0 and missed == 0) or received() is not None:
+                raise  # the first beat's error is the answer; an interrupt is never a miss
             missed, last_error = missed + 1, str(exc)
         except LookupError:
             return _no_service(settings, result, host, binary, beats=beats)

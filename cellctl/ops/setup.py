@@ -17,7 +17,7 @@ from cellctl.cells.cell0 import beside_nova, map_cell0
 from cellctl.cells.refs import CELL0_UUID, find_cell
 from cellctl.cells.urls import BAD_TRANSPORT_URL, resolve_transport_url
 from cellctl.db import Databases
-from cellctl.errors import CellctlError
+from cellctl.errors import CellctlError, nova_error_text
 from cellctl.mappings.cell_instances import map_cell_instances
 from cellctl.mappings.local_cell import map_cell_and_hosts
 from cellctl.progress import NO_PROGRESS, Progress
@@ -85,6 +85,7 @@ def _sync_cell0(dbs: Databases, result: Result) -> str | None:
         outcome = migrate.sync(dbs.engine_for_sync(url, "cell0 database"), "cell",
                                nova_deployment=beside_nova(dbs))
     except CellctlError as exc:
-        result.info(f"Unable to sync cell0 schema: {exc}")  # stdout, as nova-manage
+        # stdout, as nova-manage prints it: the driver's (SQLAlchemy's) text of the error
+        result.info(f"Unable to sync cell0 schema: {nova_error_text(exc)}")
         return None
     return outcome.after.revision
