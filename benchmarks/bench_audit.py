@@ -18,65 +18,21 @@ nothing fixable) the same way.
         [--build-only FILE | --measure FILE [--keep]]
 
 Every step that touches data runs in a child process, so this process stays
-small (Linux reports a child's peak RSS as at least its parent's RSS when it
-started). MariaDB from CELLCTL_TEST_MYSQL (default root@127.0.0.1:3306).
-Not run by .ci/run.
+small; each child is run and measured by ``measure.Child``. MariaDB from
+CELLCTL_TEST_MYSQL (default root@127.0.0.1:3306). Not run by .ci/run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-MYSQL_SERVER = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
-
-
-class Child:
-    """One finished child process: seconds, its own peak RSS (MiB), exit code, output."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        out, err = proc.communicate()
-        self.seconds = time.perf_counter() - start
-        self.code = proc.returncode
-        self.out, self.err = out, err
-        self.rss_mib = 0.0
-
-    def expect(self, *codes: int) -> Child:
-        if self.code not in codes:
-            raise SystemExit(f"exit {self.code}: {self.err.strip()[-2000:]}")
-        return self
-
-
-class Measured(Child):
-    """A child whose own peak RSS is read with wait4 (RUSAGE_CHILDREN would mix in others)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        start = time.perf_counter()
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=err,
-                                    text=True)
-            _pid, status, usage = os.wait4(proc.pid, 0)
-            self.seconds = time.perf_counter() - start
-            self.rss_mib = usage.ru_maxrss / 1024
-            self.code = os.waitstatus_to_exitcode(status)
-            out.seek(0)
-            err.seek(0)
-            self.out, self.err = out.read(), err.read()
-
-
-def cellctl(env: dict[str, str], *args: str, measured: bool = False) -> Child:
-    argv = [sys.executable, "-m", "cellctl", *args]
-    return Measured(argv, env) if measured else Child(argv, env)
+from measure import MYSQL_SERVER, Child, best, cellctl, seed_compute_hosts, times
 
 
 def step(*args: str) -> Child:
@@ -145,26 +101,26 @@ def measure(cloud: dict, repeat: int = 1) -> None:
     expected["leftover_marker"] = 1
     floors, audits = [], []
     for _ in range(repeat):
-        base = Measured([sys.executable, __file__, "--floor",
+        base = Child([sys.executable, __file__, "--floor",
                          env["CELLCTL_API_DATABASE_CONNECTION"], json.dumps(cloud["cell_urls"]),
                          json.dumps(cloud["cell_ids"])], {}).expect(0)
         floors.append(base)
         print(f"{'floor':20} {base.seconds:5.1f} s, peak RSS {base.rss_mib:4.0f} MiB "
               f"({base.out.strip()})", flush=True)
-        first = cellctl(env, "--format", "json", "audit", measured=True).expect(1)
+        first = cellctl(env, "--format", "json", "audit").expect(1)
         check(first, expected, "audit")
         audits.append(first)
         ratio(first, base)
-    base = min(floors, key=lambda child: child.seconds)
+    base = best(floors)
     if repeat > 1:
-        best = min(audits, key=lambda child: child.seconds)
-        print(f"best of {repeat}: floor {base.seconds:.1f} s, audit {best.seconds:.1f} s",
+        fastest = best(audits)
+        print(f"best of {repeat}: floor {base.seconds:.1f} s, audit {fastest.seconds:.1f} s",
               flush=True)
-        ratio(best, base)
-    fixed = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+        ratio(fastest, base)
+    fixed = cellctl(env, "--format", "json", "audit", "--fix").expect(1)
     check(fixed, expected, "audit --fix")
     ratio(fixed, base)
-    again = cellctl(env, "--format", "json", "audit", "--fix", measured=True).expect(1)
+    again = cellctl(env, "--format", "json", "audit", "--fix").expect(1)
     payload = json.loads(again.out)
     if any(payload["fixed"].values()) or any(f["fixable"] for f in payload["findings"]):
         raise SystemExit(f"second --fix still found fixable findings: {payload['counts']}")
@@ -190,8 +146,8 @@ def check(child: Child, expected: dict[str, int], label: str) -> None:
 
 
 def ratio(child: Child, base: Child) -> None:
-    print(f"{'':20} {child.seconds / base.seconds:5.2f}x the floor's time, "
-          f"{child.rss_mib / base.rss_mib:4.2f}x its peak RSS", flush=True)
+    print(f"{'':20} {times(child.seconds, base.seconds, 5)} the floor's time, "
+          f"{times(child.rss_mib, base.rss_mib)} its peak RSS", flush=True)
 
 
 def report(child: Child, label: str, payload: dict) -> None:
@@ -282,8 +238,6 @@ def cell_ids(api_url: str, cells: list[str]) -> None:
 
 def seed_hosts(url: str, prefix: str, count: int) -> None:
     """``count`` compute hosts, a nova-compute service and a node each, in bulk."""
-    from seeding import seed_compute_hosts
-
     seed_compute_hosts(url, count, lambda n: f"{prefix}{n:06d}")
 
 

@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import Child, Server, cellctl, floor, new_cell, ratio, scalar
-from seeding import seed_compute_hosts
+from measure import Child, Server, cellctl, floor, new_cell, ratio, scalar, seed_compute_hosts
 
 from cellctl import migrate
 from cellctl.db import create_engine

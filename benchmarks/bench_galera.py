@@ -37,8 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from measure import Server, cellctl, floor, new_cell, ratio, scalar
-from seeding import seed_compute_hosts
+from measure import Server, cellctl, floor, new_cell, ratio, scalar, seed_compute_hosts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 

@@ -31,7 +31,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from ironic_env import IronicService, ironic_venv
+from measure import Child
 
 from cellctl import migrate
 from cellctl.clock import utcnow
@@ -53,30 +53,12 @@ from cellctl.tables.rows import compute_node_row, insert_fake_instances, service
 MYSQL = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 CHUNK = 5_000
 INSTANCE_EVERY = 10
-_WRAPPER = (
-    "import os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss}\\n')\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 
 
 def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the command into it
-        run = ["-m", "cProfile", "-o", profile] if profile else []
-        code = subprocess.call([sys.executable, "-c", _WRAPPER, sys.executable, *run, "-m",
-                                "cellctl", *args], env={**os.environ, **env}, stdout=out,
-                               stderr=err)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        errors = err.read()
-        if code != 0:
-            raise SystemExit(f"cellctl {' '.join(args)} exited {code}: {errors.strip()}")
-        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+    profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the command into it
+    run = ["-m", "cProfile", "-o", profile] if profile else []
+    return measured(env, sys.executable, *run, "-m", "cellctl", *args)
 
 
 def admin(*statements: str) -> None:
@@ -177,18 +159,9 @@ def floor(url: str, shards: int) -> None:
 
 
 def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str]:
-    """Like ``cellctl`` for any command."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", _WRAPPER, *argv],
-                               env={**os.environ, **env}, stdout=out, stderr=err)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        errors = err.read()
-        if code != 0:
-            raise SystemExit(f"{' '.join(argv)} exited {code}: {errors.strip()}")
-        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+    """Run ``argv`` (``measure.Child``); its seconds, peak RSS (MiB) and output."""
+    child = Child(list(argv), env).expect(0)
+    return child.seconds, child.rss_mib, child.out
 
 
 def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path, *,

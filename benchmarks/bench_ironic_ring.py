@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from measure import Child, best, cellctl, times
 
 from cellctl import migrate
 from cellctl.clock import utcnow
@@ -49,40 +49,6 @@ SEED_CHUNK = 10_000
 DOWN_SERVICES = 5
 DUPLICATED = 100
 INSTANCE_EVERY = 10
-
-
-# Runs the command and reports its peak RSS. A child forked (vfork) straight from
-# this process, big after seeding, would count this process's pages as its own:
-# Linux carries the high-water mark across exec. A grandchild of this small
-# wrapper does not.
-_WRAPPER = (
-    "import os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss}\\n')\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
-def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    """Run cellctl; return (seconds, peak RSS in MiB of that process, stdout)."""
-    return measured([sys.executable, "-m", "cellctl", *args], env)
-
-
-def measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``argv``; return (seconds, peak RSS in MiB of that process, stdout)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", _WRAPPER, *argv],
-                               env={**os.environ, **(env or {})}, stdout=out, stderr=err)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        errors = err.read()
-        if code != 0:
-            raise SystemExit(f"{' '.join(argv)} exited {code}: {errors.strip()}")
-        rss_kb = int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0])
-        return seconds, rss_kb / 1024, out.read()
 
 
 class Databases:
@@ -175,7 +141,7 @@ def bench(backend: str, nodes: int, service_count: int, workdir: Path, *,
                "CELLCTL_TRANSPORT_URL": "memory:///", "CELLCTL_STATE_DIR": str(workdir),
                # the seeded heartbeats must not age out while the benchmark runs
                "CELLCTL_SERVICE_DOWN_TIME": "3600"}
-        cellctl(env, "create_cell", "--name", "bench")
+        cellctl(env, "create_cell", "--name", "bench").expect(0)
         if keep:
             print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
         if summary_only:
@@ -183,23 +149,24 @@ def bench(backend: str, nodes: int, service_count: int, workdir: Path, *,
             if keep:
                 input("databases kept; press Enter to drop them ")
             return
-        listing, listing_rss, out = cellctl(env, "--format", "json", "ironic", "ring")
-        rows = json.loads(out)
+        listing = cellctl(env, "--format", "json", "ironic", "ring").expect(0)
+        rows = json.loads(listing.out)
         if len(rows) != nodes:
             raise SystemExit(f"wrong result: {len(rows)} rows for {nodes} nodes")
         states: dict[str, int] = {}
         for row in rows:
             states[row["state"]] = states.get(row["state"], 0) + 1
-        del rows, out
-        what_if, what_if_rss, out = cellctl(env, "--format", "json", "ironic", "ring",
-                                            "--without", f"ironic-{service_count - 1:03d}")
-        moving = len(json.loads(out))
-        table, table_rss, _ = cellctl(env, "ironic", "ring")  # the default format
+        del rows, listing.out
+        what_if = cellctl(env, "--format", "json", "ironic", "ring",
+                          "--without", f"ironic-{service_count - 1:03d}").expect(0)
+        moving = len(json.loads(what_if.out))
+        table = cellctl(env, "ironic", "ring").expect(0)  # the default format
         print(f"{backend:10} {nodes:>7} nodes / {service_count} services (seeded in "
-              f"{seeded:5.1f} s) | listing {listing:5.2f} s = {nodes / listing:7.0f} nodes/s, "
-              f"RSS {listing_rss:4.0f} MiB | --without one {what_if:5.2f} s ({moving} "
-              f"would move), RSS {what_if_rss:4.0f} MiB | listing as a table "
-              f"{table:5.2f} s, RSS {table_rss:4.0f} MiB | states "
+              f"{seeded:5.1f} s) | listing {listing.seconds:5.2f} s = "
+              f"{nodes / listing.seconds:7.0f} nodes/s, RSS {listing.rss_mib:4.0f} MiB | "
+              f"--without one {what_if.seconds:5.2f} s ({moving} would move), RSS "
+              f"{what_if.rss_mib:4.0f} MiB | listing as a table {table.seconds:5.2f} s, RSS "
+              f"{table.rss_mib:4.0f} MiB | states "
               f"{dict(sorted(states.items()))}", flush=True)
         compare_summary(env, dbs, backend, nodes, service_count, repeat)
     finally:
@@ -214,30 +181,32 @@ def compare_summary(env: dict[str, str], dbs: Databases, backend: str, nodes: in
     figures were against) reads the node rows and looks every row up in the ring,
     which is not the answer (a node with an instance is its instance's host's; a
     node reported twice counts once), so it is printed for comparison only."""
-    summaries, floors, rows_only = [], [], []
+    summaries: list[Child] = []
+    floors: list[Child] = []
+    rows_only: list[Child] = []
     for _ in range(repeat):
-        seconds, rss, out = cellctl(env, "--format", "json", "ironic", "ring", "--summary")
+        summaries.append(cellctl(env, "--format", "json", "ironic", "ring", "--summary")
+                         .expect(0))
         answer = {row["host"]: [row["nodes_reported"], row["nodes_owned"]]
-                  for row in json.loads(out)}
+                  for row in json.loads(summaries[-1].out)}
         if len(answer) != service_count:
             raise SystemExit("wrong summary")
-        summaries.append((seconds, rss))
-        seconds, rss, out = measured([sys.executable, __file__, "--floor", dbs.cell_url])
-        if json.loads(out) != answer:
-            raise SystemExit(f"the floor's answer differs from cellctl's: {out[:300]}")
-        floors.append((seconds, rss))
-        rows_only.append(measured([sys.executable, __file__, "--floor-rows",
-                                   dbs.cell_url])[:2])
-    summary, summary_rss = min(summaries)
-    base, base_rss = min(floors)
-    rows, rows_rss = min(rows_only)
+        floors.append(Child([sys.executable, __file__, "--floor", dbs.cell_url]).expect(0))
+        if json.loads(floors[-1].out) != answer:
+            raise SystemExit(f"the floor's answer differs from cellctl's: "
+                             f"{floors[-1].out[:300]}")
+        rows_only.append(Child([sys.executable, __file__, "--floor-rows", dbs.cell_url])
+                         .expect(0))
+    summary, base, rows = best(summaries), best(floors), best(rows_only)
     print(f"{backend:10} {nodes:>7} nodes / {service_count} services | --summary best of "
-          f"{repeat}: {summary:5.2f} s, RSS {summary_rss:4.0f} MiB | floor (same answer) "
-          f"{base:5.2f} s, RSS {base_rss:4.0f} MiB: {summary / base:4.2f}x, "
-          f"{summary_rss / base_rss:4.2f}x | rows-only floor {rows:5.2f} s, RSS "
-          f"{rows_rss:4.0f} MiB: {summary / rows:4.2f}x | all: summaries "
-          f"{[round(s, 2) for s, _ in summaries]} floors {[round(s, 2) for s, _ in floors]} "
-          f"rows-only {[round(s, 2) for s, _ in rows_only]}", flush=True)
+          f"{repeat}: {summary.seconds:5.2f} s, RSS {summary.rss_mib:4.0f} MiB | floor (same "
+          f"answer) {base.seconds:5.2f} s, RSS {base.rss_mib:4.0f} MiB: "
+          f"{times(summary.seconds, base.seconds)}, {times(summary.rss_mib, base.rss_mib)} | "
+          f"rows-only floor {rows.seconds:5.2f} s, RSS {rows.rss_mib:4.0f} MiB: "
+          f"{times(summary.seconds, rows.seconds)} | all: summaries "
+          f"{[round(c.seconds, 2) for c in summaries]} floors "
+          f"{[round(c.seconds, 2) for c in floors]} "
+          f"rows-only {[round(c.seconds, 2) for c in rows_only]}", flush=True)
 
 
 def floor(cell_url: str) -> None:

@@ -9,7 +9,7 @@ ephemeral child per host for zk, held by this process's session; db and mc
 heartbeats are written again before each round), then runs the real command
 and its floor (``floor_servicegroup.py``: the least work for the same answer
 with the same driver) as subprocesses, alternately, ``--repeat`` times each,
-and prints the best wall time of each, its CPU time and peak RSS (VmHWM), and
+and prints the best wall time of each, its CPU time and peak RSS, and
 the ratios. Both must write the same bytes and show every host up. Creates
 and removes its own databases, memcached keys and znode prefix; uses the
 shared memcached and ZooKeeper.
@@ -21,9 +21,7 @@ shared memcached and ZooKeeper.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from measure import Child, Server, best, cellctl, seed_compute_hosts, times
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_discover_hosts import Databases, cellctl, cellctl_env, seed
-
+from cellctl import migrate
 from cellctl.clock import utcnow
+from cellctl.db import create_engine
 from cellctl.liveness.memcache import cache_key, heartbeat_value
 
 MEMCACHED = "127.0.0.1:11211"
@@ -45,18 +43,29 @@ ZOOKEEPER = "127.0.0.1:2181"
 CHUNK = 5000
 
 
-def rename_hosts(dbs: Databases, tag: str) -> list[str]:
-    """Give the seeded hosts this run's own names (the memcached keys are shared)."""
-    engine = sa.create_engine(dbs.cell_url)
-    with engine.begin() as conn:
-        for table in ("services", "compute_nodes"):
-            conn.execute(sa.text(f"UPDATE {table} SET host = :tag || host" if
-                                 engine.dialect.name == "sqlite" else
-                                 f"UPDATE {table} SET host = CONCAT(:tag, host)"), {"tag": tag})
-        conn.execute(sa.text("UPDATE compute_nodes SET hypervisor_hostname = host"))
-        hosts = [r[0] for r in conn.execute(sa.text("SELECT host FROM services ORDER BY id"))]
-    engine.dispose()
-    return hosts
+class Databases:
+    """An API and a cell database with ``count`` compute hosts named for this run (the
+    memcached keys are shared), on ``backend``; dropped by ``drop``."""
+
+    def __init__(self, backend: str, workdir: Path, count: int) -> None:
+        self.server = Server(backend, workdir)
+        self.api_url, self.cell_url = self.server.new("api"), self.server.new("cell")
+        start = time.perf_counter()
+        for url, kind in ((self.api_url, "api"), (self.cell_url, "cell")):
+            engine = create_engine(url, must_exist=False)
+            migrate.sync(engine, kind)
+            engine.dispose()
+        tag = f"b{uuid.uuid4().hex[:6]}-compute-"
+        self.hosts = [f"{tag}{n:06d}" for n in range(count)]
+        seed_compute_hosts(self.cell_url, count, lambda n: self.hosts[n])
+        self.seeded = time.perf_counter() - start
+        self.env = {"CELLCTL_API_DATABASE_CONNECTION": self.api_url,
+                    "CELLCTL_DATABASE_CONNECTION": self.cell_url,
+                    "CELLCTL_TRANSPORT_URL": "memory:///",
+                    "CELLCTL_STATE_DIR": str(workdir)}
+
+    def drop(self) -> None:
+        self.server.drop()
 
 
 def beat_db(dbs: Databases) -> None:
@@ -118,47 +127,8 @@ def unbeat_zk(zk: Any, hosts: list[str], prefix: str) -> None:
     zk.close()
 
 
-# Runs a module or script and records its peak RSS (VmHWM) at exit. Not wait4's
-# ru_maxrss: on Linux a child started by fork/vfork + exec inherits the parent's
-# high-water mark (this benchmark holds the seeded host names), so that figure is
-# the larger of the two.
-CHILD = """
-import atexit, os, runpy, sys
-
-def record_peak():
-    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-        out.write(peak.split()[1])
-
-atexit.register(record_peak)
-target = sys.argv[1]
-sys.argv = sys.argv[1:]
-if target.endswith(".py"):
-    runpy.run_path(target, run_name="__main__")
-else:
-    sys.argv[0] = target
-    runpy.run_module(target, run_name="__main__", alter_sys=True)
-"""
 FLOOR = str(Path(__file__).with_name("floor_servicegroup.py"))
 COMMANDS = {"hosts": ["list_hosts", "--status"], "services": ["service", "list"]}
-
-
-def timed(env: dict[str, str], out: Path, *args: str) -> tuple[float, float, float]:
-    """Run ``python -c CHILD *args`` with stdout in ``out``; (wall seconds, CPU seconds
-    (user + system, of that process alone), peak RSS MiB)."""
-    peak = out.with_suffix(".peak")
-    with out.open("w") as stdout, out.with_suffix(".err").open("w") as stderr:
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=stdout,
-                                stderr=stderr, env={**os.environ, **env,
-                                                    "BENCH_PEAK_FILE": str(peak)})
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{' '.join(args)} exited {code}: "
-                         f"{out.with_suffix('.err').read_text().strip()[-2000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, int(peak.read_text()) / 1024
 
 
 def run(env: dict[str, str], hosts: int, driver: str, conf: Path, floor_args: list[str],
@@ -168,30 +138,26 @@ def run(env: dict[str, str], hosts: int, driver: str, conf: Path, floor_args: li
     ratio, and that both wrote the same."""
     for fmt in formats:
         for command, words in COMMANDS.items():
-            best: dict[str, tuple[float, float, float]] = {}
+            runs: dict[str, list[Child]] = {"cellctl": [], "floor": []}
             for _ in range(repeat):
                 beat()
-                for who in ("cellctl", "floor"):
-                    out = conf.with_name(f"{who}.out")
-                    if who == "cellctl":
-                        figures = timed(env, out, "cellctl", "--config-file", str(conf),
-                                        "--format", fmt, *words)
-                    else:
-                        figures = timed(env, out, FLOOR, command, fmt, driver, *floor_args)
-                    if who not in best or figures[0] < best[who][0]:  # the best wall time
-                        best[who] = figures
-            mine, floor = conf.with_name("cellctl.out"), conf.with_name("floor.out")
-            same = mine.read_bytes() == floor.read_bytes()
+                runs["cellctl"].append(cellctl(env, "--config-file", str(conf), "--format",
+                                               fmt, *words).expect(0))
+                runs["floor"].append(Child([sys.executable, FLOOR, command, fmt, driver,
+                                            *floor_args], env).expect(0))
+            last, last_floor = runs["cellctl"][-1], runs["floor"][-1]  # after the same beat
+            same = last.out == last_floor.out
             up = len(re.findall(r'"state": "up"' if fmt == "json" else r"\|\s+up\s+\|",
-                                mine.read_text()))
+                                last.out))
             if not same or up != hosts:
                 raise SystemExit(f"{driver} {fmt} {' '.join(words)}: {up} of {hosts} up, "
                                  f"output {'same as' if same else 'differs from'} the floor's")
-            (wall, cpu, rss), (floor_wall, floor_cpu, floor_rss) = best["cellctl"], best["floor"]
-            print(f"{driver:3} {fmt:5} {' '.join(words):20} cellctl {wall:6.2f} s "
-                  f"(CPU {cpu:5.2f} s) {rss:4.0f} MiB | floor {floor_wall:6.2f} s "
-                  f"(CPU {floor_cpu:5.2f} s) {floor_rss:4.0f} MiB | ratio "
-                  f"{wall / floor_wall:4.2f}x (CPU {cpu / floor_cpu:4.2f}x)", flush=True)
+            mine, floor = best(runs["cellctl"]), best(runs["floor"])
+            print(f"{driver:3} {fmt:5} {' '.join(words):20} cellctl {mine.seconds:6.2f} s "
+                  f"(CPU {mine.cpu:5.2f} s) {mine.rss_mib:4.0f} MiB | floor "
+                  f"{floor.seconds:6.2f} s (CPU {floor.cpu:5.2f} s) {floor.rss_mib:4.0f} MiB | "
+                  f"ratio {times(mine.seconds, floor.seconds)} "
+                  f"(CPU {times(mine.cpu, floor.cpu)})", flush=True)
 
 
 def main() -> None:
@@ -206,15 +172,13 @@ def main() -> None:
     formats = args.formats.split(",")
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-sg-") as tmp:
         workdir = Path(tmp)
-        dbs = Databases(args.backend, workdir)
+        dbs = Databases(args.backend, workdir, args.hosts)
         try:
-            seeded = seed(dbs, args.hosts)
-            hosts = rename_hosts(dbs, f"b{uuid.uuid4().hex[:6]}-")
-            env = cellctl_env(dbs, workdir)
-            cellctl(env, "create_cell", "--name", "bench")
-            cellctl(env, "discover_hosts")
+            hosts, env = dbs.hosts, dbs.env
+            cellctl(env, "create_cell", "--name", "bench").expect(0)
+            cellctl(env, "discover_hosts").expect(0)
             print(f"{args.backend}: {args.hosts} hosts seeded and mapped "
-                  f"(seed {seeded:.1f} s); best of {args.repeat}, cellctl and floor "
+                  f"(seed {dbs.seeded:.1f} s); best of {args.repeat}, cellctl and floor "
                   f"alternately", flush=True)
             prefix = f"/cellctl-bench-{uuid.uuid4().hex[:8]}"
             conf = workdir / "nova.conf"

@@ -15,9 +15,17 @@ the *floor* of its answer: the least work any implementation must do for it.
   order read (``read``) or sorted by UUID as map_instances writes it (``uuid``).
 
 Every floor runs in a child (``python measure.py FLOOR ARGS``) like the
-command it is compared with, and every child is started by a small launcher
-process, so each peak RSS figure is that process's own: Linux reports a
-child's peak RSS as at least its parent's RSS at the moment it was started.
+command it is compared with. This module is the one way the benchmarks run a
+child and read its wall time, CPU time and peak RSS (``Child``): every child
+is started by a small launcher process, so each peak RSS figure is that
+process's own. Linux reports a child's peak RSS (``ru_maxrss``) as at least
+its parent's RSS at the moment it was forked (the high-water mark is carried
+across exec), so a child forked straight from a benchmark that holds seeded
+rows would be charged for them; the launcher is small, and a grandchild
+forked from it is not. Any command can be run this way (cellctl, a floor,
+nova-manage), unlike reading ``VmHWM`` at exit, which needs a Python wrapper
+in the child, and counts what the command's own children used too. A figure
+is never below the launcher's own size (about 10 MiB).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +50,41 @@ NOW = "2026-01-01 00:00:00"
 MAX_STATEMENT_CHARS = 1_000_000  # below every server's max_allowed_packet default
 
 
-# Runs the children: a process started before this one imports anything big, so
-# that no child's peak RSS includes ours (Linux counts a child's RSS from its fork
-# or vfork, before the exec, which is this process's size at that moment).
+# Runs the children: a process of its own, whatever this one's size when it starts
+# it (its exec gives it a fresh address space), so that no child's peak RSS includes
+# ours (Linux counts a child's RSS from its fork or vfork, before the exec, which
+# is the forking process's size at that moment). Kept as small as Python gets
+# (-I -S, no subprocess module: about 10 MiB), the least any figure can show.
+# A child's ru_maxrss from wait4 also covers the children it waited for.
 _LAUNCHER = """
-import json, os, subprocess, sys, time
+import json, os, sys, time
 for line in sys.stdin:
     argv, env, out, err = json.loads(line)
-    with open(out, "w") as stdout, open(err, "w") as stderr:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
+    files = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)] + [
+        (os.POSIX_SPAWN_OPEN, fd, name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, name in ((1, out), (2, err))]
+    start = time.perf_counter()
+    try:
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=files)
+    except OSError as error:
+        with open(err, "w") as stderr:
+            stderr.write(f"{argv[0]}: {error}")
+        print(json.dumps([0.0, 0, 127, 0.0]), flush=True)
+        continue
+    _pid, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
     print(json.dumps([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status),
                       usage.ru_utime + usage.ru_stime]), flush=True)
 """
-# Not in a floor's own process (``python measure.py FLOOR``): it starts nothing.
-_launcher = None if __name__ == "__main__" else subprocess.Popen(
-    [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+_launcher: subprocess.Popen[str] | None = None  # started by the first Child
+
+
+def _launch() -> subprocess.Popen[str]:
+    global _launcher
+    if _launcher is None:
+        _launcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return _launcher
 
 
 class Child:
@@ -70,15 +95,15 @@ class Child:
                  inherit: bool = True) -> None:
         """Run ``argv`` with ``env`` added to this process's environment (or, without
         ``inherit``, as its whole environment)."""
-        assert _launcher is not None and _launcher.stdin is not None
-        assert _launcher.stdout is not None
+        launcher = _launch()
+        assert launcher.stdin is not None and launcher.stdout is not None
         environ = {**os.environ, **(env or {})} if inherit else dict(env or {})
         with tempfile.TemporaryDirectory(prefix="cellctl-bench-child-") as tmp:
             out, err = Path(tmp, "out"), Path(tmp, "err")
             request = [argv, environ, str(out), str(err)]
-            _launcher.stdin.write(json.dumps(request) + "\n")
-            _launcher.stdin.flush()
-            self.seconds, rss_kib, self.code, self.cpu = json.loads(_launcher.stdout.readline())
+            launcher.stdin.write(json.dumps(request) + "\n")
+            launcher.stdin.flush()
+            self.seconds, rss_kib, self.code, self.cpu = json.loads(launcher.stdout.readline())
             self.out, self.err = out.read_text(), err.read_text()
         self.rss_mib = rss_kib / 1024
         self.argv = argv
@@ -100,8 +125,18 @@ def floor(name: str, *args: str | int) -> Child:
     return Child([sys.executable, __file__, name, *map(str, args)]).expect(0)
 
 
+def best(children: Iterable[Child]) -> Child:
+    """The child with the best (least) wall time."""
+    return min(children, key=lambda child: child.seconds)
+
+
+def times(value: float, base: float, width: int = 4) -> str:
+    """``value`` as a multiple of ``base``: ``1.23x``."""
+    return f"{value / base:{width}.2f}x"
+
+
 def ratio(seconds: float, floor_seconds: float) -> str:
-    return f"{seconds / floor_seconds:.2f}x the floor"
+    return f"{times(seconds, floor_seconds, 0)} the floor"
 
 
 class Server:
@@ -132,6 +167,32 @@ class Server:
         with engine.begin() as conn:
             for statement in statements:
                 conn.exec_driver_sql(statement)
+        engine.dispose()
+
+
+def seed_compute_hosts(url: str, count: int, name: Callable[[int], str],
+                       chunk: int = 5000) -> None:
+    """``count`` compute hosts named ``name(n)`` in bulk, as Nova writes them: a
+    nova-compute service and its compute node each, ``chunk`` hosts per transaction."""
+    import sqlalchemy as sa
+
+    from cellctl.clock import utcnow
+    from cellctl.tables.cell import compute_nodes, services
+    from cellctl.tables.rows import compute_node_row, service_row
+
+    engine = sa.create_engine(url)
+    now = utcnow()
+    try:
+        for first in range(0, count, chunk):
+            hosts = [name(n) for n in range(first, min(count, first + chunk))]
+            with engine.begin() as conn:
+                conn.execute(services.insert(), [service_row(h, "nova-compute", now=now)
+                                                 for h in hosts])
+                ids = dict(conn.execute(sa.select(services.c.host, services.c.id)
+                                        .where(services.c.host.in_(hosts))).all())
+                conn.execute(compute_nodes.insert(), [compute_node_row(h, ids[h], now=now)
+                                                      for h in hosts])
+    finally:
         engine.dispose()
 
 

@@ -12,15 +12,14 @@ alternately.
     .venv/bin/python benchmarks/status_scale.py --hosts 100000 --instances 1000000
 
 MariaDB is the server of the tests (``CELLCTL_TEST_MYSQL``, default
-root@127.0.0.1:3306); its databases are dropped afterwards.
+root@127.0.0.1:3306); its databases are dropped afterwards. Each child is run and
+measured by ``measure.Child``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +27,13 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from measure import Child, Server, cellctl, times
 
 from cellctl import migrate
 from cellctl.db import create_engine
 from cellctl.tables.api import cell_mappings, host_mappings, instance_mappings
 from cellctl.tables.cell import compute_nodes, instances
 
-MYSQL = os.environ.get("CELLCTL_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 CHUNK = 10_000
 CELL0 = "00000000-0000-0000-0000-000000000000"
 
@@ -84,34 +83,11 @@ def populate(api_url: str, cell_url: str, cell0_url: str, hosts: int, count: int
         engine.dispose()
 
 
-# Runs cellctl and records its peak RSS (VmHWM) at exit. Not ru_maxrss: on
-# Linux a child inherits its parent's high-water mark through fork.
-CHILD = """
-import atexit, os, runpy, sys
-
-def record_peak():
-    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-        out.write(peak.split()[1])
-
-atexit.register(record_peak)
-sys.argv = ["cellctl", *sys.argv[1:]]
-runpy.run_module("cellctl", run_name="__main__")
-"""
-
-
-# The floor: the two counts, each side streamed once in key order and merged; the
-# same peak RSS record as CHILD.
+# The floor: the two counts, each side streamed once in key order and merged.
 FLOOR = """
-import atexit, json, os, sys
+import json, os
 import sqlalchemy as sa
 
-def record_peak():
-    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-        out.write(peak.split()[1])
-
-atexit.register(record_peak)
 api = sa.create_engine(os.environ["CELLCTL_API_DATABASE_CONNECTION"])
 cell = sa.create_engine(os.environ["CELLCTL_DATABASE_CONNECTION"])
 
@@ -145,50 +121,27 @@ print(json.dumps({
 
 def run_status(api_url: str, cell_url: str, state_dir: str, floor: bool = False
                ) -> tuple[float, float, dict]:
-    """Run the command (or its floor) in a child; its wall time, its peak RSS (MB) and
+    """Run the command (or its floor) in a child; its wall time, its peak RSS (MiB) and
     its JSON."""
-    peak_file = Path(state_dir, "peak")
-    env = {**os.environ, "CELLCTL_API_DATABASE_CONNECTION": api_url,
-           "CELLCTL_DATABASE_CONNECTION": cell_url, "CELLCTL_STATE_DIR": state_dir,
-           "BENCH_PEAK_FILE": str(peak_file)}
-    args = ["-c", FLOOR] if floor else ["-c", CHILD, "--format", "json", "status"]
-    started = time.monotonic()
-    child = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if not child.stdout:
-        raise SystemExit(f"{'floor' if floor else 'status'} failed: {child.stderr}")
-    return elapsed, int(peak_file.read_text()) / 1024, json.loads(child.stdout)
-
-
-def mysql_databases(names: list[str], create: bool) -> None:
-    engine = sa.create_engine(MYSQL)
-    with engine.connect() as conn:
-        for name in names:
-            conn.exec_driver_sql(f"{'CREATE' if create else 'DROP'} DATABASE "
-                                 f"{'' if create else 'IF EXISTS '}{name}")
-    engine.dispose()
+    env = {"CELLCTL_API_DATABASE_CONNECTION": api_url, "CELLCTL_DATABASE_CONNECTION": cell_url,
+           "CELLCTL_STATE_DIR": state_dir}
+    child = (Child([sys.executable, "-c", FLOOR], env).expect(0) if floor else
+             cellctl(env, "--format", "json", "status").expect(0, 1, 2))
+    return child.seconds, child.rss_mib, json.loads(child.out)
 
 
 def bench(backend: str, hosts: int, count: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        if backend == "sqlite":
-            api_url, cell_url, cell0_url = (f"sqlite:///{Path(tmp, n)}.sqlite"
-                                            for n in ("api", "cell1", "cell0"))
-            names: list[str] = []
-        else:
-            suffix = uuid.uuid4().hex[:8]
-            names = [f"cellctl_bench_{n}_{suffix}" for n in ("api", "cell1", "cell0")]
-            mysql_databases(names, create=True)
-            api_url, cell_url, cell0_url = (f"{MYSQL}/{n}" for n in names)
+        server = Server(backend, Path(tmp))
         try:
+            api_url, cell_url, cell0_url = (server.new(n) for n in ("api", "cell1", "cell0"))
             started = time.monotonic()
             populate(api_url, cell_url, cell0_url, hosts, count)
             print(f"{backend}: populated in {time.monotonic() - started:.0f} s", flush=True)
             runs = [(run_status(api_url, cell_url, tmp), run_status(api_url, cell_url, tmp, True))
                     for _ in range(repeat)]
         finally:
-            if names:
-                mysql_databases(names, create=False)
+            server.drop()
     elapsed, peak_mb, payload = min((mine for mine, _ in runs), key=lambda r: r[0])
     floor_elapsed, floor_mb, counted = min((floor for _, floor in runs), key=lambda r: r[0])
     checks = {c["check"]: c["details"] for c in payload["checks"]}
@@ -196,7 +149,7 @@ def bench(backend: str, hosts: int, count: int, repeat: int) -> None:
     print(f"{backend:7} {hosts:>9} hosts {count:>9} instances  {elapsed:7.1f} s  "
           f"{rows / elapsed:>9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
           f"exit {payload['exit_code']} | floor {floor_elapsed:6.1f} s {floor_mb:6.1f} MB | "
-          f"ratio {elapsed / floor_elapsed:4.2f}x (best of {repeat})")
+          f"ratio {times(elapsed, floor_elapsed)} (best of {repeat})")
     print(f"        {checks['Host mappings'][:70]}")
     print(f"        {checks['Instance mappings'][:70]}")
     print(f"        floor: unmapped hosts {counted['hosts'][1]} of {counted['hosts'][0]}, "
