@@ -182,7 +182,7 @@ def known_transport_schemes() -> set[str]:
 
 
 def is_known_transport_scheme(scheme: str) -> bool:
-    """Whether kombu or oslo.messaging knows ``scheme``; kombu is imported only for the rare ones."""
+    """Whether kombu or oslo.messaging knows ``scheme`` (kombu imported only for rare ones)."""
     return scheme in _WELL_KNOWN_SCHEMES or scheme in known_transport_schemes()
 
 
