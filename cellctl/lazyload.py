@@ -1,4 +1,4 @@
-"""oslo.config and prettytable without the start-up cost of the libraries they rarely need.
+"""oslo.config without the start-up cost of the libraries it rarely needs.
 
 ``oslo_config.types`` imports netaddr and rfc3986 at its top (for the
 IPAddress/HostAddress and URI option types) and ``oslo_config.cfg`` imports
@@ -12,13 +12,6 @@ and the same answer, and a run that needs none never loads it.
 
 (``importlib.util.LazyLoader`` does not serve here: every later ``import name``
 reads the module's ``__spec__``, which loads it at once.)
-
-prettytable measures and pads every cell with wcwidth, whose import costs about
-20 ms (it compiles many terminal-sequence patterns). For printable ASCII text
-wcwidth's ``width``, ``ljust``, ``rjust`` and ``center`` answer by its own
-arithmetic on ``len(text)`` without any table; the stand-in for wcwidth answers
-those the same way (tests/test_lazyload.py compares them with wcwidth's) and
-loads wcwidth for anything else.
 """
 
 from __future__ import annotations
@@ -53,51 +46,13 @@ class _Deferred(ModuleType):
         return getattr(_load(self), attr)
 
 
-def prettytable_module() -> ModuleType:
-    """``prettytable``, wcwidth loaded only for text that is not printable ASCII."""
-    _defer("wcwidth", _AsciiWidths)
-    import prettytable
-
-    return prettytable
-
-
-def _plain(text: Any) -> bool:
-    return isinstance(text, str) and text.isascii() and text.isprintable()
-
-
-class _AsciiWidths(_Deferred):
-    """wcwidth's own answers for printable ASCII, with its default options (wcwidth/align.py)."""
-
-    def width(self, text: str, **options: Any) -> int:
-        if _plain(text) and not options:
-            return len(text)
-        return int(_load(self).width(text, **options))
-
-    def ljust(self, text: str, dest_width: int, fillchar: str = " ", **options: Any) -> str:
-        if _plain(text) and not options:
-            return text + fillchar * max(0, dest_width - len(text))
-        return str(_load(self).ljust(text, dest_width, fillchar, **options))
-
-    def rjust(self, text: str, dest_width: int, fillchar: str = " ", **options: Any) -> str:
-        if _plain(text) and not options:
-            return fillchar * max(0, dest_width - len(text)) + text
-        return str(_load(self).rjust(text, dest_width, fillchar, **options))
-
-    def center(self, text: str, dest_width: int, fillchar: str = " ", **options: Any) -> str:
-        if _plain(text) and not options:
-            padding = max(0, dest_width - len(text))
-            left = padding // 2 + (padding & dest_width & 1)  # as str.center, as wcwidth
-            return fillchar * left + text + fillchar * (padding - left)
-        return str(_load(self).center(text, dest_width, fillchar, **options))
-
-
-def _defer(name: str, kind: type[_Deferred] = _Deferred) -> None:
+def _defer(name: str) -> None:
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
-    if spec is None:  # missing: the library's own import says so
+    if spec is None:  # missing: oslo.config's own import says so
         return
-    stand_in = kind(name)
+    stand_in = _Deferred(name)
     stand_in.__spec__ = spec
     sys.modules[name] = stand_in
 

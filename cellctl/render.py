@@ -129,9 +129,9 @@ def _pretty(table: Table, width: int | None = None) -> str:
     """The table as nova-manage prints it: PrettyTable, the library nova-manage
     renders with, with its defaults (centred, one space of padding); with
     ``width`` (a terminal), wrapped to fit it."""
-    from cellctl.lazyload import prettytable_module
+    from prettytable import PrettyTable
 
-    pretty = prettytable_module().PrettyTable([c.header for c in table.columns])
+    pretty = PrettyTable([c.header for c in table.columns])
     pretty.add_rows([[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows])
     if width is not None:
         pretty.max_table_width = width
