@@ -3,7 +3,11 @@
 Builds one cell with ``--hosts`` compute nodes and ``--instances`` instances
 (a tenth of each left unmapped) on SQLite and on MariaDB, runs
 ``cellctl --format json status`` in a child process, and prints rows checked
-per second and the child's peak RSS.
+per second and the child's peak RSS; then, in the same run, its floor (FLOOR):
+the counts status needs, each side read once in key order (streamed) and
+merged (live compute hosts against host_mappings, visible instances against
+instance_mappings), and the ratio. ``--repeat``: best of that many runs of each,
+alternately.
 
     .venv/bin/python benchmarks/status_scale.py --hosts 100000 --instances 1000000
 
@@ -96,18 +100,63 @@ runpy.run_module("cellctl", run_name="__main__")
 """
 
 
-def run_status(api_url: str, cell_url: str, state_dir: str) -> tuple[float, float, dict]:
-    """Run the command in a child; its wall time, its peak RSS (MB) and its JSON."""
+# The floor: the two counts, each side streamed once in key order and merged; the
+# same peak RSS record as CHILD.
+FLOOR = """
+import atexit, json, os, sys
+import sqlalchemy as sa
+
+def record_peak():
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
+        out.write(peak.split()[1])
+
+atexit.register(record_peak)
+api = sa.create_engine(os.environ["CELLCTL_API_DATABASE_CONNECTION"])
+cell = sa.create_engine(os.environ["CELLCTL_DATABASE_CONNECTION"])
+
+def keys(engine, sql):
+    with engine.connect() as conn:
+        for part in conn.execution_options(yield_per=10_000).execute(sa.text(sql)).partitions():
+            yield from (row[0] for row in part)
+
+def missing(have, mapped):
+    checked = unmapped = 0
+    mapped = iter(mapped)
+    other = next(mapped, None)
+    for key in have:
+        checked += 1
+        while other is not None and other < key:
+            other = next(mapped, None)
+        unmapped += other != key
+    return checked, unmapped
+
+print(json.dumps({
+    "hosts": missing(keys(cell, "SELECT DISTINCT host FROM compute_nodes WHERE deleted = 0 "
+                                "AND host IS NOT NULL ORDER BY host"),
+                     keys(api, "SELECT host FROM host_mappings ORDER BY host")),
+    "instances": missing(keys(cell, "SELECT uuid FROM instances WHERE hidden IS NULL "
+                                    "OR hidden = 0 ORDER BY uuid"),
+                         keys(api, "SELECT instance_uuid FROM instance_mappings "
+                                   "ORDER BY instance_uuid")),
+}))
+"""
+
+
+def run_status(api_url: str, cell_url: str, state_dir: str, floor: bool = False
+               ) -> tuple[float, float, dict]:
+    """Run the command (or its floor) in a child; its wall time, its peak RSS (MB) and
+    its JSON."""
     peak_file = Path(state_dir, "peak")
     env = {**os.environ, "CELLCTL_API_DATABASE_CONNECTION": api_url,
            "CELLCTL_DATABASE_CONNECTION": cell_url, "CELLCTL_STATE_DIR": state_dir,
            "BENCH_PEAK_FILE": str(peak_file)}
+    args = ["-c", FLOOR] if floor else ["-c", CHILD, "--format", "json", "status"]
     started = time.monotonic()
-    child = subprocess.run([sys.executable, "-c", CHILD, "--format", "json", "status"],
-                           env=env, capture_output=True, text=True)
+    child = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if not child.stdout:
-        raise SystemExit(f"status failed: {child.stderr}")
+        raise SystemExit(f"{'floor' if floor else 'status'} failed: {child.stderr}")
     return elapsed, int(peak_file.read_text()) / 1024, json.loads(child.stdout)
 
 
@@ -120,7 +169,7 @@ def mysql_databases(names: list[str], create: bool) -> None:
     engine.dispose()
 
 
-def bench(backend: str, hosts: int, count: int) -> None:
+def bench(backend: str, hosts: int, count: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if backend == "sqlite":
             api_url, cell_url, cell0_url = (f"sqlite:///{Path(tmp, n)}.sqlite"
@@ -135,17 +184,23 @@ def bench(backend: str, hosts: int, count: int) -> None:
             started = time.monotonic()
             populate(api_url, cell_url, cell0_url, hosts, count)
             print(f"{backend}: populated in {time.monotonic() - started:.0f} s", flush=True)
-            elapsed, peak_mb, payload = run_status(api_url, cell_url, tmp)
+            runs = [(run_status(api_url, cell_url, tmp), run_status(api_url, cell_url, tmp, True))
+                    for _ in range(repeat)]
         finally:
             if names:
                 mysql_databases(names, create=False)
+    elapsed, peak_mb, payload = min((mine for mine, _ in runs), key=lambda r: r[0])
+    floor_elapsed, floor_mb, counted = min((floor for _, floor in runs), key=lambda r: r[0])
     checks = {c["check"]: c["details"] for c in payload["checks"]}
     rows = hosts + count
     print(f"{backend:7} {hosts:>9} hosts {count:>9} instances  {elapsed:7.1f} s  "
           f"{rows / elapsed:>9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
-          f"exit {payload['exit_code']}")
+          f"exit {payload['exit_code']} | floor {floor_elapsed:6.1f} s {floor_mb:6.1f} MB | "
+          f"ratio {elapsed / floor_elapsed:4.2f}x (best of {repeat})")
     print(f"        {checks['Host mappings'][:70]}")
     print(f"        {checks['Instance mappings'][:70]}")
+    print(f"        floor: unmapped hosts {counted['hosts'][1]} of {counted['hosts'][0]}, "
+          f"instances {counted['instances'][1]} of {counted['instances'][0]}")
 
 
 def main() -> None:
@@ -153,9 +208,10 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20_000)
     parser.add_argument("--instances", type=int, default=200_000)
     parser.add_argument("--backend", choices=["sqlite", "mysql", "both"], default="both")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     for backend in ("sqlite", "mysql") if args.backend == "both" else (args.backend,):
-        bench(backend, args.hosts, args.instances)
+        bench(backend, args.hosts, args.instances, args.repeat)
 
 
 if __name__ == "__main__":

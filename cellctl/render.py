@@ -10,9 +10,12 @@ import csv
 import datetime
 import json
 import sys
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import IO, Any
 
-from cellctl.result import Column, Message, Result, Table
+from cellctl.render_fast import json_rows, json_tuples, pretty_lines
+from cellctl.result import Column, Message, Result, Rows, Table
 from cellctl.urls import mask, mask_like_nova
 
 FORMATS = ("table", "json", "csv")
@@ -37,7 +40,7 @@ def render(result: Result, fmt: str, *, show_secrets: bool = False, nova_face: b
     elif fmt == "csv":
         _csv(result, table, out)
     elif table is not None:
-        out.write(_pretty(table, width) + "\n")
+        _write_pretty(table, width, out)
 
 
 def error_line(text: str, fmt: str, err: IO[str] | None = None, *,
@@ -74,15 +77,26 @@ def _json(result: Result, table: Table | None, out: IO[str]) -> None:
         return
     # Streamed in 64 KiB pieces: a listing of 100,000 rows is never held as one
     # string as well, and not written a token at a time either.
-    pieces: list[str] = []
+    if table is not None and payload is table.rows:
+        rows = table.rows
+        _write_pieces(json_tuples(rows.keys, rows.tuples, _json_default) if isinstance(rows, Rows)
+                      else json_rows((row.items() for row in rows), _json_default), out)
+    else:
+        _write_pieces(json.JSONEncoder(indent=2, default=_json_default).iterencode(payload),
+                      out)
+    out.write("\n")
+
+
+def _write_pieces(pieces: Iterable[str], out: IO[str]) -> None:
+    held: list[str] = []
     size = 0
-    for piece in json.JSONEncoder(indent=2, default=_json_default).iterencode(payload):
-        pieces.append(piece)
+    for piece in pieces:
+        held.append(piece)
         size += len(piece)
         if size >= 65536:
-            out.write("".join(pieces))
-            pieces, size = [], 0
-    out.write("".join(pieces) + "\n")
+            out.write("".join(held))
+            held, size = [], 0
+    out.write("".join(held))
 
 
 def _json_default(value: Any) -> Any:
@@ -125,6 +139,56 @@ def _masked(table: Table, show_secrets: bool, fmt: str) -> Table:
     return Table(table.columns, rows)
 
 
+def _write_pretty(table: Table, width: int | None, out: IO[str]) -> None:
+    """The table as nova-manage prints it: PrettyTable's bytes (cellctl.render_fast's
+    when every cell is printable ASCII and nothing is wrapped)."""
+    lines = None
+    if width is None:
+        memos: list[dict[Any, str]] = [{} for _ in table.columns]
+        lines = pretty_lines([c.header for c in table.columns], len(table.rows),
+                             lambda start, stop: _columns(table, memos, start, stop))
+    if lines is None:
+        out.write(_pretty(table, width) + "\n")
+        return
+    _write_pieces((line + "\n" for line in lines), out)
+
+
+def _columns(table: Table, memos: list[dict[Any, str]] | None = None, start: int = 0,
+             stop: int | None = None) -> list[list[str]]:
+    """Each column's cells, of rows ``start`` to ``stop``, as a table shows them; a
+    column's converted values are kept in its ``memos`` entry."""
+    rows = table.rows
+    memos = memos or [{} for _ in table.columns]
+    if not isinstance(rows, Rows):
+        return [[_cell(row.get(c.key), c) for row in rows[start:stop]] for c in table.columns]
+    at = {key: index for index, key in enumerate(rows.keys)}
+    part = rows.tuples[start:stop]
+    columns = []
+    for column, memo in zip(table.columns, memos, strict=True):
+        index = at.get(column.key)
+        values = [None] * len(part) if index is None else map(itemgetter(index), part)
+        columns.append([v if type(v) is str else _shown(v, column, memo) for v in values])
+    return columns
+
+
+def _shown(value: Any, column: Column, memo: dict[Any, str]) -> str:
+    """``_cell``, one string per distinct value of a column (100,000 heartbeats within
+    a minute show as a few dozen distinct seconds)."""
+    key = (type(value), value)
+    try:
+        return memo[key]
+    except KeyError:
+        memo[key] = text = _cell(value, column)
+        return text
+    except TypeError:  # unhashable: a list
+        return _cell(value, column)
+
+
+def _cells(table: Table) -> Iterator[list[str]]:
+    """Each row's cells as a table shows them."""
+    return (list(cells) for cells in zip(*_columns(table), strict=True))
+
+
 def _pretty(table: Table, width: int | None = None) -> str:
     """The table as nova-manage prints it: PrettyTable, the library nova-manage
     renders with, with its defaults (centred, one space of padding); with
@@ -132,7 +196,7 @@ def _pretty(table: Table, width: int | None = None) -> str:
     from prettytable import PrettyTable
 
     pretty = PrettyTable([c.header for c in table.columns])
-    pretty.add_rows([[_cell(row.get(c.key), c) for c in table.columns] for row in table.rows])
+    pretty.add_rows([row for row in _cells(table)])
     if width is not None:
         pretty.max_table_width = width
     return pretty.get_string()

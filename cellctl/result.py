@@ -6,8 +6,9 @@ writes it as a table, JSON or CSV, and exits with ``code``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 if TYPE_CHECKING:  # a default for a type variable needs Python 3.13's typing at run time
     from typing_extensions import TypeVar
@@ -35,6 +36,47 @@ class Column:
     nova_mask: bool = False  # masked exactly as nova-manage masks it (cellctl.urls.mask_like_nova)
 
 
+class Rows(Sequence[dict[str, Any]]):
+    """A listing's rows kept as tuples, their keys once: what 100,000 rows cost in
+    memory is a tuple each. Read as a sequence of dicts (made on access)."""
+
+    __slots__ = ("keys", "tuples")
+
+    def __init__(self, keys: Sequence[str], tuples: list[tuple[Any, ...]]) -> None:
+        self.keys = tuple(keys)
+        self.tuples = tuples
+
+    def __len__(self) -> int:
+        return len(self.tuples)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [dict(zip(self.keys, row, strict=True)) for row in self.tuples[index]]
+        return dict(zip(self.keys, self.tuples[index], strict=True))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        keys = self.keys
+        return (dict(zip(keys, row, strict=True)) for row in self.tuples)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Rows):
+            return self.keys == other.keys and self.tuples == other.tuples
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
 @dataclass
 class Table(Generic[Row]):
     """Rows for people (a table, CSV) and, unless the result has data, for scripts (JSON).
@@ -44,7 +86,7 @@ class Table(Generic[Row]):
     """
 
     columns: list[Column]
-    rows: list[Row]
+    rows: list[Row] | Rows
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ two rules of its own, which hold whatever the driver:
   ``int(2.5 * report_interval)`` (``nova.servicegroup.api.API``;
   cellctl.liveness.options.down_seconds).
 
-A driver answers for many services at once (one query, multi-get or listing
-per batch, never a round trip per host). When its backend cannot be reached
+A driver answers for many services at once (one query, multi-get or
+multiRead per batch, never a round trip per host); the listings stream a
+cell's services and ask JUDGE_BATCH of them per call. When its backend cannot be reached
 it raises ``BackendUnreachable`` and ``judge`` makes every service it would
 have judged *unknown*, never *down*: a cache that is down says nothing about
 the computes.
@@ -27,9 +28,8 @@ read in cellctl.liveness.options.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Container, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from cellctl.errors import CellctlError
 
@@ -42,12 +42,14 @@ UP, DOWN, UNKNOWN = "up", "down", "unknown"
 FORCED_DOWN, DISABLED = "forced down", "disabled"
 # The state of a mapped host whose cell has no nova-compute service for it.
 NO_SERVICE = "no service"
+# Services judged per call of a driver by the listings: few calls, little held at once.
+JUDGE_BATCH = 10_000
 
 
-
-@dataclass(frozen=True)
-class ServiceRecord:
-    """What a driver needs of one ``services`` row."""
+class ServiceRecord(NamedTuple):
+    """What a driver needs of one ``services`` row: a tuple, cheap to make by the
+    hundred thousand. ``_make(row)`` of a row of ``columns`` keeps a NULL flag as
+    None (falsy); ``of`` makes both flags bools."""
 
     host: str
     binary: str
@@ -60,14 +62,13 @@ class ServiceRecord:
     @classmethod
     def columns(cls, services: Any) -> list[Any]:
         """The columns of the ``services`` table that ``of`` reads, to select."""
-        return [services.c[name] for name in cls.__dataclass_fields__]
+        return [services.c[name] for name in cls._fields]
 
     @classmethod
     def of(cls, row: Any) -> ServiceRecord:
         """From any object with the ``services`` columns (a Row, say)."""
-        return cls(host=row.host, binary=row.binary, topic=row.topic,
-                   disabled=bool(row.disabled), forced_down=bool(row.forced_down),
-                   last_seen_up=row.last_seen_up, created_at=row.created_at)
+        return cls(row.host, row.binary, row.topic, bool(row.disabled), bool(row.forced_down),
+                   row.last_seen_up, row.created_at)
 
 
 class BackendUnreachable(CellctlError):
@@ -167,31 +168,40 @@ def host_state(*, disabled: bool | None, forced_down: bool | None, up: bool | No
     return DISABLED if disabled else UP
 
 
-def compute_host_states(engine: Engine, hosts: Sequence[str], driver: Driver,
+def compute_host_states(engine: Engine, hosts: Iterable[str], driver: Driver,
                         now: datetime.datetime) -> tuple[dict[str, str], str | None]:
     """The state of each of ``hosts``'s nova-compute service in one cell database, and
     the driver's warning if its backend could not be reached.
 
-    One query per batch of hosts; hosts with no live service get NO_SERVICE.
+    The cell's live compute services are read once, streamed, and judged
+    JUDGE_BATCH at a time, so memory holds one batch of them whatever the cell's
+    size; hosts with no live service get NO_SERVICE. The keys of the answer are
+    the strings of ``hosts`` (exact, case-sensitive matches).
     """
+    states = dict.fromkeys(hosts, NO_SERVICE)
+    warnings: list[str] = []
+    for records in compute_services(engine, states):
+        alive, warning = judge(driver, records, now)
+        if warning and warning not in warnings:
+            warnings.append(warning)
+        for record, up in zip(records, alive, strict=True):
+            states[record.host] = host_state(disabled=record.disabled,
+                                             forced_down=record.forced_down, up=up)
+    return states, "; ".join(warnings) or None
+
+
+def compute_services(engine: Engine, hosts: Container[str]) -> Iterator[list[ServiceRecord]]:
+    """The cell's live nova-compute services on ``hosts``, JUDGE_BATCH at a time, read in
+    one streamed query."""
     from sqlalchemy import select
 
-    from cellctl.paging import chunks
     from cellctl.tables.cell import COMPUTE_BINARY
     from cellctl.tables.cell import services as sv
 
-    wanted = sorted(set(hosts))
-    states = dict.fromkeys(wanted, NO_SERVICE)
-    records: list[ServiceRecord] = []
+    query = (select(*ServiceRecord.columns(sv))
+             .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0))
+    make = ServiceRecord._make  # the row as it is: a NULL flag stays None (falsy)
     with engine.connect() as conn:
-        for batch in chunks(wanted):
-            rows = conn.execute(
-                select(*ServiceRecord.columns(sv))
-                .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.in_(batch))
-            )
-            records.extend(ServiceRecord.of(row) for row in rows if row.host in states)
-    alive, warning = judge(driver, records, now)
-    for record, up in zip(records, alive, strict=True):
-        states[record.host] = host_state(disabled=record.disabled,
-                                         forced_down=record.forced_down, up=up)
-    return states, warning
+        rows = conn.execution_options(yield_per=JUDGE_BATCH).execute(query)
+        for part in rows.partitions():
+            yield [make(row) for row in part if row[0] in hosts]

@@ -7,15 +7,17 @@ ephemeral child of it, named by its process id. ZooKeeper deletes an ephemeral
 node when its session ends (the process died, or lost the server for longer
 than its session timeout), so a host is up while its znode has a child.
 
-Reading, the cheapest correct way: one ``get_children`` of each group (topic)
-tells which hosts have a znode at all (the others are down without another
-call); then the data and Stat (whose ``numChildren`` counts the processes) of
-each listed host that was asked about: through ZooKeeper 3.6's ``multiRead``,
-MULTI_READ_BATCH znodes a request (kazoo does not speak it, so this module
-builds the request on kazoo's own serializers), or on an older server one
-``get`` per znode. Either way all requests are sent at once, pipelined on the
-one session, so the cost is one round trip per group plus the server's time
-per znode, not a round trip per host.
+Reading, the cheapest correct way: the data and Stat (whose ``numChildren``
+counts the processes) of each host's znode that was asked about, through
+ZooKeeper 3.6's ``multiRead``, MULTI_READ_BATCH znodes a request (kazoo does
+not speak it, so this module builds the request on kazoo's own serializers;
+a znode that does not exist is one error entry of the answer: down), or on an
+older server one ``get`` per znode. Either way all requests are sent at once,
+pipelined on the one session, so the cost is the server's time per znode, not
+a round trip per host. Each answer is reduced to one bool as it is decoded.
+(An earlier version listed each group first with ``get_children``: for a
+group of 100,000 hosts that is a 3 MB answer decoded into 100,000 strings per
+call, for nothing a missing znode's error entry does not say.)
 
 ``report`` (``cellctl service heartbeat``) creates the host's znode when
 missing and keeps one ephemeral child for as long as the session lives; each
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 MEMBERS_DATA = b"ZKMembers"
 MULTI_READ_BATCH = 1000  # znodes per multiRead: ~60 kB asked, ~90 kB answered (< jute.maxbuffer)
+_NUM_CHILDREN_AT = 56  # offset of numChildren in a Stat (kazoo's stat_struct, "!qqqqiiiqiiq")
 # What kazoo raises when the server does not know multiRead (op 22, ZooKeeper < 3.6)
 _NO_MULTI_READ = ("UnimplementedError", "MarshallingError", "BadArgumentsError")
 
@@ -54,13 +57,14 @@ def _multi_read_request() -> Any:
     kazoo speaks ``multi`` (writes, op 14) but not ``multiRead`` (op 22); this
     request is built from kazoo's own serialization pieces the way its
     ``Transaction`` is, and sent through the client's session like any call.
-    Answers: per znode (data, ZnodeStat) or the error of that one read.
+    Answers, per znode: whether it is a live member (``is_member`` of its data
+    and child count; nothing else of the answer is kept), or the error of that
+    one read.
     """
     from kazoo.exceptions import EXCEPTIONS
     from kazoo.protocol.serialization import (
         GetData,
         MultiHeader,
-        ZnodeStat,
         int_struct,
         multiheader_struct,
         read_buffer,
@@ -86,7 +90,8 @@ def _multi_read_request() -> Any:
             while not header.done:
                 if header.type == GetData.type:
                     value, offset = read_buffer(data, offset)
-                    results.append((value, ZnodeStat._make(stat_struct.unpack_from(data, offset))))
+                    children = int_struct.unpack_from(data, offset + _NUM_CHILDREN_AT)[0]
+                    results.append(is_member(value, children))
                     offset += stat_struct.size
                 else:  # -1: this read failed
                     error = int_struct.unpack_from(data, offset)[0]
@@ -96,6 +101,12 @@ def _multi_read_request() -> Any:
             return results
 
     return MultiRead
+
+
+def is_member(data: bytes | None, children: int) -> bool:
+    """A host's znode says its service is up: it holds ``ZKMembers`` and has at least
+    one (ephemeral) child, a running process."""
+    return data == MEMBERS_DATA and children > 0
 
 
 def _quiet_kazoo() -> None:
@@ -177,55 +188,34 @@ class ZooKeeperDriver:
         (a frozen server costs the timeout once; a large fleet is not cut short)."""
         if not services:
             return []
-        from kazoo.exceptions import NoNodeError
-
         zk = self._client()
         prefix = self.options.sg_prefix.rstrip("/")
-        wanted: dict[str, set[str]] = {}
-        for service in services:
-            wanted.setdefault(str(service.topic), set()).add(service.host)
-        up: set[tuple[str, str]] = set()
+        paths = [f"{prefix}/{service.topic}/{service.host}" for service in services]
         try:
-            deadline = time.monotonic() + self.timeout
-            listings = {topic: zk.get_children_async(f"{prefix}/{topic}") for topic in wanted}
-            members: list[tuple[str, str]] = []
-            for topic, listing in listings.items():
-                try:
-                    present = set(self._wait(listing, deadline))
-                except NoNodeError:
-                    continue  # no service of this topic ever joined
-                deadline = time.monotonic() + self.timeout
-                members += [(topic, host) for host in sorted(wanted[topic] & present)]
-            for member, (data, stat) in zip(members, self._get_all(zk, prefix, members),
-                                            strict=True):
-                if data == MEMBERS_DATA and stat is not None and stat.numChildren > 0:
-                    up.add(member)
+            return list(self._members(zk, paths))
         except BackendUnreachable:
             raise
         except Exception as exc:  # connection loss, session expiry, timeout
             self._reset()
             self._broken = self._fail("did not answer", exc)
             raise self._broken from None
-        return [(str(s.topic), s.host) in up for s in services]
 
-    def _get_all(self, zk: Any, prefix: str,
-                 members: list[tuple[str, str]]) -> list[tuple[bytes | None, Any]]:
-        """(data, Stat) of each member's znode, (None, None) where it is gone: ZooKeeper
+    def _members(self, zk: Any, paths: list[str]) -> list[bool]:
+        """Whether each znode is a live member (False where it does not exist): ZooKeeper
         3.6+'s multiRead, MULTI_READ_BATCH znodes a request, all requests pipelined;
         one pipelined get per znode on an older server."""
-        paths = [f"{prefix}/{topic}/{host}" for topic, host in members]
         if self._multi_read is not False:
             try:
-                found = self._gets(zk, paths, batched=True)
+                found = self._reads(zk, paths, batched=True)
                 self._multi_read = True
                 return found
             except Exception as exc:
                 if self._multi_read or type(exc).__name__ not in _NO_MULTI_READ:
                     raise
                 self._multi_read = False  # the server predates multiRead
-        return self._gets(zk, paths, batched=False)
+        return self._reads(zk, paths, batched=False)
 
-    def _gets(self, zk: Any, paths: list[str], *, batched: bool) -> list[tuple[Any, Any]]:
+    def _reads(self, zk: Any, paths: list[str], *, batched: bool) -> list[bool]:
         from kazoo.exceptions import NoNodeError
 
         if batched:
@@ -237,18 +227,21 @@ class ZooKeeperDriver:
                 requests.append(async_result)
         else:
             requests = [zk.get_async(path) for path in paths]
-        found: list[tuple[Any, Any]] = []
+        found: list[bool] = []
         deadline = time.monotonic() + self.timeout
         for request in requests:
             try:
                 answer = self._wait(request, deadline)
             except NoNodeError:
-                answer = (None, None)
+                answer = False
             deadline = time.monotonic() + self.timeout
-            for item in answer if batched else [answer]:
-                found.append((None, None) if isinstance(item, NoNodeError) else item)
+            if not batched:
+                found.append(answer and is_member(answer[0], answer[1].numChildren))
+                continue
+            for item in answer:
                 if isinstance(item, Exception) and not isinstance(item, NoNodeError):
                     raise item
+                found.append(item is True)
         return found
 
     def report(self, cell_db: Engine, service: ServiceRecord) -> datetime.datetime:

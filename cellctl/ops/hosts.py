@@ -56,9 +56,9 @@ from cellctl.mappings.hosts import (
 )
 from cellctl.mappings.local_cell import MapCellAndHostsExit as MapCellAndHostsExit
 from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
-from cellctl.paging import count_rows, page_after
+from cellctl.paging import collector_paused, count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.result import Column, Result, Table
+from cellctl.result import Column, Result, Rows, Table
 from cellctl.results import DiscoverHostsData, HostRow
 from cellctl.tables.api import cell_mappings as cm
 from cellctl.tables.api import host_mappings as hm
@@ -301,55 +301,69 @@ def list_hosts(dbs: Databases, *, cell_uuid: str | None = None,
     A cell whose database cannot be read does not stop the listing: its hosts
     show as ``unknown`` and the cell is reported unreachable.
     """
+    with collector_paused():
+        return _list_hosts(dbs, cell_uuid, status)
+
+
+def _list_hosts(dbs: Databases, cell_uuid: str | None, status: bool) -> Result[None, HostRow]:
     result: Result[None, HostRow] = Result()
     with dbs.api.connect() as conn:
-        query = (select(hm.c.host, cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
-                 .join(cm, cm.c.id == hm.c.cell_id))
+        cells_query = select(cm.c.id, cm.c.uuid, cm.c.name, cm.c.database_connection)
+        query = select(hm.c.host, hm.c.cell_id)
         if cell_uuid is not None:
-            cells = select_cells(conn, result, cell_uuid,
-                                 not_found_code=ListHostsExit.CELL_NOT_FOUND)
-            if cells is None:
+            chosen = select_cells(conn, result, cell_uuid,
+                                  not_found_code=ListHostsExit.CELL_NOT_FOUND)
+            if chosen is None:
                 return result
-            query = query.where(cm.c.id == cells[0].id)
-        rows = list(conn.execute(query))
+            cells_query = cells_query.where(cm.c.id == chosen[0].id)
+            query = query.where(hm.c.cell_id == chosen[0].id)
+        cells = {row.id: CellRef(row.id, row.uuid, row.name, row.database_connection)
+                 for row in conn.execute(cells_query)}
+        # Streamed into plain tuples: 100,000 mappings hold a tuple and a name each.
+        rows = [(host, cell_id) for host, cell_id
+                in conn.execution_options(yield_per=10_000).execute(query)
+                if cell_id in cells]
     # Sorted here, not in SQL: case-sensitive like nova-manage, whatever the collation.
-    rows.sort(key=lambda r: r.host)
-    listing: list[HostRow] = [
-        {"cell_name": r.name, "cell_uuid": r.uuid, "hostname": r.host} for r in rows
-    ]
-    columns = list(HOST_COLUMNS)
-    if status:
-        columns.append(STATE_COLUMN)
-        states = _host_states(dbs, rows, result)
-        for row, entry in zip(rows, listing, strict=True):
-            entry["state"] = states.get((row.uuid, row.host), UNKNOWN)
-    result.table = Table(columns, listing)
+    rows.sort()
+    keys = [c.key for c in HOST_COLUMNS]
+    listing: list[tuple[Any, ...]]
+    if not status:
+        listing = [(cells[cell_id].name, cells[cell_id].uuid, host) for host, cell_id in rows]
+        result.table = Table(list(HOST_COLUMNS), Rows(keys, listing))
+        return result
+    states = _host_states(dbs, cells, rows, result)
+    shown = {cell_id: (cell.name, cell.uuid, states.get(cell_id, {}).get)
+             for cell_id, cell in cells.items()}
+    listing = []
+    for host, cell_id in rows:
+        name, uuid, state = shown[cell_id]
+        listing.append((name, uuid, host, state(host, UNKNOWN)))
+    result.table = Table([*HOST_COLUMNS, STATE_COLUMN], Rows([*keys, STATE_COLUMN.key], listing))
     return result
 
 
-def _host_states(dbs: Databases, rows: list[Any], result: Result) -> dict[tuple[str, str], str]:
-    """(cell UUID, host) -> the state of the host's compute service, judged by the
-    configured service group; a cell that cannot be read leaves its hosts out."""
-    cells: dict[str, CellRef] = {}
-    hosts_by_cell: dict[str, list[str]] = {}
-    for row in sorted(rows, key=lambda r: r.id):
-        cells.setdefault(row.uuid, CellRef(row.id, row.uuid, row.name, row.database_connection))
-        hosts_by_cell.setdefault(row.uuid, []).append(row.host)
+def _host_states(dbs: Databases, cells: dict[int, CellRef], rows: list[tuple[str, int]],
+                 result: Result) -> dict[int, dict[str, str]]:
+    """Cell id -> host -> the state of the host's compute service, judged by the
+    configured service group; a cell that cannot be read is left out."""
+    hosts_by_cell: dict[int, list[str]] = {}
+    for host, cell_id in rows:
+        hosts_by_cell.setdefault(cell_id, []).append(host)
+    read = [cells[cell_id] for cell_id in sorted(hosts_by_cell)]
     now = utcnow()
     driver = service_group(dbs.settings)
     try:
         found = read_cells(
-            dbs, list(cells.values()),
-            lambda cell, engine: compute_host_states(engine, hosts_by_cell[cell.uuid], driver,
-                                                     now),
+            dbs, read,
+            lambda cell, engine: compute_host_states(engine, hosts_by_cell[cell.id], driver, now),
             result, left_out=f"hosts of {{cell}} show as {UNKNOWN}")
     finally:
         driver.close()
     warnings = {warning for _, warning in found.values() if warning}
     for warning in sorted(warnings):
         result.warn(warning)
-    return {(cell_uuid, host): state for cell_uuid, (states, _) in found.items()
-            for host, state in states.items()}
+    by_uuid = {cell.uuid: cell.id for cell in read}
+    return {by_uuid[cell_uuid]: states for cell_uuid, (states, _) in found.items()}
 
 
 def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = False) -> Result:

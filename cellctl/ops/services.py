@@ -9,7 +9,6 @@ service by that driver.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from cellctl.cells.reach import read_cells
-from cellctl.cells.refs import select_cells
+from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import canonical_uuid, new_uuid
-from cellctl.liveness import UNKNOWN, Driver, ServiceRecord, judge, service_group
-from cellctl.paging import chunks
-from cellctl.result import Column, Result, Table
+from cellctl.liveness import JUDGE_BATCH, UNKNOWN, Driver, ServiceRecord, judge, service_group
+from cellctl.paging import chunks, collector_paused
+from cellctl.result import Column, Result, Rows, Table
 from cellctl.results import ServiceRow
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
 from cellctl.tables.cell import compute_nodes as cn
@@ -254,7 +253,7 @@ def heartbeat(
         if row is None:
             driver.close()
             return _no_service(dbs.settings, result, host, binary, beats=0)
-        service = dataclasses.replace(service, topic=row.topic)
+        service = service._replace(topic=row.topic)
     try:
         return _beat_until_stopped(dbs.settings, driver, cell_db, service, interval, count,
                                    wait, result)
@@ -304,6 +303,11 @@ def _no_service(settings: Settings, result: Result, host: str, binary: str, *,
 
 def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result[None, ServiceRow]:
     """Every live service of every cell (or one), Up/Down as the service group decides."""
+    with collector_paused():
+        return _list_services(dbs, cell_uuid)
+
+
+def _list_services(dbs: Databases, cell_uuid: str | None) -> Result[None, ServiceRow]:
     result: Result[None, ServiceRow] = Result()
     with dbs.api.connect() as conn:
         cells = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
@@ -312,39 +316,50 @@ def list_services(dbs: Databases, *, cell_uuid: str | None = None) -> Result[Non
     now = utcnow()
     driver = service_group(dbs.settings)
     try:
-        found = read_cells(dbs, cells, lambda cell, engine: _judged_services(engine, driver, now),
+        found = read_cells(dbs, cells,
+                           lambda cell, engine: _judged_services(cell, engine, driver, now),
                            result, left_out="services of {cell} are not listed")
     finally:
         driver.close()
-    listing: list[ServiceRow] = []
+    listing: list[tuple[Any, ...]] = []
     warnings: set[str] = set()
     for cell in cells:
-        if cell.uuid not in found:
-            continue
-        rows, alive, warning = found[cell.uuid]
-        if warning:
-            warnings.add(warning)
-        for row, up in sorted(zip(rows, alive, strict=True),
-                              key=lambda pair: (pair[0].host or "", pair[0].binary or "")):
-            listing.append({
-                "cell_name": cell.name, "cell_uuid": cell.uuid, "binary": row.binary,
-                "host": row.host, "status": "disabled" if row.disabled else "enabled",
-                "state": UNKNOWN if up is None else "up" if up else "down",
-                "forced_down": bool(row.forced_down),
-                "last_seen_up": row.last_seen_up, "disabled_reason": row.disabled_reason,
-            })
+        if cell.uuid in found:
+            rows, cell_warnings = found.pop(cell.uuid)
+            warnings.update(cell_warnings)
+            listing += rows
     for warning in sorted(warnings):
         result.warn(warning)
-    result.table = Table(SERVICE_COLUMNS, listing)
+    result.table = Table(SERVICE_COLUMNS, Rows([c.key for c in SERVICE_COLUMNS], listing))
     return result
 
 
-def _judged_services(engine: Engine, driver: Driver, now: datetime.datetime
-                     ) -> tuple[list[Any], list[bool | None], str | None]:
+def _judged_services(cell: CellRef, engine: Engine, driver: Driver, now: datetime.datetime
+                     ) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The cell's live services as listing rows (SERVICE_COLUMNS' order) sorted by host
+    and binary, and the driver's warnings: read in one streamed query and judged
+    JUDGE_BATCH at a time."""
+    listing: list[tuple[Any, ...]] = []
+    warnings: list[str] = []
+    shared: dict[Any, Any] = {}  # one string object per binary, per disabled reason
+    query = select(*ServiceRecord.columns(sv), sv.c.disabled_reason).where(sv.c.deleted == 0)
+    make, width = ServiceRecord._make, len(ServiceRecord._fields)
     with engine.connect() as conn:
-        rows = list(conn.execute(select(sv).where(sv.c.deleted == 0)))
-    alive, warning = judge(driver, [ServiceRecord.of(row) for row in rows], now)
-    return rows, alive, warning
+        rows = conn.execution_options(yield_per=JUDGE_BATCH).execute(query)
+        for part in rows.partitions():
+            records = [make(row[:width]) for row in part]
+            alive, warning = judge(driver, records, now)
+            if warning and warning not in warnings:
+                warnings.append(warning)
+            for row, record, up in zip(part, records, alive, strict=True):
+                binary, reason = record.binary, row[width]
+                listing.append((
+                    cell.name, cell.uuid, shared.setdefault(binary, binary), record.host,
+                    "disabled" if record.disabled else "enabled",
+                    UNKNOWN if up is None else "up" if up else "down", bool(record.forced_down),
+                    record.last_seen_up, shared.setdefault(reason, reason)))
+    listing.sort(key=lambda row: (row[3] or "", row[2] or ""))
+    return listing, warnings
 
 
 def _local_cell(dbs: Databases, database_connection: str | None) -> Engine:
