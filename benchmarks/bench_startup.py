@@ -13,7 +13,7 @@ wall time and CPU time (user + system) and their distance from the floor's
 (medians of alternated runs: a loaded machine slows all of them alike; the
 CPU time is the steadier figure when the machine is shared).
 
-    .venv/bin/python benchmarks/bench_startup.py [--runs 21]
+    .venv/bin/python benchmarks/bench_startup.py [--runs 21] [--compare SOURCE_DIR]
 
 Profile the difference with
 ``python -X importtime -m cellctl --config-file nova.conf list_cells``.
@@ -32,8 +32,9 @@ from measure import Child, Server, cellctl
 
 FLOOR = [sys.executable, "-c", "import sqlalchemy, pymysql"]
 # The floor plus what any answer from the table costs with this driver: an engine,
-# a connection (PyMySQL builds a TLS context for every connection by default:
-# about 30-80 ms of CPU) and the query.
+# a connection and the query. With PyMySQL's defaults, as here, every connection
+# builds a TLS context (about 20 ms of CPU, idle), even for a server that offers no
+# TLS; cellctl builds it only when the server offers TLS (cellctl/pymysql_tls.py).
 QUERY = ("import sys, sqlalchemy, pymysql\n"
          "engine = sqlalchemy.create_engine(sys.argv[1])\n"
          "with engine.connect() as conn:\n"
@@ -43,6 +44,9 @@ QUERY = ("import sys, sqlalchemy, pymysql\n"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--compare", metavar="SOURCE_DIR",
+                        help="also time list_cells from another checkout's source (e.g. "
+                             "`git archive main | tar -x -C DIR`), alternated with the rest")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
         workdir = Path(tmp)
@@ -67,6 +71,10 @@ def main() -> None:
                 "connect + SELECT (SQLAlchemy, PyMySQL)": lambda: Child(
                     [sys.executable, "-c", QUERY, api], env),
                 "cellctl list_cells": lambda: cellctl(env, *config, "list_cells"),
+                **({f"list_cells from {args.compare}": lambda: Child(
+                    [sys.executable, "-c", f"import sys; sys.path.insert(0, {args.compare!r}); "
+                     "from cellctl.console import main; main()", *config, "list_cells"], env)}
+                   if args.compare else {}),
                 "cellctl --help": lambda: cellctl(env, "--help"),
                 "cellctl --version": lambda: cellctl(env, "--version"),
             }
@@ -83,7 +91,7 @@ def main() -> None:
     for name, children in runs.items():
         wall, cpu = (statistics.median(getattr(c, what) for c in children)
                      for what in ("seconds", "cpu"))
-        print(f"{name:38} wall {wall * 1000:5.0f} ms (+{(wall - floor['wall']) * 1000:4.0f}), "
+        print(f"{name[:38]:38} wall {wall * 1000:5.0f} ms (+{(wall - floor['wall']) * 1000:4.0f}), "
               f"CPU {cpu * 1000:5.0f} ms (+{(cpu - floor['CPU']) * 1000:4.0f}), "
               f"peak RSS {max(c.rss_mib for c in children):3.0f} MiB")
 

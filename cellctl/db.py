@@ -83,6 +83,12 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
 
     if backend == "sqlite":
         _make_sqlite_transactional(engine)
+    if parsed.get_driver_name() == "pymysql":
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            from cellctl.pymysql_tls import connect
+
+            return connect(*cargs, **cparams)  # PyMySQL's own, its TLS context on demand
 
     @event.listens_for(engine, "handle_error")
     def _one_line(context: ExceptionContext) -> None:

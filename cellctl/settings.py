@@ -334,6 +334,9 @@ class _Configuration:
 
     def __init__(self, paths: Sequence[ConfigPath], default_files: Sequence[str] | None,
                  default_dirs: Sequence[str] | None, environ: Mapping[str, str]) -> None:
+        from cellctl.lazyload import oslo_config_cfg
+
+        oslo_config_cfg()  # first: netaddr, rfc3986 and stevedore load only if used
         from oslo_config import cfg
 
         self._cfg = cfg

@@ -14,6 +14,10 @@ from docutils import nodes
 from sphinx.application import Sphinx
 
 import cellctl
+from cellctl.cli import load_all_commands
+
+# sphinx-click reads each group's commands: every module registers its own.
+load_all_commands()
 
 project = "cellctl"
 author = "the cellctl authors"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 
+import click
 import pytest
 import sqlalchemy as sa
 
@@ -35,11 +36,52 @@ def test_version_and_module_entry_point():
 
 
 def test_every_cell_v2_command_is_also_top_level():
-    from cellctl.cli import cell_v2, main
+    from cellctl.cli import cell_v2, load_all_commands, main
 
+    load_all_commands()
     assert set(cell_v2.commands) <= set(main.commands)
     assert {"map_cell0", "create_cell", "list_cells", "update_cell", "delete_cell"} <= set(
         cell_v2.commands)
+
+
+def test_command_modules_map_is_what_the_modules_register():
+    """COMMAND_MODULES (what --help lists and which module a command imports) names
+    exactly the commands each module registers, under cell_v2 too."""
+    import sys
+
+    from cellctl.cli import COMMAND_MODULES, cell_v2, load_all_commands, main
+
+    load_all_commands()
+    registered = {name: (sys.modules[command.callback.__module__].__name__ if command.callback
+                         else "", name in cell_v2.commands)
+                  for name, command in main.commands.items() if name != "cell_v2"}
+    for name, command in main.commands.items():  # a group's callback may live elsewhere
+        if isinstance(command, click.Group) and name != "cell_v2":
+            module = {sys.modules[c.callback.__module__].__name__
+                      for c in command.commands.values() if c.callback}
+            registered[name] = (module.pop(), name in cell_v2.commands)
+    assert registered == {name: (f"cellctl.cli.{module}", under)
+                          for name, (module, under) in COMMAND_MODULES.items()}
+    assert set(cell_v2.commands) == {n for n, (_m, under) in COMMAND_MODULES.items() if under}
+
+
+def test_a_command_imports_only_its_own_module(sqlite_cloud):
+    """``cellctl list_cells`` imports cellctl.cli.cells and no other command's module."""
+    sqlite_cloud.ok("api_db", "sync")
+    sqlite_cloud.ok("create_cell", "--name", "one")
+    code = ("import sys, runpy\nsys.argv = ['cellctl', 'list_cells']\n"
+            "try:\n    runpy.run_module('cellctl', run_name='__main__')\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print(sorted(m for m in sys.modules if m.startswith('cellctl.cli.')),"
+            " file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=sqlite_cloud.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| one " in result.stdout
+    loaded = eval(result.stderr.strip().splitlines()[-1])
+    assert "cellctl.cli.cells" in loaded
+    assert not {"cellctl.cli.hosts", "cellctl.cli.audit", "cellctl.cli.ironic",
+                "cellctl.cli.services", "cellctl.cli.schema"} & set(loaded)
 
 
 def test_missing_required_option_is_usage_error_2(sqlite_cloud):

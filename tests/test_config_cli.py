@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from cellctl.cli import Command, main
+from cellctl.cli import Command, load_all_commands, main
 
 
 @pytest.fixture
@@ -166,6 +166,7 @@ def test_every_command_declares_whether_it_writes():
             elif not command.writes_with({}):
                 read_only.add(prefix + name)
 
+    load_all_commands()
     walk(main, "")
     assert undeclared == []
     assert {"config", "list_cells", "list_hosts", "status", "service list", "db version",

@@ -19,7 +19,9 @@ import click
 import pytest
 from docutils import nodes
 
-from cellctl.cli import main
+from cellctl.cli import load_all_commands, main
+
+load_all_commands()  # what --help lists, registered for the walks below
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "doc"

@@ -91,6 +91,29 @@ def test_valid_transport_urls(url, scheme, hosts):
     assert [(entry.host, entry.port) for entry in parts.hosts] == hosts
 
 
+def test_well_known_transport_schemes_are_kombus_own_answer():
+    """The schemes accepted without importing kombu are exactly ones its registry (or
+    oslo.messaging) accepts; the fast path accepts nothing kombu would refuse."""
+    from cellctl.urls import _WELL_KNOWN_SCHEMES, known_transport_schemes
+
+    assert known_transport_schemes() >= _WELL_KNOWN_SCHEMES
+    assert {"rabbit", "none", "amqp", "memory"} <= _WELL_KNOWN_SCHEMES
+
+
+def test_rabbit_url_is_checked_without_kombu():
+    """kombu (10-20 ms at start-up) is imported only for a scheme outside the well-known
+    ones; redis is decided by kombu's registry."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom cellctl.urls import validate_transport_url as v\n"
+            "v('rabbit://u:p@h:5672/'); v('none:/'); print('kombu' in sys.modules)\n"
+            "v('redis://h:6379/0'); print('kombu' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [("rabit://u:p@h/", "unknown transport 'rabit'"),

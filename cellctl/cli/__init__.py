@@ -3,7 +3,8 @@
 Commands live in one module per area (cells, schema, config, ...); each
 registers itself both at the top level and under ``cell_v2`` so scripts
 written for ``nova-manage cell_v2`` work with only the program name changed.
-Only click is imported at start-up: ``cellctl --help`` must stay fast.
+Only click is imported at start-up, and only the module of the command that runs
+(COMMAND_MODULES): ``cellctl --help`` must stay fast.
 """
 
 from __future__ import annotations
@@ -126,7 +127,58 @@ class Group(click.Group):
     command_class = Command
 
 
-class MainGroup(Group):
+# The module (under cellctl.cli) that registers each top-level command, and whether it
+# also answers under cell_v2. A command's module is imported only when that command
+# runs (or --help lists every one): start-up pays for one area's imports, not twelve.
+# tests/test_cli.py checks this map against what the modules register.
+COMMAND_MODULES: dict[str, tuple[str, bool]] = {
+    "api_db": ("schema", False), "db": ("schema", False),
+    "audit": ("audit", False), "cell": ("cell", False), "config": ("config", False),
+    "dev": ("dev", False), "ironic": ("ironic", False),
+    "create_cell": ("cells", True), "delete_cell": ("cells", True),
+    "list_cells": ("cells", True), "map_cell0": ("cells", True),
+    "update_cell": ("cells", True),
+    "delete_host": ("hosts", True), "discover_hosts": ("hosts", True),
+    "list_hosts": ("hosts", True), "map_cell_and_hosts": ("hosts", True),
+    "map_instances": ("instances", True), "verify_instance": ("instances", True),
+    "service": ("services", True), "simple_cell_setup": ("setup", True),
+    "status": ("status", True),
+}
+
+
+class LazyGroup(Group):
+    """Lists every command of COMMAND_MODULES; imports a command's module when it is asked for."""
+
+    cell_v2_only = False
+
+    def _lazy_names(self) -> set[str]:
+        return {name for name, (_module, under_cell_v2) in COMMAND_MODULES.items()
+                if under_cell_v2 or not self.cell_v2_only}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | self._lazy_names())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._lazy_names():
+            import importlib
+
+            importlib.import_module(f"cellctl.cli.{COMMAND_MODULES[cmd_name][0]}")
+        return super().get_command(ctx, cmd_name)
+
+
+class CellV2Group(LazyGroup):
+    cell_v2_only = True
+
+
+def load_all_commands() -> None:
+    """Import every command's module, so ``main.commands`` holds them all (docs, tests)."""
+    import importlib
+
+    for module in sorted({module for module, _ in COMMAND_MODULES.values()}):
+        importlib.import_module(f"cellctl.cli.{module}")
+
+
+class MainGroup(LazyGroup):
     """Remembers the order of --config-file and --config-dir: oslo.config reads each
     where it stands on the command line (a directory after a file overrides it).
 
@@ -195,7 +247,7 @@ def main(ctx: click.Context, config_files: tuple[str, ...], config_dirs: tuple[s
                   debug=debug, fmt=fmt, demo=demo)
 
 
-@main.group(cls=Group, name="cell_v2")
+@main.group(cls=CellV2Group, name="cell_v2")
 def cell_v2() -> None:
     """The same commands, as `nova-manage cell_v2 <command>` spells them."""
 
@@ -343,27 +395,6 @@ def _report(app: App, exc: BaseException, line: str, fmt: str, *,
         traceback.print_exception(exc, file=sys.stderr)
     error_line(mask_urls_in_text(line.splitlines()[0] if line else line), fmt,
                nova_face=nova_face)
-
-
-def _load_commands() -> None:
-    # Imported for their side effect of registering commands on `main`.
-    from cellctl.cli import (  # noqa: F401
-        audit,
-        cell,
-        cells,
-        config,
-        dev,
-        hosts,
-        instances,
-        ironic,
-        schema,
-        services,
-        setup,
-        status,
-    )
-
-
-_load_commands()
 
 
 def _command_name(ctx: click.Context) -> str:
