@@ -171,7 +171,7 @@ def floor(url: str, shards: int) -> None:
             uri = data.get("next")
             if uri:
                 parts = urlparse(uri)
-                params = dict(parse_qs(parts.query))
+                params.update(parse_qs(parts.query))
                 uri = urljoin(uri, parts.path)
     print(listed)
 

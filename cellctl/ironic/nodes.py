@@ -185,9 +185,10 @@ class IronicClient:
                     yield Node(raw["uuid"], raw.get("instance_uuid"),
                                raw.get("conductor_group"), raw.get("shard"))
                 uri = data.get("next")
-                if uri:  # as openstacksdk: the link's query becomes the parameters
+                if uri:  # as openstacksdk: the link's query updates the first one's (Ironic
+                    # leaves the conductor_group and shard filters out of its next links)
                     parts = urlparse(uri)
-                    params = dict(parse_qs(parts.query))
+                    params.update(parse_qs(parts.query))
                     uri = urljoin(uri, parts.path)
         except errors as exc:
             raise IronicUnreachable(_why(exc)) from None
