@@ -57,12 +57,14 @@ _WRAPPER = (
     "import os, subprocess, sys\n"
     "p = subprocess.Popen(sys.argv[1:])\n"
     "_, status, usage = os.wait4(p.pid, 0)\n"
-    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss}\\n')\n"
+    "sys.stderr.write(f'\\nMAXRSS_KB {usage.ru_maxrss} CPU_S "
+    "{usage.ru_utime + usage.ru_stime}\\n')\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
-def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS (MiB), stdout and CPU seconds (user + system)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the command into it
@@ -76,7 +78,12 @@ def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
         errors = err.read()
         if code != 0:
             raise SystemExit(f"cellctl {' '.join(args)} exited {code}: {errors.strip()}")
-        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+        return (seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024,
+                out.read(), _cpu(errors))
+
+
+def _cpu(errors: str) -> float:
+    return float(errors.rsplit("CPU_S ", 1)[1].split()[0])
 
 
 def admin(*statements: str) -> None:
@@ -176,7 +183,7 @@ def floor(url: str, shards: int) -> None:
     print(listed)
 
 
-def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str]:
+def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str, float]:
     """Like ``cellctl`` for any command."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -188,7 +195,8 @@ def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str]:
         errors = err.read()
         if code != 0:
             raise SystemExit(f"{' '.join(argv)} exited {code}: {errors.strip()}")
-        return seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024, out.read()
+        return (seconds, int(errors.rsplit("MAXRSS_KB ", 1)[1].split()[0]) / 1024,
+                out.read(), _cpu(errors))
 
 
 def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path, *,
@@ -222,27 +230,30 @@ def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path,
             for _ in range(repeat):
                 floors.append(measured({}, sys.executable, __file__, "--floor", ironic.url,
                                        str(shards)))
-                seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format",
-                                            "json", "ironic", "owners", "--services",
-                                            "--service-config-dir", str(confs))
+                seconds, rss, out, cpu = cellctl(env, "--config-file", str(conf), "--format",
+                                                 "json", "ironic", "owners", "--services",
+                                                 "--service-config-dir", str(confs))
                 rows = json.loads(out)
                 if len(rows) != service_count or sum(
                         r["nodes_managed"] for r in rows) != nodes:
                     raise SystemExit(f"wrong summary: {len(rows)} services")
-                summaries.append((seconds, rss))
+                summaries.append((seconds, rss, cpu))
             if int(min(floors)[2]) != nodes * (2 if shards else 1):
                 raise SystemExit(f"the floor listed {min(floors)[2]} nodes")
-            (summary, summary_rss), (base, base_rss, _) = min(summaries), min(floors)
+            (summary, summary_rss, summary_cpu), (base, base_rss, _, base_cpu) = (
+                min(summaries), min(floors))
             print(f"{deployment:6} {nodes:>7} nodes / {service_count} services (seeded in "
                   f"{seeded:5.1f} s) | --services best of {repeat}: {summary:6.2f} s, RSS "
                   f"{summary_rss:4.0f} MiB | floor (the same GETs) {base:6.2f} s, RSS "
-                  f"{base_rss:4.0f} MiB | cellctl - floor = {summary - base:+5.2f} s | all: "
-                  f"{[round(s, 2) for s, _ in summaries]} floors "
+                  f"{base_rss:4.0f} MiB | cellctl - floor = {summary - base:+5.2f} s | CPU "
+                  f"{summary_cpu:5.2f} s vs {base_cpu:5.2f} s | all: "
+                  f"{[round(s[0], 2) for s in summaries]} floors "
                   f"{[round(f[0], 2) for f in floors]}", flush=True)
             if not listing:
                 continue
-            seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format", "json",
-                                        "ironic", "owners", "--service-config-dir", str(confs))
+            seconds, rss, out, _ = cellctl(env, "--config-file", str(conf), "--format",
+                                           "json", "ironic", "owners", "--service-config-dir",
+                                           str(confs))
             rows = json.loads(out)
             if len(rows) != nodes:
                 raise SystemExit(f"wrong result: {len(rows)} rows for {nodes} nodes")

@@ -170,6 +170,7 @@ class IronicClient:
         The requests are openstacksdk's for ``baremetal.nodes(fields=..., **filters)``
         (``Resource.list``: ``GET /v1/nodes`` with the query, the microversion, then
         each page's ``next`` link), each node read from the JSON as it is."""
+        from sys import intern
         from urllib.parse import parse_qs, urljoin, urlparse
 
         params: dict[str, Any] = {"fields": ",".join(fields), **wanted.kwargs()}
@@ -181,9 +182,11 @@ class IronicClient:
                 response = self._adapter.get(uri, params=params, microversion=microversion,
                                              headers={"Accept": "application/json"})
                 data = response.json()
-                for raw in data["nodes"]:
+                for raw in data["nodes"]:  # a group's or shard's name: one string
+                    group, shard = raw.get("conductor_group"), raw.get("shard")
                     yield Node(raw["uuid"], raw.get("instance_uuid"),
-                               raw.get("conductor_group"), raw.get("shard"))
+                               None if group is None else intern(group),
+                               None if shard is None else intern(shard))
                 uri = data.get("next")
                 if uri:  # as openstacksdk: the link's query updates the first one's (Ironic
                     # leaves the conductor_group and shard filters out of its next links)
