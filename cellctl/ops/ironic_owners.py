@@ -29,6 +29,7 @@ groups and shards are unknown, and the result says so.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -320,26 +321,29 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
     for view in views.values():
         mine = view.settings if view.settings.reaches_ironic else reach
         users.setdefault(config.connection_key(mine), (mine, []))[1].append(view)
-    # One Node per node: a filtered listing holds the objects the full one made.
-    seen: dict[str, Node] = {}
+    # One Node per node, in the order listed: a filtered listing holds the objects
+    # the full one made.
     every: dict[str, Node] = {}
     answered = False
     failed_default: str | None = None
     for key, (settings, served) in users.items():
         got: dict[Filter, list[Node]] = {}
+        before = len(every)
         try:
             client = IronicClient(settings, budget=DEFAULT_TIMEOUT)
             try:
                 api = (client.supports(CONDUCTOR_GROUP_VERSION), client.supports(SHARD_VERSION))
                 if key == default:
-                    got[Filter()] = _shared(client.nodes(), seen)
+                    got[Filter()] = _shared(client.nodes(), every)
                 for view in served:
                     view.api = api
                     if view.wanted not in got:
-                        got[view.wanted] = _shared(client.nodes(view.wanted), seen)
+                        got[view.wanted] = _shared(client.nodes(view.wanted), every)
             finally:
                 client.close()
         except IronicUnreachable as exc:
+            for uuid in list(itertools.islice(every, before, None)):
+                del every[uuid]  # only this connection listed them, and not to the end
             for view in served:
                 view.problems.append("Ironic unreachable through its [ironic] settings")
             if key == default:
@@ -352,9 +356,6 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
         for view in served:
             view.listing, view.fetch = got[view.wanted], (key, view.wanted)
         answered = True
-        for listing in got.values():
-            for node in listing:
-                every.setdefault(node.uuid, node)
     if failed_default is not None and not answered:
         result.warn(f"Ironic unreachable ({failed_default}): every node's managers are unknown")
     elif failed_default is not None:
@@ -364,7 +365,7 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
 
 
 def _shared(listing: Iterator[Node], seen: dict[str, Node]) -> list[Node]:
-    """The listing, each node the one object ``seen`` holds for its UUID."""
+    """The listing, each node the one object ``seen`` holds for its UUID (added)."""
     return [seen.setdefault(node.uuid, node) for node in listing]
 
 
