@@ -55,7 +55,8 @@ CHUNK = 5_000
 INSTANCE_EVERY = 10
 
 
-def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+def cellctl(env: dict[str, str], *args: str) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS (MiB), stdout and CPU seconds (user + system)."""
     profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the command into it
     run = ["-m", "cProfile", "-o", profile] if profile else []
     return measured(env, sys.executable, *run, "-m", "cellctl", *args)
@@ -153,15 +154,15 @@ def floor(url: str, shards: int) -> None:
             uri = data.get("next")
             if uri:
                 parts = urlparse(uri)
-                params = dict(parse_qs(parts.query))
+                params.update(parse_qs(parts.query))
                 uri = urljoin(uri, parts.path)
     print(listed)
 
 
-def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str]:
-    """Run ``argv`` (``measure.Child``); its seconds, peak RSS (MiB) and output."""
+def measured(env: dict[str, str], *argv: str) -> tuple[float, float, str, float]:
+    """Run ``argv`` (``measure.Child``); its seconds, peak RSS (MiB), output and CPU seconds."""
     child = Child(list(argv), env).expect(0)
-    return child.seconds, child.rss_mib, child.out
+    return child.seconds, child.rss_mib, child.out, child.cpu
 
 
 def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path, *,
@@ -195,27 +196,30 @@ def bench(nodes: int, service_count: int, deployments: list[str], workdir: Path,
             for _ in range(repeat):
                 floors.append(measured({}, sys.executable, __file__, "--floor", ironic.url,
                                        str(shards)))
-                seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format",
-                                            "json", "ironic", "owners", "--services",
-                                            "--service-config-dir", str(confs))
+                seconds, rss, out, cpu = cellctl(env, "--config-file", str(conf), "--format",
+                                                 "json", "ironic", "owners", "--services",
+                                                 "--service-config-dir", str(confs))
                 rows = json.loads(out)
                 if len(rows) != service_count or sum(
                         r["nodes_managed"] for r in rows) != nodes:
                     raise SystemExit(f"wrong summary: {len(rows)} services")
-                summaries.append((seconds, rss))
+                summaries.append((seconds, rss, cpu))
             if int(min(floors)[2]) != nodes * (2 if shards else 1):
                 raise SystemExit(f"the floor listed {min(floors)[2]} nodes")
-            (summary, summary_rss), (base, base_rss, _) = min(summaries), min(floors)
+            (summary, summary_rss, summary_cpu), (base, base_rss, _, base_cpu) = (
+                min(summaries), min(floors))
             print(f"{deployment:6} {nodes:>7} nodes / {service_count} services (seeded in "
                   f"{seeded:5.1f} s) | --services best of {repeat}: {summary:6.2f} s, RSS "
                   f"{summary_rss:4.0f} MiB | floor (the same GETs) {base:6.2f} s, RSS "
-                  f"{base_rss:4.0f} MiB | cellctl - floor = {summary - base:+5.2f} s | all: "
-                  f"{[round(s, 2) for s, _ in summaries]} floors "
+                  f"{base_rss:4.0f} MiB | cellctl - floor = {summary - base:+5.2f} s | CPU "
+                  f"{summary_cpu:5.2f} s vs {base_cpu:5.2f} s | all: "
+                  f"{[round(s[0], 2) for s in summaries]} floors "
                   f"{[round(f[0], 2) for f in floors]}", flush=True)
             if not listing:
                 continue
-            seconds, rss, out = cellctl(env, "--config-file", str(conf), "--format", "json",
-                                        "ironic", "owners", "--service-config-dir", str(confs))
+            seconds, rss, out, _ = cellctl(env, "--config-file", str(conf), "--format",
+                                           "json", "ironic", "owners", "--service-config-dir",
+                                           str(confs))
             rows = json.loads(out)
             if len(rows) != nodes:
                 raise SystemExit(f"wrong result: {len(rows)} rows for {nodes} nodes")

@@ -75,6 +75,7 @@ state_path = {root}/state
 [api]
 host_ip = 127.0.0.1
 port = {api_port}
+max_limit = {max_limit}
 [conductor]
 automated_clean = false
 [database]
@@ -96,8 +97,9 @@ class IronicService:
     """
 
     def __init__(self, venv: Path, root: Path, database: str,
-                 groups: Sequence[str] = ()) -> None:
+                 groups: Sequence[str] = (), *, max_limit: int = 1000) -> None:
         self.venv, self.root, self.database = venv, root, database
+        self.max_limit = max_limit  # [api] max_limit: the most nodes a page holds
         self.groups = list(groups)
         self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.api_port}"
@@ -109,7 +111,7 @@ class IronicService:
         (self.root / "locks").mkdir(exist_ok=True)
         main_conf = self.root / "ironic.conf"
         main_conf.write_text(_CONF.format(root=self.root, api_port=self.api_port,
-                                          database=self.database))
+                                          database=self.database, max_limit=self.max_limit))
         done = subprocess.run([str(self.venv / "bin" / "ironic-dbsync"), "--config-file",
                                str(main_conf), "create_schema"],
                               capture_output=True, text=True, timeout=300)

@@ -2,7 +2,8 @@
 
 A real Ironic 39 (``tests/ironic_env.py``: noauth, fake hardware, one
 conductor per conductor group) holds the nodes, made through its API with
-conductor groups, shards and instance UUIDs. The cell database has Nova's own
+conductor groups, shards and instance UUIDs, 25 per page (every listing is
+paged, by cellctl and by Nova). The cell database has Nova's own
 schema (``nova-manage db sync``). For every compute host, Nova 34's
 ``IronicDriver`` is built with that host's nova.conf and asked
 ``get_available_nodes(refresh=True)`` (``tests/nova_ironic_views.py``); cellctl,
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.nova, pytest.mark.mysql, pytest.mark.ironic]
 DOWN_TIME = 3600
 GROUPS = ("g1", "g2")
 VIEWS_SCRIPT = Path(__file__).with_name("nova_ironic_views.py")
+PAGE = 25  # Ironic's [api] max_limit here: every listing of more nodes is paged
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,8 @@ def ironic_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
         unavailable("ironic (from PyPI)", exc)
     name = f"cellctl_t_ironic_{uuid.uuid4().hex[:10]}"
     server_sql(f"CREATE DATABASE {name} CHARACTER SET utf8")
-    service = IronicService(venv, tmp_path_factory.mktemp("ironic"), mysql_url(name), GROUPS)
+    service = IronicService(venv, tmp_path_factory.mktemp("ironic"), mysql_url(name), GROUPS,
+                            max_limit=PAGE)
     try:
         service.start()
         yield service
@@ -57,11 +60,22 @@ def ironic_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def clear_nodes(ironic: IronicService) -> None:
-    for node in ironic.get("/v1/nodes?fields=uuid,instance_uuid")["nodes"]:
-        if node["instance_uuid"]:
-            ironic.request("PATCH", f"/v1/nodes/{node['uuid']}",
-                           [{"op": "remove", "path": "/instance_uuid"}])
-        ironic.request("DELETE", f"/v1/nodes/{node['uuid']}")
+    while page := ironic.get("/v1/nodes?fields=uuid,instance_uuid")["nodes"]:  # first page
+        for node in page:
+            if node["instance_uuid"]:
+                ironic.request("PATCH", f"/v1/nodes/{node['uuid']}",
+                               [{"op": "remove", "path": "/instance_uuid"}])
+            ironic.request("DELETE", f"/v1/nodes/{node['uuid']}")
+
+
+def every_node(ironic: IronicService) -> set[str]:
+    """Every node's UUID, page by page (``marker``: the last of the previous page)."""
+    found: list[str] = []
+    while page := ironic.get("/v1/nodes?fields=uuid&sort_key=id"
+                             + (f"&marker={found[-1]}" if found else ""))["nodes"]:
+        assert len(page) <= PAGE
+        found += [node["uuid"] for node in page]
+    return set(found)
 
 
 class Deployment:
@@ -196,8 +210,7 @@ def assert_same_as_nova(deployment: Deployment, nova_venv_path: Path,
         else:
             assert sorted(mine["managed"]) == view, host
     nodes = {row["node"]: row for row in rows_of(deployment.cellctl())}
-    listed = deployment.ironic.get("/v1/nodes?fields=uuid")["nodes"]
-    assert set(nodes) == {n["uuid"] for n in listed}
+    assert set(nodes) == every_node(deployment.ironic)
     for node, row in nodes.items():
         expected = sorted(h for h, v in nova.items() if isinstance(v, list) and node in v
                           and h in running)

@@ -6,8 +6,8 @@ keystoneauth's session, auth and adapter options (``auth_type``,
 ``endpoint_override``, ``region_name``, ``valid_interfaces``, ``cafile``, ...),
 with ``service_type = baremetal`` and ``valid_interfaces = internal, public``.
 Reading a file through the same registrations gives the same values Nova's
-driver works with, and a ``ConfigOpts`` that keystoneauth's loaders and
-openstacksdk take as they are (``oslo_conf``).
+driver works with, and a ``ConfigOpts`` that keystoneauth's loaders take as
+they are (as openstacksdk does from Nova's ``oslo_conf``).
 
 oslo.config and keystoneauth are imported when a file is read, never at import.
 """

@@ -29,7 +29,8 @@ groups and shards are unknown, and the result says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -320,23 +321,29 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
     for view in views.values():
         mine = view.settings if view.settings.reaches_ironic else reach
         users.setdefault(config.connection_key(mine), (mine, []))[1].append(view)
-    every: dict[str, Node] | None = None
+    # One Node per node, in the order listed: a filtered listing holds the objects
+    # the full one made.
+    every: dict[str, Node] = {}
+    answered = False
     failed_default: str | None = None
     for key, (settings, served) in users.items():
         got: dict[Filter, list[Node]] = {}
+        before = len(every)
         try:
             client = IronicClient(settings, budget=DEFAULT_TIMEOUT)
             try:
                 api = (client.supports(CONDUCTOR_GROUP_VERSION), client.supports(SHARD_VERSION))
                 if key == default:
-                    got[Filter()] = list(client.nodes())
+                    got[Filter()] = _shared(client.nodes(), every)
                 for view in served:
                     view.api = api
                     if view.wanted not in got:
-                        got[view.wanted] = list(client.nodes(view.wanted))
+                        got[view.wanted] = _shared(client.nodes(view.wanted), every)
             finally:
                 client.close()
         except IronicUnreachable as exc:
+            for uuid in list(itertools.islice(every, before, None)):
+                del every[uuid]  # only this connection listed them, and not to the end
             for view in served:
                 view.problems.append("Ironic unreachable through its [ironic] settings")
             if key == default:
@@ -348,16 +355,18 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
             continue
         for view in served:
             view.listing, view.fetch = got[view.wanted], (key, view.wanted)
-        every = {} if every is None else every
-        for listing in got.values():
-            for node in listing:
-                every.setdefault(node.uuid, node)
-    if failed_default is not None and every is None:
+        answered = True
+    if failed_default is not None and not answered:
         result.warn(f"Ironic unreachable ({failed_default}): every node's managers are unknown")
     elif failed_default is not None:
         result.warn(f"Ironic unreachable ({failed_default}) through the [ironic] settings "
                     f"that list every node: the nodes are those the services' listings hold")
-    return None if every is None else list(every.values())
+    return list(every.values()) if answered else None
+
+
+def _shared(listing: Iterator[Node], seen: dict[str, Node]) -> list[Node]:
+    """The listing, each node the one object ``seen`` holds for its UUID (added)."""
+    return [seen.setdefault(node.uuid, node) for node in listing]
 
 
 def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
