@@ -22,9 +22,10 @@ from auditsupport import every_kind, fingerprint, real_mappings
 from conftest import Cloud, DatabaseFactory, require_server
 from hostsupport import add_hosts, cellctl_process, setup_cells
 
-# Seconds after the process started. Before ~0.1 s the interpreter itself is still
-# starting (site, before any cellctl code runs): a signal there ends Python as Python
-# ends (not cellctl's to handle); from 0.3 s on, cellctl's start-up is under way.
+# Seconds after the process started, and never before cellctl's handlers are in place
+# (``_wait_for_handlers``): until then the interpreter itself is starting (site, the
+# first imports, ~0.05 s on an idle machine) and a signal ends Python as Python ends,
+# not cellctl's to handle; from then on, cellctl's start-up is under way.
 MOMENTS = (0.3, 0.6, 1.0, 1.5, 2.2)
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -48,7 +49,9 @@ def interrupt_at_moments(cloud: Cloud, args: list[str], label: str, tmp_path: Pa
     for sig, code in SIGNALS.items():
         for moment in MOMENTS:
             process = cellctl_process(cloud, *args)
-            time.sleep(moment)
+            started = time.monotonic()
+            _wait_for_handlers(process)
+            time.sleep(max(0.0, moment - (time.monotonic() - started)))
             if process.poll() is not None:  # finished before the moment: nothing left to do
                 _out, err = process.communicate()
                 # the command's own code (audit: 1 findings remain), not an interrupt
@@ -78,6 +81,27 @@ def interrupt_at_moments(cloud: Cloud, args: list[str], label: str, tmp_path: Pa
         handle.write(lines)
     print(lines)
     return table
+
+
+def _handlers_installed(pid: int) -> bool:
+    """Whether ``pid`` catches SIGTERM, which only cellctl's handler does (Python's own
+    start-up catches SIGINT alone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(line for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def _wait_for_handlers(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Until cellctl's signal handlers are in place (or the process ended). Before that
+    the interpreter is still starting (site, the first imports): a signal there ends
+    Python as Python ends, which a loaded machine can stretch past any fixed moment."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and not _handlers_installed(process.pid):
+        assert time.monotonic() < deadline, "cellctl never installed its signal handlers"
+        time.sleep(0.005)
 
 
 def finish(cloud: Cloud, *args: str) -> subprocess.CompletedProcess[str]:
