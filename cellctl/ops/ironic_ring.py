@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -361,13 +361,8 @@ def _count_nodes(conn: Connection, ring: _Ring, outcome: _CellOutcome) -> None:
     owned: Counter[str | None] = Counter()  # ring members (lower-cased)
     owned_after: Counter[str | None] = Counter()
     now, after = ring.now, ring.after
-    page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(BATCH)
     last = None
-    while True:
-        query = page_query if last is None else page_query.where(cn.c.id > last)
-        page = conn.execute(query).all()
-        if not page:
-            break
+    for page in _live_pages(conn, BATCH):
         first, last = last, page[-1][0]
         reported.update([row[2] for row in page])
         nodes = [row[1] for row in page]
@@ -389,8 +384,6 @@ def _count_nodes(conn: Connection, ring: _Ring, outcome: _CellOutcome) -> None:
             owned.update(owners)
             owned_after.update(owners if after is now else
                                [after.owner(n) for n in free] if after is not None else ())
-        if len(page) < BATCH:
-            break
     for host, count in reported.items():
         outcome.reported[ring.canonical(host)] += count
     for counts, into in ((owned, outcome.owned), (owned_after, outcome.owned_after)):
@@ -455,14 +448,7 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
                 reporters = duplicated.setdefault(twin.hypervisor_hostname, [])
                 assert reporters is not None
                 reporters.append(twin.host)
-    page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(size)
-    last = None
-    while True:
-        query = page_query if last is None else page_query.where(cn.c.id > last)
-        page = conn.execute(query).all()
-        if not page:
-            return
-        last = page[-1].id
+    for page in _live_pages(conn, size):
         batch: dict[str, list[str]] = {}
         for row in page:
             name = row.hypervisor_hostname
@@ -474,8 +460,23 @@ def node_batches(conn: Connection, size: int = BATCH) -> Iterator[list[tuple[str
             else:
                 batch.setdefault(name, []).append(row.host)
         yield list(batch.items())
+
+
+def _live_pages(conn: Connection, size: int) -> Iterator[Sequence[Any]]:
+    """The cell's live Ironic ``compute_nodes`` rows as (id, node, host), a keyset page by
+    primary key at a time (a range scan: no index on ``hypervisor_hostname``)."""
+    node = cn.c.hypervisor_hostname
+    live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0, node.is_not(None))
+    page_query = select(cn.c.id, node, cn.c.host).where(*live).order_by(cn.c.id).limit(size)
+    last = None
+    while True:
+        query = page_query if last is None else page_query.where(cn.c.id > last)
+        page = conn.execute(query).all()
+        if page:
+            yield page
         if len(page) < size:
             return
+        last = page[-1][0]
 
 
 def _page_instances(conn: Connection, after: int | None, last: int) -> dict[str, _Instance]:
