@@ -265,6 +265,15 @@ def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Output format (default: the global --format, else table).")(func)
 
 
+def test_data_force_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--force`` of the commands that write test data (``dev``, ``service register``
+    and ``heartbeat``): write even where a real deployment's rows are."""
+    return click.option("--force", is_flag=True,
+                        help="Write even into a deployment's cell database: one a nova.conf "
+                             "found by the default search names, or one holding compute "
+                             "nodes Nova reported.")(func)
+
+
 class _TerminalProgress:
     """A click progress bar on stderr."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cellctl.cli import Group, format_option, main, progress_for, run
+from cellctl.cli import Group, format_option, main, progress_for, run, test_data_force_option
 
 
 @main.group("dev", cls=Group)
@@ -20,10 +20,7 @@ def dev() -> None:
 @click.option("--node", metavar="UUID", help="The Ironic node they run on (needs --host).")
 @click.option("--ironic", is_flag=True,
               help="One instance on each of --count Ironic nodes of --host that have none.")
-@click.option("--force", is_flag=True,
-              help="Write even into a deployment's cell database: one a nova.conf "
-                   "found by the default search names, or one holding compute nodes "
-                   "Nova reported.")
+@test_data_force_option
 @format_option
 def add_instances(count: int, host: str | None, deleted: int, node: str | None, ironic: bool,
                   force: bool, fmt: str | None) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cellctl.cli import Group, format_option, register, run
+from cellctl.cli import Group, format_option, register, run, test_data_force_option
 from cellctl.cli.arguments import checked, number, positive
 from cellctl.cli.cellopt import CELL_UUID_FLAGS, DATABASE_URL_FLAGS, cell_option, chosen_cell
 
@@ -39,10 +39,7 @@ register(service)
               help="With ironic: the host also reports this node (repeatable; a node "
                    "another host reports too is duplicated).")
 @click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
-@click.option("--force", is_flag=True,
-              help="Write even into a deployment's cell database: one a nova.conf "
-                   "found by the default search names, or one holding compute nodes "
-                   "Nova reported.")
+@test_data_force_option
 @format_option
 def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_type: str,
                      nodes: int | None, node_uuids: tuple[str, ...],
@@ -67,10 +64,7 @@ def service_register(host: str, binary: str, no_compute_node: bool, hypervisor_t
               help="Seconds between reports.")
 @click.option("--count", metavar="N", help="Stop after N reports (default: until stopped).")
 @click.option(*DATABASE_URL_FLAGS, "database_connection", metavar="URL", help=_DB_HELP)
-@click.option("--force", is_flag=True,
-              help="Write even into a deployment's cell database: one a nova.conf "
-                   "found by the default search names, or one holding compute nodes "
-                   "Nova reported.")
+@test_data_force_option
 @format_option
 def service_heartbeat(host: str, binary: str, interval: str, count: str | None,
                       database_connection: str | None, force: bool, fmt: str | None) -> None:
