@@ -18,6 +18,8 @@ from cellctl.errors import CellctlError, UnknownRevision
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from cellctl import results
+
 Kind = Literal["api", "cell"]
 
 VERSION_TABLES: dict[str, str] = {"api": "cellctl_api_version", "cell": "cellctl_cell_version"}
@@ -46,7 +48,7 @@ class SchemaState:
             return self.revision == NOVA_HEADS[self.kind]
         return self.owner == "cellctl" and self.revision == self.head
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> results.SchemaStateData:
         return {
             "schema": self.kind,
             "managed_by": None if self.owner == "none" else self.owner,

@@ -263,3 +263,98 @@ class IronicOwnerServiceRow(TypedDict):
 
 IronicRingRow = IronicNodeRow | IronicRingServiceRow  # ironic_ring: nodes, or the summary
 IronicOwnersRow = IronicOwnerNodeRow | IronicOwnerServiceRow  # ironic_owners: nodes, or services
+
+
+# --- schemas, setup, test data -------------------------------------------------
+
+
+class SchemaStateData(TypedDict):
+    """A database's schema: ``managed_by`` cellctl, nova or None (no schema)."""
+
+    schema: str  # api or cell
+    managed_by: str | None
+    revision: str | None
+    head: str
+    current: bool
+
+
+class SchemaVersionData(TypedDict):
+    """``api_db_version``, ``db_version``: ``managed_by`` cellctl, nova or None (no schema)."""
+
+    database: str
+    schema: str  # api or cell
+    managed_by: str | None
+    revision: str | None
+    head: str
+    current: bool
+
+
+class SyncedDatabase(TypedDict):
+    """A database ``api_db_sync``/``db_sync`` brought to the revision asked for; URL masked."""
+
+    database: str
+    url: str | None
+    schema: str
+    managed_by: str | None
+    revision: str | None
+    head: str
+    current: bool
+
+
+class SchemaSyncData(TypedDict):
+    """``api_db_sync``, ``db_sync``."""
+
+    databases: list[SyncedDatabase]
+
+
+class MapCellAndHostsData(TypedDict):
+    """``map_cell_and_hosts``: ``cell_uuid`` None when there is no host; ``compute_nodes``
+    the live nodes read, ``hosts_mapped`` the hosts this run mapped."""
+
+    cell_uuid: str | None
+    cell_created: bool
+    compute_nodes: int
+    hosts_mapped: list[str]
+
+
+class SimpleCellSetupData(TypedDict):
+    """``simple_cell_setup``: the keys come as its steps run (none past a failed step)."""
+
+    cell0_created: NotRequired[bool]
+    cell0_schema: NotRequired[str | None]  # cell0's revision; None: it could not be synced
+    cell_uuid: NotRequired[str | None]
+    cell_created: NotRequired[bool | None]
+    hosts_mapped: NotRequired[list[str] | None]  # the hosts this run mapped
+    instances_mapped: NotRequired[int | None]
+
+
+class RegisterServiceData(TypedDict):
+    """``register_service``; the ``ironic_`` keys with ``hypervisor_type='ironic'`` only."""
+
+    host: str
+    binary: str
+    service_uuid: str
+    service_created: bool
+    compute_node_uuid: str | None
+    compute_node_created: bool
+    ironic_nodes_added: NotRequired[int]
+    ironic_nodes: NotRequired[int | None]
+
+
+class HeartbeatData(TypedDict):
+    """``heartbeat``: ``reports`` written, ``missed`` the ones that failed after the first."""
+
+    host: str
+    binary: str
+    reports: int
+    missed: int
+    last_seen_up: datetime.datetime | None
+    driver: str
+
+
+class AddInstancesData(TypedDict):
+    """``add_instances``; ``database`` masked."""
+
+    added: int
+    deleted: int
+    database: str | None

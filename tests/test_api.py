@@ -164,10 +164,19 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
         seen.setdefault(typed.__name__, set()).update(value)
 
     with cellctl.Databases(settings) as dbs:
-        assert cellctl.register_service(dbs, host="cmp1").code == 0
-        assert cellctl.register_service(dbs, host="bm1", hypervisor_type="ironic",
-                                        nodes=2).code == 0
-        assert cellctl.add_instances(dbs, count=3, host="cmp1").code == 0
+        for version in (cellctl.api_db_version(dbs), cellctl.db_version(dbs)):
+            fits(version.data, r.SchemaVersionData)
+        for registered in (cellctl.register_service(dbs, host="cmp1"),
+                           cellctl.register_service(dbs, host="bm1", hypervisor_type="ironic",
+                                                    nodes=2)):
+            assert registered.code == 0, registered.messages
+            fits(registered.data, r.RegisterServiceData)
+        added = cellctl.add_instances(dbs, count=3, host="cmp1")
+        assert added.code == 0, added.messages
+        fits(added.data, r.AddInstancesData)
+        beats = cellctl.heartbeat(dbs, host="cmp1", count=1)
+        assert beats.code == 0, beats.messages
+        fits(beats.data, r.HeartbeatData)
         cell0 = cellctl.map_cell0(dbs)
         fits(cell0.data, r.MapCell0Data)
         created = cellctl.create_cell(dbs, name="one")
@@ -181,6 +190,7 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
         fits(found.data, r.DiscoverHostsData)
         for cell in found.data["cells"]:
             fits(cell, r.DiscoveredCell)
+        fits(cellctl.map_cell_and_hosts(dbs).data, r.MapCellAndHostsData)
         waited = cellctl.discover_hosts(
             dbs, wait=WaitSpec(expect=("cmp1", "ghost"), timeout=0.5, interval=0.1))
         fits(waited.data, r.DiscoverHostsData)
@@ -219,11 +229,21 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
             fits(row, r.IronicNodeRow)
         for row in cellctl.ironic_ring(dbs, summary=True, joining=["bm2"]).table.rows:
             fits(row, r.IronicRingServiceRow)
+        setup = cellctl.simple_cell_setup(dbs)
+        assert setup.code == 0, setup.messages
+        fits(setup.data, r.SimpleCellSetupData)
+        for synced in (cellctl.api_db_sync(dbs), cellctl.db_sync(dbs, all_cells=True)):
+            assert synced.code == 0, synced.messages
+            fits(synced.data, r.SchemaSyncData)
+            for database in synced.data["databases"]:
+                fits(database, r.SyncedDatabase)
     # Every type met real values, optional keys included where a run above adds them.
     assert "created" in seen["MapCell0Data"] and "state" in seen["HostRow"]
     assert {"hosts", "missing", "timed_out"} <= seen["DiscoverHostsData"]
     assert "conflict" in seen["CellEnsureData"] and "changed" in seen["CellEnsureData"]
     assert "owner_after" in seen["IronicNodeRow"]
+    assert "ironic_nodes" in seen["RegisterServiceData"]
+    assert seen["SimpleCellSetupData"] == r.SimpleCellSetupData.__optional_keys__
     assert "nodes_owned_after" in seen["IronicRingServiceRow"]
     assert set(probed.data) == r.StatusData.__required_keys__ | {"connectivity"}
 

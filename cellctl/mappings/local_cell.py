@@ -18,6 +18,7 @@ from cellctl.mappings.hosts import host_key, map_hosts, mapped_cells, mark_nodes
 from cellctl.paging import keyset_pages
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.results import MapCellAndHostsData
 from cellctl.tables.api import cell_mappings as cm
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
@@ -40,7 +41,7 @@ def map_cell_and_hosts(
     name: str | None = None,
     verbose: bool = False,
     progress: Progress = NO_PROGRESS,
-) -> Result:
+) -> Result[MapCellAndHostsData, None]:
     """Map ``[database]`` as a cell with its compute hosts (Nova's map_cell_and_hosts).
 
     Hosts go to the cell some of them are already mapped to, else to the cell
@@ -49,7 +50,7 @@ def map_cell_and_hosts(
     ``cell_created``, ``compute_nodes`` (live nodes read) and ``hosts_mapped``
     (the hosts this run mapped).
     """
-    result = Result()
+    result: Result[MapCellAndHostsData, None] = Result()
     transport = resolve_transport_url(dbs, transport_url, result)
     if transport is None:
         return result
@@ -75,7 +76,8 @@ def map_cell_and_hosts(
         progress.finish()
     if verbose:
         result.info(cell.uuid)
-    result.data.update(cell_uuid=cell.uuid, cell_created=created, hosts_mapped=mapped)
+    result.data.update({"cell_uuid": cell.uuid, "cell_created": created,
+                        "hosts_mapped": mapped})
     return result
 
 

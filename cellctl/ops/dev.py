@@ -17,6 +17,7 @@ from cellctl.db import Databases
 from cellctl.ids import canonical_uuid
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.results import AddInstancesData
 from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 def add_instances(dbs: Databases, *, count: int, host: str | None = None, deleted: int = 0,
                   node: str | None = None, ironic: bool = False,
-                  progress: Progress = NO_PROGRESS, force: bool = False) -> Result:
+                  progress: Progress = NO_PROGRESS, force: bool = False
+                  ) -> Result[AddInstancesData, None]:
     """Add ``count`` fake instances to ``[database]``; the oldest ``deleted`` are soft-deleted.
 
     Their ``node`` is ``host`` (a libvirt-like compute), or ``node`` (an
@@ -40,7 +42,7 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
     many Ironic nodes ``host`` reports that have no live instance yet, as
     Nova's Ironic driver places them.
     """
-    result = Result()
+    result: Result[AddInstancesData, None] = Result()
     # Arguments as the caller passes them: "--count" on the command line, "count=" in Python.
     arg = {name: dbs.settings.argument(name, f"--{name}")
            for name in ("count", "deleted", "node", "ironic", "host")}

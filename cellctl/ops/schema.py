@@ -10,6 +10,7 @@ from cellctl.cells.refs import CELL0_UUID
 from cellctl.db import Databases
 from cellctl.errors import CellctlError, nova_error_text, nova_exception
 from cellctl.result import Result
+from cellctl.results import SchemaSyncData, SchemaVersionData, SyncedDatabase
 from cellctl.urls import mask
 
 # Exit codes of the schema commands: 0 ok, FAILED a schema could not be synced.
@@ -23,22 +24,23 @@ class Target:
     cell0: bool = False
 
 
-def api_db_sync(dbs: Databases, *, version: str | None = None) -> Result:
+def api_db_sync(dbs: Databases, *, version: str | None = None
+                ) -> Result[SchemaSyncData, None]:
     """nova-manage's outcomes: 0 synced, 255 (its crash) when the API database cannot be
     used or the revision is unknown."""
     return _sync_all(dbs, "api", [Target("API database", dbs.api_url)], version, crash=True)
 
 
 def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = False,
-            local_cell: bool = False) -> Result:
+            local_cell: bool = False) -> Result[SchemaSyncData, None]:
     """Sync cell0 when mapped, then ``[database]``, and with ``all_cells`` every mapped
     cell; with ``local_cell`` (nova-manage's ``--local_cell``) ``[database]`` only.
 
     As nova-manage: cell0 first, and a cell0 that cannot be read or synced is its
     multi-line ``ERROR: Could not access cell0.`` text and exit 1, before ``[database]``
     is touched; ``[database]`` failing is its crash (255)."""
-    result = Result()
-    done: list[dict[str, object]] = []
+    result: Result[SchemaSyncData, None] = Result()
+    done: list[SyncedDatabase] = []
     local = dbs.settings.database_connection.value
     nova_deployment = beside_nova(dbs)
     cells: list[Target] = []
@@ -55,7 +57,7 @@ def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = Fal
             if synced.code:
                 result.code = synced.code
                 return result
-            done = (synced.data or {}).get("databases", [])
+            done = synced.data["databases"] if synced.data else []
     if not local and not cells:
         return result.error(
             "No cell database to sync: set [database] connection or map cell0 first", FAILED
@@ -70,16 +72,16 @@ def db_sync(dbs: Databases, *, version: str | None = None, all_cells: bool = Fal
     return synced
 
 
-def api_db_version(dbs: Databases) -> Result:
+def api_db_version(dbs: Databases) -> Result[SchemaVersionData, None]:
     return _version(migrate.schema_state(dbs.api, "api"), "API database")
 
 
-def db_version(dbs: Databases) -> Result:
+def db_version(dbs: Databases) -> Result[SchemaVersionData, None]:
     return _version(migrate.schema_state(dbs.local_cell, "cell"), "cell database")
 
 
-def _version(state: migrate.SchemaState, label: str) -> Result:
-    result = Result(data={"database": label, **state.as_dict()})
+def _version(state: migrate.SchemaState, label: str) -> Result[SchemaVersionData, None]:
+    result: Result[SchemaVersionData, None] = Result(data={"database": label, **state.as_dict()})
     result.info(f"{state.revision}")  # the revision alone on stdout, as nova-manage prints it
     if state.owner == "nova":
         result.note(f"The {label} schema is managed by Nova.")
@@ -116,16 +118,16 @@ def _unique(targets: list[Target]) -> list[Target]:
 
 def _sync_all(dbs: Databases, kind: migrate.Kind, targets: list[Target],
               version: str | None, *, nova_deployment: bool = False, crash: bool = False,
-              cell0_text: bool = False) -> Result:
+              cell0_text: bool = False) -> Result[SchemaSyncData, None]:
     """``crash``: the first target's failure is nova-manage's crash (255);
     ``cell0_text``: a failure is nova-manage's ``Could not access cell0`` text (1)."""
-    result = Result()
+    result: Result[SchemaSyncData, None] = Result()
     revision = version or "head"
     if revision.isdigit():
         return result.crash(
             "Invalid",
             "You requested an sqlalchemy-migrate database version; this is no longer supported")
-    rows = []
+    rows: list[SyncedDatabase] = []
     for target in targets:
         try:
             engine = dbs.engine_for_sync(target.url, target.label)

@@ -23,7 +23,7 @@ from cellctl.ids import canonical_uuid, new_uuid
 from cellctl.liveness import JUDGE_BATCH, UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.paging import chunks, collector_paused
 from cellctl.result import Column, Result, Rows, Table
-from cellctl.results import ServiceRow
+from cellctl.results import HeartbeatData, RegisterServiceData, ServiceRow
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import services as sv
@@ -85,7 +85,7 @@ def register_service(
     node_uuids: Sequence[str] = (),
     database_connection: str | None = None,
     force: bool = False,
-) -> Result:
+) -> Result[RegisterServiceData, None]:
     """Add ``host``'s service (and, for nova-compute, its compute node) to the cell.
 
     With ``hypervisor_type='ironic'`` the service's compute nodes are Ironic
@@ -96,7 +96,7 @@ def register_service(
     Idempotent and safe to run concurrently: rows that exist already (by
     Nova's unique keys) are left untouched.
     """
-    result = Result()
+    result: Result[RegisterServiceData, None] = Result()
     arg = dbs.settings.argument
     if not _valid_name(host, arg("host", "--host"), result) or not _valid_name(
             binary, arg("binary", "--binary"), result):
@@ -148,7 +148,8 @@ def register_service(
         "compute_node_created": node_created,
     }
     if ironic:
-        result.data.update(ironic_nodes_added=added, ironic_nodes=reported)
+        result.data["ironic_nodes_added"] = added
+        result.data["ironic_nodes"] = reported
     return result
 
 
@@ -232,7 +233,7 @@ def heartbeat(
     wait: Callable[[float], bool] | None = None,
     database_connection: str | None = None,
     force: bool = False,
-) -> Result:
+) -> Result[HeartbeatData, None]:
     """Report "I'm OK" for ``host``'s service every ``interval`` seconds, ``count`` times
     or until ``wait`` (sleeps up to the given seconds) returns True: asked to stop.
 
@@ -241,7 +242,7 @@ def heartbeat(
     ``last_seen_up`` and ``updated_at``). A beat that fails after the first
     one is counted as missed and the next is tried, as a Nova service does.
     """
-    result = Result()
+    result: Result[HeartbeatData, None] = Result()
     # The CLI has parsed and checked both (cellctl.cli.arguments); a Python caller may not.
     if not interval > 0:
         result.error(f"interval must be a positive number of seconds, got {interval!r}", BAD_INPUT)
@@ -281,7 +282,8 @@ def heartbeat(
 def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
                         service: ServiceRecord, seconds: float,
                         beats_wanted: int | None, wait: Callable[[float], bool],
-                        result: Result) -> Result:
+                        result: Result[HeartbeatData, None]
+                        ) -> Result[HeartbeatData, None]:
     from cellctl.errors import CellctlError
     from cellctl.interrupts import received
 

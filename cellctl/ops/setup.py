@@ -11,6 +11,7 @@ is set up and changes nothing.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 from cellctl import migrate
 from cellctl.cells.cell0 import beside_nova, map_cell0
@@ -22,6 +23,7 @@ from cellctl.mappings.cell_instances import map_cell_instances
 from cellctl.mappings.local_cell import map_cell_and_hosts
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result
+from cellctl.results import SimpleCellSetupData
 
 
 class SimpleCellSetupExit(IntEnum):
@@ -33,14 +35,15 @@ class SimpleCellSetupExit(IntEnum):
 
 
 def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
-                      progress: Progress = NO_PROGRESS) -> Result:
+                      progress: Progress = NO_PROGRESS
+                      ) -> Result[SimpleCellSetupData, None]:
     """Exit 0 done (or already done), 1 no compute hosts, or transport URL missing or
     invalid (then nothing is written)."""
-    result = Result()
+    result: Result[SimpleCellSetupData, None] = Result()
     transport = resolve_transport_url(dbs, transport_url, result)
     if transport is None:
         return result
-    data: dict[str, object] = {}
+    data: SimpleCellSetupData = {}
     result.data = data
 
     cell0 = _absorb(result, map_cell0(dbs))
@@ -50,8 +53,9 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
     data["cell0_schema"] = _sync_cell0(dbs, result)
 
     cell = _absorb(result, map_cell_and_hosts(dbs, transport_url=transport, progress=progress))
-    data.update(cell_uuid=cell.get("cell_uuid"), cell_created=cell.get("cell_created"),
-                hosts_mapped=cell.get("hosts_mapped"))
+    data["cell_uuid"] = cell.get("cell_uuid")
+    data["cell_created"] = cell.get("cell_created")
+    data["hosts_mapped"] = cell.get("hosts_mapped")
     if not cell.get("compute_nodes"):
         result.code = SimpleCellSetupExit.NO_HOSTS  # "No hosts found to map to cell, exiting."
         return result
@@ -64,7 +68,7 @@ def simple_cell_setup(dbs: Databases, *, transport_url: str | None = None,
     return result
 
 
-def _absorb(result: Result, step: Result) -> dict[str, object]:
+def _absorb(result: Result, step: Result) -> dict[str, Any]:
     """Take a step's messages (and failure code) into ``result``; return the step's data."""
     result.messages.extend(step.messages)
     result.unreachable_cells.extend(step.unreachable_cells)
