@@ -358,3 +358,74 @@ class AddInstancesData(TypedDict):
     added: int
     deleted: int
     database: str | None
+
+
+# --- deleting hosts and cells --------------------------------------------------
+
+
+class CellService(TypedDict):
+    """A live service a cell database holds (``delete_host``/``delete_cell``)."""
+
+    id: int
+    host: str | None
+    binary: str | None
+    disabled: bool
+
+
+class CellComputeNode(TypedDict):
+    """A live compute node a cell database holds (``delete_host``/``delete_cell``)."""
+
+    id: int
+    host: str | None
+    hypervisor_hostname: str | None
+    uuid: str | None
+
+
+class CellContentsData(TypedDict):
+    """What a cell database holds on a host or in the whole cell; at most 20 UUIDs named."""
+
+    live_instances: int
+    live_instance_uuids: list[str]
+    deleted_instances: int  # soft-deleted, not archived yet
+    services: list[CellService]
+    compute_nodes: list[CellComputeNode]
+
+
+class DeleteHostData(TypedDict):
+    """``delete_host``: deleted, or why not. ``reasons`` and the keys after it come with a
+    refusal or ``dry_run``; ``mapped_to`` when the host is in another cell."""
+
+    host: str
+    cell_uuid: str
+    deleted: bool
+    dry_run: NotRequired[bool]
+    nodes_unmapped: NotRequired[int]  # once deleted
+    mapped_to: NotRequired[str]
+    live_instances: NotRequired[int]
+    live_instance_uuids: NotRequired[list[str]]
+    deleted_instances: NotRequired[int]
+    services: NotRequired[list[CellService]]
+    compute_nodes: NotRequired[list[CellComputeNode]]
+    reasons: NotRequired[list[str]]
+
+
+class DeleteCellData(TypedDict):
+    """``delete_cell``: deleted (the ``_deleted`` counts), or with ``dry_run`` or a refusal
+    what is in the cell and ``reasons`` (what to run first)."""
+
+    uuid: str
+    deleted: bool
+    host_mappings_deleted: NotRequired[int]
+    instance_mappings_deleted: NotRequired[int]
+    name: NotRequired[str | None]
+    dry_run: NotRequired[bool]
+    force: NotRequired[bool]
+    hosts: NotRequired[list[str]]
+    instance_mappings: NotRequired[int]
+    cell_database_error: NotRequired[str]  # the cell database could not be read
+    live_instances: NotRequired[int]
+    live_instance_uuids: NotRequired[list[str]]
+    deleted_instances: NotRequired[int]
+    services: NotRequired[list[CellService]]
+    compute_nodes: NotRequired[list[CellComputeNode]]
+    reasons: NotRequired[list[str]]

@@ -237,6 +237,25 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
             fits(synced.data, r.SchemaSyncData)
             for database in synced.data["databases"]:
                 fits(database, r.SyncedDatabase)
+        for refused in (cellctl.delete_host(dbs, cell_uuid=uuid, host="cmp1", dry_run=True),
+                        cellctl.delete_host(dbs, cell_uuid=uuid, host="ghost")):
+            assert refused.code != 0
+            fits(refused.data, r.DeleteHostData)
+        planned = cellctl.delete_cell(dbs, cell_uuid=uuid, dry_run=True)
+        fits(planned.data, r.DeleteCellData)
+        for service in planned.data["services"]:
+            fits(service, r.CellService)
+        for node in planned.data["compute_nodes"]:
+            fits(node, r.CellComputeNode)
+        gone = cellctl.delete_host(dbs, cell_uuid=uuid, host="bm1")
+        assert gone.code == 0, gone.messages
+        fits(gone.data, r.DeleteHostData)
+        empty = cellctl.create_cell(dbs, name="empty", transport_url="rabbit://h/empty",
+                                    database_connection=f"sqlite:///{tmp_path}/empty.db")
+        assert empty.code == 0, empty.messages
+        deleted = cellctl.delete_cell(dbs, cell_uuid=empty.data["uuid"])
+        assert deleted.code == 0, deleted.messages
+        fits(deleted.data, r.DeleteCellData)
     # Every type met real values, optional keys included where a run above adds them.
     assert "created" in seen["MapCell0Data"] and "state" in seen["HostRow"]
     assert {"hosts", "missing", "timed_out"} <= seen["DiscoverHostsData"]
@@ -244,6 +263,8 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
     assert "owner_after" in seen["IronicNodeRow"]
     assert "ironic_nodes" in seen["RegisterServiceData"]
     assert seen["SimpleCellSetupData"] == r.SimpleCellSetupData.__optional_keys__
+    assert {"live_instances", "reasons", "nodes_unmapped"} <= seen["DeleteHostData"]
+    assert {"reasons", "host_mappings_deleted", "services"} <= seen["DeleteCellData"]
     assert "nodes_owned_after" in seen["IronicRingServiceRow"]
     assert set(probed.data) == r.StatusData.__required_keys__ | {"connectivity"}
 

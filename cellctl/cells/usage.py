@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Connection
+
+    from cellctl.results import CellContentsData
 
 # Instance UUIDs named per host or cell; the counts are always complete.
 SAMPLE = 20
@@ -30,8 +32,8 @@ class CellContents:
     services: list[dict[str, Any]] = field(default_factory=list)  # live: id, host, binary
     compute_nodes: list[dict[str, Any]] = field(default_factory=list)  # live: id, host, uuid
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> CellContentsData:
+        return cast("CellContentsData", asdict(self))
 
 
 def cell_contents(conn: Connection, hosts: Sequence[str] | None = None) -> CellContents:

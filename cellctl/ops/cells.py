@@ -23,7 +23,13 @@ from cellctl.db import Databases
 from cellctl.ids import new_uuid
 from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.results import CellRow, CreateCellData, MapCell0Data, UpdateCellData
+from cellctl.results import (
+    CellRow,
+    CreateCellData,
+    DeleteCellData,
+    MapCell0Data,
+    UpdateCellData,
+)
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
@@ -203,7 +209,7 @@ def update_cell(
 
 
 def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False,
-                dry_run: bool = False) -> Result:
+                dry_run: bool = False) -> Result[DeleteCellData, None]:
     """Delete a cell mapping; refuse while hosts (without --force) or live instances remain.
 
     With --force the cell's host and instance mappings go too, and its compute
@@ -220,7 +226,7 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False,
     from cellctl.tables.api import host_mappings as hm
     from cellctl.tables.api import instance_mappings as im
 
-    result = Result()
+    result: Result[DeleteCellData, None] = Result()
     with dbs.api.connect() as conn:
         cell = load_cell(conn, result, cell_uuid, DeleteCellExit.NOT_FOUND)
         if cell is None:
@@ -230,14 +236,11 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False,
         instance_mappings = int(conn.execute(
             select(func.count()).select_from(im).where(im.c.cell_id == cell.id)).scalar() or 0)
     has_hosts, has_instance_mappings = bool(hosts), bool(instance_mappings)
-    explained = _explain_cell(dbs, cell, hosts, instance_mappings, force, dry_run) \
-        if (dry_run or has_hosts or has_instance_mappings) else None
-    result.data = explained
-    if dry_run and explained is not None:
-        for line in explained.pop("lines"):
-            result.info(line)
-    elif explained is not None:
-        explained.pop("lines")
+    if dry_run or has_hosts or has_instance_mappings:
+        result.data, lines = _explain_cell(dbs, cell, hosts, instance_mappings, force, dry_run)
+        if dry_run:
+            for line in lines:
+                result.info(line)
     if has_hosts and not force:
         return result.error(f"There are existing hosts mapped to cell with uuid {uuid}.",
                             DeleteCellExit.HAS_HOSTS)
@@ -279,14 +282,13 @@ def delete_cell(dbs: Databases, *, cell_uuid: str, force: bool = False,
 
 
 def _explain_cell(dbs: Databases, cell: Any, hosts: list[str], instance_mappings: int,
-                  force: bool, dry_run: bool) -> dict[str, Any]:
-    """What is in the cell and what to run first, for ``--dry-run`` and a refusal's JSON.
-
-    ``lines`` is the text for people. A cell whose database cannot be read is
+                  force: bool, dry_run: bool) -> tuple[DeleteCellData, list[str]]:
+    """What is in the cell and what to run first, for ``--dry-run`` and a refusal's JSON,
+    and the text for people. A cell whose database cannot be read is
     explained from the API database alone, and says so.
     """
     ref = CellRef(cell.id, cell.uuid, cell.name, cell.database_connection)
-    data: dict[str, Any] = {"uuid": cell.uuid, "name": cell.name, "deleted": False,
+    data: DeleteCellData = {"uuid": cell.uuid, "name": cell.name, "deleted": False,
                             "dry_run": dry_run, "force": force, "hosts": hosts,
                             "instance_mappings": instance_mappings}
     lines = [f"The {ref.label}: {len(hosts)} mapped host(s)"
@@ -300,11 +302,10 @@ def _explain_cell(dbs: Databases, cell: Any, hosts: list[str], instance_mappings
         except CellUnreachable as exc:
             data["cell_database_error"] = str(exc)
             lines.append(f"The cell database could not be read: {exc}")
-    data.update(contents.as_dict())
-    data["reasons"] = cell_advice(ref.label, contents, hosts, instance_mappings)
-    lines += describe(f"in {ref.label}", contents) + numbered(data["reasons"])
-    data["lines"] = lines
-    return data
+    reasons = cell_advice(ref.label, contents, hosts, instance_mappings)
+    data = {**data, **contents.as_dict(), "reasons": reasons}
+    lines += describe(f"in {ref.label}", contents) + numbered(reasons)
+    return data, lines
 
 
 def _has_living_instances(dbs: Databases, cell: Any) -> bool:

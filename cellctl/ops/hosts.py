@@ -59,7 +59,7 @@ from cellctl.mappings.local_cell import map_cell_and_hosts as map_cell_and_hosts
 from cellctl.paging import collector_paused, count_rows, page_after
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Column, Result, Rows, Table
-from cellctl.results import DiscoverHostsData, HostRow
+from cellctl.results import DeleteHostData, DiscoverHostsData, HostRow
 from cellctl.tables.api import cell_mappings as cm
 from cellctl.tables.api import host_mappings as hm
 from cellctl.writes.galera import Contention
@@ -366,7 +366,8 @@ def _host_states(dbs: Databases, cells: dict[int, CellRef], rows: list[tuple[str
     return {by_uuid[cell_uuid]: states for cell_uuid, (states, _) in found.items()}
 
 
-def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = False) -> Result:
+def delete_host(dbs: Databases, *, cell_uuid: str, host: str,
+                dry_run: bool = False) -> Result[DeleteHostData, None]:
     """Delete a host mapping (Nova's checks, in Nova's order).
 
     Exit 0 deleted, 1 cell not found, 2 host not mapped, 3 host mapped to another
@@ -379,7 +380,7 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = Fa
     first, and exit with the code the delete would have. A refusal carries the
     same reasons in ``data`` (JSON) and prints nothing more than before.
     """
-    result = Result()
+    result: Result[DeleteHostData, None] = Result()
     with dbs.api.connect() as conn:
         cell = load_cell(conn, result, cell_uuid, DeleteHostExit.CELL_NOT_FOUND)
         if cell is None:
@@ -394,8 +395,9 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = Fa
         return _dry_run_lines(result, dry_run).error(f"The host {host} was not found.",
                                                     DeleteHostExit.HOST_NOT_FOUND)
     if mapped.cell_id != cell.id:
-        result.data.update(mapped_to=mapped.uuid, reasons=[
-            f"The host {host} is mapped to cell {mapped.uuid}, not to {label}."])
+        result.data["mapped_to"] = mapped.uuid
+        result.data["reasons"] = [
+            f"The host {host} is mapped to cell {mapped.uuid}, not to {label}."]
         return _dry_run_lines(result, dry_run).error(
             f"The host {host} was not found in the cell {uuid}.",
             DeleteHostExit.HOST_IN_OTHER_CELL)
@@ -404,7 +406,8 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str, dry_run: bool = Fa
         busy = conn.execute(hosts_with_instances([host]).limit(1)).first() is not None
         if busy or dry_run:
             contents = cell_contents(conn, [host])
-            result.data.update(contents.as_dict(), reasons=host_advice(host, label, contents))
+            result.data = {**result.data, **contents.as_dict(),
+                           "reasons": host_advice(host, label, contents)}
             if dry_run:
                 result.info("Refused: there are instances on the host." if busy else
                              f"Would delete the host mapping of {host} in {label} and mark "
