@@ -117,6 +117,8 @@ _EXPORTS = {
     "CellContentsData": "cellctl.results",
     "DeleteHostData": "cellctl.results",
     "DeleteCellData": "cellctl.results",
+    "IronicMoveCheck": "cellctl.results",
+    "IronicMoveRow": "cellctl.results",
 }
 
 __all__ = [
@@ -145,6 +147,8 @@ __all__ = [
     "HeartbeatData",
     "HostRow",
     "InvalidURL",
+    "IronicMoveCheck",
+    "IronicMoveRow",
     "IronicNodeRow",
     "IronicOwnerNodeRow",
     "IronicOwnerServiceRow",
@@ -259,6 +263,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         DiscoverHostsData,
         HeartbeatData,
         HostRow,
+        IronicMoveCheck,
+        IronicMoveRow,
         IronicNodeRow,
         IronicOwnerNodeRow,
         IronicOwnerServiceRow,

@@ -261,6 +261,29 @@ class IronicOwnerServiceRow(TypedDict):
     source: str
 
 
+class IronicMoveCheck(TypedDict):
+    """A check ``ironic_move`` made of a node's move (``check`` names it)."""
+
+    check: str
+    passed: bool
+    detail: str
+
+
+class IronicMoveRow(TypedDict):
+    """``ironic_move``: a node's planned (or made) move; ``status`` ready, refused, moved,
+    not moved or already moved; ``failed_checks`` the names of the checks that failed."""
+
+    node: str
+    cell_uuid: str | None  # None: no cell has the node
+    cell_name: str | None
+    source: str
+    destination: str | None
+    instance_uuid: str | None
+    status: str
+    checks: list[IronicMoveCheck]
+    failed_checks: list[str]
+
+
 IronicRingRow = IronicNodeRow | IronicRingServiceRow  # ironic_ring: nodes, or the summary
 IronicOwnersRow = IronicOwnerNodeRow | IronicOwnerServiceRow  # ironic_owners: nodes, or services
 

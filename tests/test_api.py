@@ -229,6 +229,16 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
             fits(row, r.IronicNodeRow)
         for row in cellctl.ironic_ring(dbs, summary=True, joining=["bm2"]).table.rows:
             fits(row, r.IronicRingServiceRow)
+        planned_moves = [cellctl.ironic_move(dbs, source="bm1", destination="cmp1"),
+                         cellctl.ironic_move(dbs, source="bm1", rebalance=True,
+                                             nodes=["6e1c6e1c-0000-4000-8000-000000000001"])]
+        for move in planned_moves:
+            for row in move.table.rows:
+                fits(row, r.IronicMoveRow)
+                for check in row["checks"]:
+                    fits(check, r.IronicMoveCheck)
+        assert [len(move.table.rows) for move in planned_moves] == [2, 1]
+        assert planned_moves[1].table.rows[0]["cell_uuid"] is None  # no cell has that node
         setup = cellctl.simple_cell_setup(dbs)
         assert setup.code == 0, setup.messages
         fits(setup.data, r.SimpleCellSetupData)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 
@@ -44,6 +44,7 @@ from cellctl.ids import canonical_uuid
 from cellctl.ironic.ring import IronicService, judge_services, read_services, ring_members
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
+from cellctl.results import IronicMoveCheck, IronicMoveRow
 from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
@@ -109,10 +110,10 @@ class _Move:
     node_name: str
     source: IronicService | None
     destination: IronicService | None
-    checks: list[dict[str, Any]]
+    checks: list[IronicMoveCheck]
     status: str
 
-    def row(self, source_host: str) -> dict[str, Any]:
+    def row(self, source_host: str) -> IronicMoveRow:
         return {
             "node": self.node_name, "cell_uuid": self.cell.uuid, "cell_name": self.cell.name,
             "source": self.node.host if self.node else source_host,
@@ -133,7 +134,7 @@ def ironic_move(
     nodes: Sequence[str] = (),
     cell: str | None = None,
     apply: bool = False,
-) -> Result:
+) -> Result[None, IronicMoveRow]:
     """Plan (and with ``apply`` make) the move of ``source``'s Ironic nodes.
 
     To ``destination``, or with ``rebalance`` to each node's owner on the ring
@@ -142,7 +143,7 @@ def ironic_move(
     moved, 1 bad input, 2 a node refused, 3 nothing to move, 4 a cell could not
     be read or written (see the constants).
     """
-    result = Result()
+    result: Result[None, IronicMoveRow] = Result()
     wanted = _valid(result, source, destination, rebalance, nodes)
     if wanted is None or source is None:
         return result
@@ -297,8 +298,8 @@ def _plan(ref: CellRef, held: _Cell, verdicts: list[bool | None], source: str,
     return moves
 
 
-def _unknown_nodes(wanted: list[str], rows: list[dict[str, Any]], source: str,
-                   destination: str | None) -> list[dict[str, Any]]:
+def _unknown_nodes(wanted: list[str], rows: list[IronicMoveRow], source: str,
+                   destination: str | None) -> list[IronicMoveRow]:
     """A refused row for each asked node that no cell read has (none was left out)."""
     seen = {row["node"] for row in rows}
     check = _check(REPORTED_BY_SOURCE, False, "no cell has an Ironic compute node of this UUID")
@@ -308,13 +309,13 @@ def _unknown_nodes(wanted: list[str], rows: list[dict[str, Any]], source: str,
             for node in wanted if node not in seen]
 
 
-def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
+def _check(name: str, passed: bool, detail: str) -> IronicMoveCheck:
     return {"check": name, "passed": passed, "detail": detail}
 
 
 def _checks(node: _Node, source: IronicService | None, target: IronicService | None,
             target_up: bool | None, destination: str | None,
-            members: set[str] | None) -> list[dict[str, Any]]:
+            members: set[str] | None) -> list[IronicMoveCheck]:
     if source is None:
         forced = _check(SOURCE_FORCED_DOWN, False, f"no nova-compute service on {node.host}")
     else:
@@ -399,7 +400,7 @@ def _recheck_failed(move: _Move, why: str) -> None:
 # --- the outcome ------------------------------------------------------------------
 
 
-def _conclude(result: Result, rows: list[dict[str, Any]], apply: bool) -> None:
+def _conclude(result: Result, rows: list[IronicMoveRow], apply: bool) -> None:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
