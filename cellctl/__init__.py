@@ -119,11 +119,15 @@ _EXPORTS = {
     "DeleteCellData": "cellctl.results",
     "IronicMoveCheck": "cellctl.results",
     "IronicMoveRow": "cellctl.results",
+    "AuditFinding": "cellctl.results",
+    "AuditData": "cellctl.results",
 }
 
 __all__ = [
     "NO_PROGRESS",
     "AddInstancesData",
+    "AuditData",
+    "AuditFinding",
     "CellCheck",
     "CellCheckData",
     "CellComputeNode",
@@ -246,6 +250,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from cellctl.result import Column, Message, Result, Table
     from cellctl.results import (
         AddInstancesData,
+        AuditData,
+        AuditFinding,
         CellCheck,
         CellCheckData,
         CellComputeNode,

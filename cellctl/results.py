@@ -202,6 +202,31 @@ class ConfigRow(TypedDict):
     source: str
 
 
+# --- audit ---------------------------------------------------------------------
+
+
+class AuditFinding(TypedDict):
+    """``audit``: one inconsistency; ``kind`` one of the audit's kinds, ``cell_uuid`` None
+    for the kinds that have no cell."""
+
+    kind: str
+    cell_uuid: str | None
+    cell_name: str | None
+    subject: str
+    detail: str
+    fixable: bool
+
+
+class AuditData(TypedDict):
+    """``audit``: the listed findings (at most ``limit`` a kind); ``counts`` every finding
+    by kind, ``fixed`` the ones repaired by kind (``fix``)."""
+
+    findings: list[AuditFinding]
+    counts: dict[str, int]
+    fixed: dict[str, int]
+    unreachable_cells: list[str]
+
+
 # --- Ironic --------------------------------------------------------------------
 
 

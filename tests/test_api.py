@@ -203,6 +203,12 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
         fits(mapped.data, r.MapInstancesData)
         instance = mapped.data["marker"] or _an_instance(dbs)
         fits(cellctl.verify_instance(dbs, instance_uuid=instance).data, r.VerifyInstanceData)
+        assert cellctl.add_instances(dbs, count=2, host="cmp1").code == 0  # not mapped
+        audited = cellctl.audit(dbs)
+        fits(audited.data, r.AuditData)
+        for finding in [*audited.data["findings"], *audited.table.rows]:
+            fits(finding, r.AuditFinding)
+        assert audited.data["counts"]["instance_without_mapping"] == 2
         for row in cellctl.list_services(dbs).table.rows:
             fits(row, r.ServiceRow)
         health = cellctl.status(dbs)

@@ -31,6 +31,7 @@ from cellctl.ops.audit.checks import (
 )
 from cellctl.ops.audit.hosts import check_hosts
 from cellctl.result import Column, Result, Table
+from cellctl.results import AuditData, AuditFinding
 
 
 class AuditExit(IntEnum):
@@ -65,7 +66,7 @@ def audit(
     limit: int | None = None,
     build_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> Result:
+) -> Result[AuditData, AuditFinding]:
     """Find (and with ``fix`` repair) inconsistencies between the API database and cells.
 
     ``kinds`` limits the checks (default: all); ``cell_uuid`` limits the
@@ -74,7 +75,7 @@ def audit(
     found, 1 findings remain (after ``fix``: those it could not or may not
     repair) or bad input, 2 a cell could not be read (the others are audited).
     """
-    result = Result()
+    result: Result[AuditData, AuditFinding] = Result()
     wanted = _kinds(kinds, result)
     cap = _positive_int(limit, DEFAULT_LIMIT, "--limit", result)
     patience = _seconds(build_timeout, result)
@@ -153,7 +154,8 @@ def _run_checks(run: Audit) -> None:
         hosts.result()
 
 
-def _result(result: Result, run: Audit, cells: list[CellRef]) -> Result:
+def _result(result: Result[AuditData, AuditFinding], run: Audit,
+            cells: list[CellRef]) -> Result[AuditData, AuditFinding]:
     found = run.found
     run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
     listing = [finding for kind in found.counts for finding in

@@ -50,6 +50,8 @@ from cellctl.writes.transactions import write_transaction
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine, Row
 
+    from cellctl.results import AuditFinding
+
 T = TypeVar("T")
 
 INSTANCE_WITHOUT_MAPPING = "instance_without_mapping"
@@ -82,7 +84,7 @@ class Finding:
     detail: str
     fixable: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> AuditFinding:
         return {"kind": self.kind, "cell_uuid": self.cell_uuid, "cell_name": self.cell_name,
                 "subject": self.subject, "detail": self.detail, "fixable": self.fixable}
 
