@@ -285,6 +285,18 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
     assert set(probed.data) == r.StatusData.__required_keys__ | {"connectivity"}
 
 
+def test_every_operation_declares_its_types():
+    """No exported operation returns an untyped Result (issue 18)."""
+    import inspect
+
+    operations = {name: getattr(cellctl, name) for name in cellctl.__all__
+                  if name[0].islower() and name not in {"resolve", "__version__"}}
+    annotations = {name: str(inspect.signature(op).return_annotation)
+                   for name, op in operations.items()}
+    assert len(annotations) >= 28
+    assert {name: a for name, a in annotations.items() if not a.startswith("Result[")} == {}
+
+
 def _an_instance(dbs) -> str:
     from sqlalchemy import select
 
