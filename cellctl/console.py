@@ -54,7 +54,7 @@ def nova_manage() -> NoReturn:
 
 
 def _run(*, stand_in: bool) -> NoReturn:
-    install()
+    install(exit_interrupted)
     try:
         if stand_in:
             from cellctl.cli import nova_manage as stand_in_main

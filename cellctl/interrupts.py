@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -44,9 +47,27 @@ def _not_the_interrupt(record: logging.LogRecord) -> bool:
     return not isinstance(exc, Interrupted)
 
 
-def install() -> None:
+_lost: list[Callable[[], Any]] = []
+
+
+def _unraisable(unraisable: Any) -> None:
+    """An ``Interrupted`` raised where Python cannot propagate it (a weakref callback of
+    the import machinery, a ``__del__``) would be printed with a traceback and then
+    lost: the program ends there as it ends for every interrupt (``install``'s
+    ``exit``). Anything else is Python's to report."""
+    if isinstance(unraisable.exc_value, Interrupted) and _lost:
+        _lost[0]()
+    sys.__unraisablehook__(unraisable)
+
+
+def install(exit: Callable[[], Any] | None = None) -> None:
+    """The handlers; ``exit`` ends the program at once for an interrupt raised where it
+    cannot propagate."""
     for sig in EXIT_CODES:
         signal.signal(sig, _handler)
+    if exit is not None:
+        _lost[:] = [exit]
+        sys.unraisablehook = _unraisable
     # Libraries' unhandled log records go to logging.lastResort (cellctl configures
     # no logging handler).
     if logging.lastResort is not None:
