@@ -98,6 +98,8 @@ def create_engine(url: str, *, label: str = "database", must_exist: bool = True,
         execution = context.execution_context
         if execution is not None and execution.execution_options.get("skip_user_error_events"):
             return
+        if not isinstance(context.original_exception, Exception):
+            return  # an interrupt (cellctl.interrupts) stays one: never "cell unreachable"
         error = translate_error(context.original_exception, url, label)
         error.driver_text = str(context.sqlalchemy_exception)
         error.connecting = context.connection is None or context.is_disconnect

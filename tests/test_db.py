@@ -79,6 +79,28 @@ def test_errors_are_one_masked_line(backend_no_pg, tmp_path):
     assert "API database" in message
 
 
+def test_an_interrupt_inside_a_statement_stays_an_interrupt(api_engine):
+    """A signal whose handler raises while SQLAlchemy runs a statement (seen under load:
+    inside its result set-up) reaches the engine's error translation: it must come out
+    as the interrupt, not as a one-line DatabaseError that a caller tolerating an
+    unreachable cell would swallow (``discover_hosts --expect`` then polled on)."""
+    import signal
+
+    from cellctl.interrupts import Interrupted
+
+    def interrupt(*_args: object) -> None:
+        raise Interrupted(signal.SIGTERM)
+
+    sa.event.listen(api_engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(Interrupted), api_engine.connect() as conn:
+            conn.execute(sa.select(cell_mappings.c.uuid))
+    finally:
+        sa.event.remove(api_engine, "before_cursor_execute", interrupt)
+    with api_engine.connect() as conn:  # the engine is still usable
+        assert conn.execute(sa.select(cell_mappings.c.uuid)).scalars().all() == ["c1"]
+
+
 def test_missing_schema_is_reported_as_such(dbfactory):
     engine = create_engine(dbfactory.new("empty"), label="API database", must_exist=False)
     try:
