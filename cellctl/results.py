@@ -439,16 +439,11 @@ class CellContentsData(TypedDict):
     compute_nodes: list[CellComputeNode]
 
 
-class DeleteHostData(TypedDict):
-    """``delete_host``: deleted, or why not. ``reasons`` and the keys after it come with a
-    refusal or ``dry_run``; ``mapped_to`` when the host is in another cell."""
+class DeleteRefusalData(TypedDict):
+    """What ``delete_host`` and ``delete_cell`` add with a refusal or ``dry_run``: what
+    the cell database holds (CellContentsData's keys) and ``reasons`` (what to run first)."""
 
-    host: str
-    cell_uuid: str
-    deleted: bool
     dry_run: NotRequired[bool]
-    nodes_unmapped: NotRequired[int]  # once deleted
-    mapped_to: NotRequired[str]
     live_instances: NotRequired[int]
     live_instance_uuids: NotRequired[list[str]]
     deleted_instances: NotRequired[int]
@@ -457,23 +452,27 @@ class DeleteHostData(TypedDict):
     reasons: NotRequired[list[str]]
 
 
-class DeleteCellData(TypedDict):
+class DeleteHostData(DeleteRefusalData):
+    """``delete_host``: deleted, or why not (DeleteRefusalData's keys); ``mapped_to`` when
+    the host is in another cell."""
+
+    host: str
+    cell_uuid: str
+    deleted: bool
+    nodes_unmapped: NotRequired[int]  # once deleted
+    mapped_to: NotRequired[str]
+
+
+class DeleteCellData(DeleteRefusalData):
     """``delete_cell``: deleted (the ``_deleted`` counts), or with ``dry_run`` or a refusal
-    what is in the cell and ``reasons`` (what to run first)."""
+    what is in the cell (DeleteRefusalData's keys)."""
 
     uuid: str
     deleted: bool
     host_mappings_deleted: NotRequired[int]
     instance_mappings_deleted: NotRequired[int]
     name: NotRequired[str | None]
-    dry_run: NotRequired[bool]
     force: NotRequired[bool]
     hosts: NotRequired[list[str]]
     instance_mappings: NotRequired[int]
     cell_database_error: NotRequired[str]  # the cell database could not be read
-    live_instances: NotRequired[int]
-    live_instance_uuids: NotRequired[list[str]]
-    deleted_instances: NotRequired[int]
-    services: NotRequired[list[CellService]]
-    compute_nodes: NotRequired[list[CellComputeNode]]
-    reasons: NotRequired[list[str]]

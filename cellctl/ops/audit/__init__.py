@@ -159,7 +159,7 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
     found = run.found
     run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
     listing = [finding for kind in found.counts for finding in
-               sorted(found.listed[kind], key=lambda f: (f.cell_uuid or "", f.subject))]
+               sorted(found.listed[kind], key=lambda f: (f["cell_uuid"] or "", f["subject"]))]
     for kind, count in found.counts.items():
         if count > len(found.listed[kind]):
             result.warn(f"{count} findings of kind {kind}: only the first "
@@ -169,7 +169,7 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
         repaired = sum(found.fixed.values())
         result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
     else:
-        fixable = sum(1 for f in listing if f.fixable)
+        fixable = sum(1 for f in listing if f["fixable"])
         shown = ("" if not fixable else f" ({fixable} listed ones fixable with --fix)"
                  if len(listing) == total else
                  f" ({fixable} of the {len(listing)} listed fixable with --fix)")
@@ -178,9 +178,9 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
         result.code = AuditExit.CELL_UNREACHABLE
     elif found.remaining() > 0:
         result.code = AuditExit.FINDINGS
-    result.table = Table(FINDING_COLUMNS, [f.as_dict() for f in listing])
+    result.table = Table(FINDING_COLUMNS, listing)
     result.data = {
-        "findings": [f.as_dict() for f in listing],
+        "findings": listing,
         "counts": dict(found.counts),
         "fixed": {kind: n for kind, n in found.fixed.items() if kind in FIXABLE_KINDS},
         "unreachable_cells": list(result.unreachable_cells),

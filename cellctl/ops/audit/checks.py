@@ -75,20 +75,6 @@ FIXABLE_KINDS = (
 # Kinds that have no cell.
 CELL_LESS_KINDS = (MAPPING_WITHOUT_CELL, LEFTOVER_MARKER)
 
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    cell_uuid: str | None
-    cell_name: str | None
-    subject: str
-    detail: str
-    fixable: bool
-
-    def as_dict(self) -> AuditFinding:
-        return {"kind": self.kind, "cell_uuid": self.cell_uuid, "cell_name": self.cell_name,
-                "subject": self.subject, "detail": self.detail, "fixable": self.fixable}
-
-
 @dataclass
 class Findings:
     """Every finding counted, the first ``limit`` of each kind kept; thread-safe."""
@@ -96,7 +82,7 @@ class Findings:
     kinds: Sequence[str]
     limit: int
     fix: bool
-    listed: dict[str, list[Finding]] = field(default_factory=dict)
+    listed: dict[str, list[AuditFinding]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     fixed: dict[str, int] = field(default_factory=dict)
     # Findings a re-check under the lock found gone (a concurrent writer repaired them).
@@ -121,9 +107,10 @@ class Findings:
         with self._lock:
             self.counts[kind] += 1
             if len(self.listed[kind]) < self.limit:
-                self.listed[kind].append(Finding(
-                    kind, cell.uuid if cell else None, cell.name if cell else None,
-                    subject, detail, fixable))
+                self.listed[kind].append({
+                    "kind": kind, "cell_uuid": cell.uuid if cell else None,
+                    "cell_name": cell.name if cell else None, "subject": subject,
+                    "detail": detail, "fixable": fixable})
 
     def repaired(self, kind: str, fixed: int, vanished: int = 0) -> None:
         with self._lock:
