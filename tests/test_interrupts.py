@@ -10,6 +10,7 @@ The codes measured per moment are written to the test's output (``-s``) and to
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import signal
 import subprocess
@@ -29,6 +30,9 @@ from hostsupport import add_hosts, cellctl_process, setup_cells
 # not cellctl's to handle; from then on, cellctl's start-up is under way.
 MOMENTS = (0.3, 0.6, 1.0, 1.5, 2.2)
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# Each moment once, the two signals taking turns: both signals early and late, five runs
+# a command rather than ten (the handler is one function for both).
+SIGNAL_AT_MOMENT = tuple(zip(itertools.cycle(SIGNALS), MOMENTS, strict=False))
 
 
 @pytest.fixture(params=["mysql", "postgresql"])
@@ -42,41 +46,41 @@ def server_cloud(request, tmp_path):
 def interrupt_at_moments(cloud: Cloud, args: list[str], label: str, tmp_path: Path,
                          finished: Callable[[], bool] | None = None,
                          ) -> list[tuple[str, str, float, str]]:
-    """Signal ``cellctl *args`` at each moment with each signal; return what happened.
+    """Signal ``cellctl *args`` at each moment (SIGNAL_AT_MOMENT); return what happened.
 
     ``finished``: whether the command's work is all done. A run that exits 0 although
     signalled is accepted only when it is (the signal came as it was exiting)."""
     table = []
-    for sig, code in SIGNALS.items():
-        for moment in MOMENTS:
-            process = cellctl_process(cloud, *args)
-            started = time.monotonic()
-            _wait_for_handlers(process)
-            time.sleep(max(0.0, moment - (time.monotonic() - started)))
-            if process.poll() is not None:  # finished before the moment: nothing left to do
-                _out, err = process.communicate()
-                # the command's own code (audit: 1 findings remain), not an interrupt
-                assert process.returncode in (0, 1), (moment, process.returncode, err)
-                table.append((label, sig.name, moment, f"finished ({process.returncode})"))
-                continue
-            process.send_signal(sig)
-            _out, err = process.communicate(timeout=60)
-            if (process.returncode == 0 and finished is not None
-                    and "ERROR" not in err and "Traceback" not in err):  # (a summary line)
-                assert finished(), (label, sig.name, moment, "exit 0 with work left")
-                table.append((label, sig.name, moment, "finished (0) as signalled"))
-                continue
-            lines = err.splitlines()
-            assert process.returncode == code, (label, sig.name, moment, process.returncode, err)
-            assert "Traceback" not in err, err
-            interrupted = f"Interrupted by {sig.name}: committed work is kept"
-            if "json" in args:  # messages are JSON lines on stderr
-                assert lines and json.loads(lines[-1])["message"].startswith(interrupted), err
-                assert sum('"level": "error"' in line for line in lines) == 1, err
-            else:
-                assert lines and lines[-1].startswith(f"ERROR: {interrupted}"), err
-                assert sum(line.startswith("ERROR") for line in lines) == 1, err
-            table.append((label, sig.name, moment, str(process.returncode)))
+    for sig, moment in SIGNAL_AT_MOMENT:
+        code = SIGNALS[sig]
+        process = cellctl_process(cloud, *args)
+        started = time.monotonic()
+        _wait_for_handlers(process)
+        time.sleep(max(0.0, moment - (time.monotonic() - started)))
+        if process.poll() is not None:  # finished before the moment: nothing left to do
+            _out, err = process.communicate()
+            # the command's own code (audit: 1 findings remain), not an interrupt
+            assert process.returncode in (0, 1), (moment, process.returncode, err)
+            table.append((label, sig.name, moment, f"finished ({process.returncode})"))
+            continue
+        process.send_signal(sig)
+        _out, err = process.communicate(timeout=60)
+        if (process.returncode == 0 and finished is not None
+                and "ERROR" not in err and "Traceback" not in err):  # (a summary line)
+            assert finished(), (label, sig.name, moment, "exit 0 with work left")
+            table.append((label, sig.name, moment, "finished (0) as signalled"))
+            continue
+        lines = err.splitlines()
+        assert process.returncode == code, (label, sig.name, moment, process.returncode, err)
+        assert "Traceback" not in err, err
+        interrupted = f"Interrupted by {sig.name}: committed work is kept"
+        if "json" in args:  # messages are JSON lines on stderr
+            assert lines and json.loads(lines[-1])["message"].startswith(interrupted), err
+            assert sum('"level": "error"' in line for line in lines) == 1, err
+        else:
+            assert lines and lines[-1].startswith(f"ERROR: {interrupted}"), err
+            assert sum(line.startswith("ERROR") for line in lines) == 1, err
+        table.append((label, sig.name, moment, str(process.returncode)))
     record = tmp_path / "interrupt-codes.txt"
     lines = "".join(f"{name:32} {sig:8} {at:5.2f} s  {code}\n" for name, sig, at, code in table)
     with record.open("a") as handle:
