@@ -125,14 +125,14 @@ def pretty_lines(headers: Sequence[str], count: int,
                  columns: Callable[[int, int], list[list[str]]]) -> Iterator[str] | None:
     """PrettyTable's lines for ``headers`` over ``count`` rows, whose cells
     ``columns(start, stop)`` gives a column at a time (each column's cells, as
-    strings), or None when a header or cell is not printable ASCII or there are
-    no rows.
+    strings), or None when a header or cell is not printable ASCII. No rows: the
+    frame and the header, as PrettyTable prints an empty table.
 
     Measured and checked a column at a time, CHUNK rows at a time, then written
     the same way (``columns`` is asked twice per chunk: nothing but a chunk is
     held), so the work per cell is C's (``len``, ``str.center``, ``str.join``).
     """
-    if not count or not _plain("".join(headers)):
+    if not _plain("".join(headers)):
         return None
     widths = [len(header) for header in headers]
     for start in range(0, count, CHUNK):

@@ -97,6 +97,18 @@ def test_the_fast_table_is_used_and_is_prettytables_for_a_big_listing() -> None:
     assert out.getvalue() == _pretty(Table(columns, list(rows))) + "\n"
 
 
+def test_an_empty_table_is_written_fast_as_prettytable_writes_it() -> None:
+    """An empty listing (list_cells on a new deployment) needs neither PrettyTable nor
+    wcwidth, whose import costs more than the rest of the command's rendering."""
+    from cellctl.render_fast import pretty_lines
+
+    headers = ["Name", "UUID", "Transport URL", "Database Connection", "Disabled"]
+    lines = pretty_lines(headers, 0, lambda start, stop: [[] for _ in headers])
+    assert lines is not None
+    columns = [Column(h.lower(), h) for h in headers]
+    assert "\n".join(lines) == _pretty(Table(columns, []))
+
+
 def test_rows_read_as_dicts() -> None:
     rows = Rows(["a", "b"], [(1, "x"), (2, None)])
     assert rows == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
