@@ -142,13 +142,13 @@ def bench(backend: str, hosts: int, count: int, repeat: int) -> None:
                     for _ in range(repeat)]
         finally:
             server.drop()
-    elapsed, peak_mb, payload = min((mine for mine, _ in runs), key=lambda r: r[0])
-    floor_elapsed, floor_mb, counted = min((floor for _, floor in runs), key=lambda r: r[0])
+    elapsed, peak_mib, payload = min((mine for mine, _ in runs), key=lambda r: r[0])
+    floor_elapsed, floor_mib, counted = min((floor for _, floor in runs), key=lambda r: r[0])
     checks = {c["check"]: c["details"] for c in payload["checks"]}
     rows = hosts + count
     print(f"{backend:7} {hosts:>9} hosts {count:>9} instances  {elapsed:7.1f} s  "
-          f"{rows / elapsed:>9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
-          f"exit {payload['exit_code']} | floor {floor_elapsed:6.1f} s {floor_mb:6.1f} MB | "
+          f"{rows / elapsed:>9,.0f} rows/s  peak RSS {peak_mib:6.1f} MiB  "
+          f"exit {payload['exit_code']} | floor {floor_elapsed:6.1f} s {floor_mib:6.1f} MiB | "
           f"ratio {times(elapsed, floor_elapsed)} (best of {repeat})")
     print(f"        {checks['Host mappings'][:70]}")
     print(f"        {checks['Instance mappings'][:70]}")
