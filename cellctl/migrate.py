@@ -104,6 +104,7 @@ def sync(engine: Engine, kind: Kind, revision: str = "head", *,
     """
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
     from cellctl.writes.transactions import write_transaction
@@ -125,6 +126,9 @@ def sync(engine: Engine, kind: Kind, revision: str = "head", *,
         config.set_main_option("script_location", str(script_location(kind)))
         config.attributes["connection"] = conn
         try:
+            # Known before anything is written: alembic creates its version table first,
+            # and MySQL commits DDL at once (an empty one would pass for a schema).
+            ScriptDirectory.from_config(config).get_revisions(revision)
             command.upgrade(config, revision)
         except CommandError as exc:
             raise UnknownRevision(f"Cannot upgrade the {kind} schema to {revision}: {exc}",
