@@ -281,7 +281,6 @@ class IronicOwnerServiceRow(TypedDict):
     peer_list: list[str]
     nodes_listed: int | None  # None: unknown
     nodes_managed: int | None
-    managed: list[str] | None
     problems: list[str]
     source: str
 

@@ -196,21 +196,33 @@ def rows_of(payload: Any) -> list[dict[str, Any]]:
     return payload["rows"] if isinstance(payload, dict) else payload
 
 
+def would_manage(nodes: dict[str, Any]) -> dict[str, list[str]]:
+    """Each host's view, as the node listing's ``would_manage`` gives it."""
+    views: dict[str, list[str]] = {}
+    for node, row in nodes.items():
+        for host in row["would_manage"]:
+            views.setdefault(host, []).append(node)
+    return {host: sorted(view) for host, view in views.items()}
+
+
 def assert_same_as_nova(deployment: Deployment, nova_venv_path: Path,
                         running: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """cellctl's view of every host == Nova's driver's; managers == running hosts' views."""
     nova = deployment.nova_views(nova_venv_path)
     assert set(nova) == set(deployment.confs)
     services = {row["host"]: row for row in rows_of(deployment.cellctl("--services"))}
+    nodes = {row["node"]: row for row in rows_of(deployment.cellctl())}
+    assert set(nodes) == every_node(deployment.ironic)
+    views = would_manage(nodes)
     for host, view in nova.items():
         mine = services[host]
         if isinstance(view, dict):  # Nova refused: the service manages nothing
             assert view == {"error": "InvalidPeerList"}
-            assert mine["managed"] == [] and any("peer_list" in p for p in mine["problems"])
-        else:
-            assert sorted(mine["managed"]) == view, host
-    nodes = {row["node"]: row for row in rows_of(deployment.cellctl())}
-    assert set(nodes) == every_node(deployment.ironic)
+            assert host not in views and mine["nodes_managed"] == 0
+            assert any("peer_list" in p for p in mine["problems"])
+        else:  # the listing's view and the summary's count (computed apart) are Nova's
+            assert views.get(host, []) == view, host
+            assert mine["nodes_managed"] == len(view), host
     for node, row in nodes.items():
         expected = sorted(h for h, v in nova.items() if isinstance(v, list) and node in v
                           and h in running)
@@ -309,7 +321,8 @@ def test_conductor_groups_and_peer_lists(deployment, nova_venv_path):
     running = {"cg-1", "cg-2", "cg-3", "cg-bad"}
     _, nodes = assert_same_as_nova(d, nova_venv_path, running)
     services = {row["host"]: row for row in rows_of(d.cellctl("--services"))}
-    assert services["cg-bad"]["managed"] == []
+    assert services["cg-bad"]["nodes_managed"] == 0
+    assert not any("cg-bad" in row["would_manage"] for row in nodes.values())
     assert all("unmanaged" in nodes[n]["flags"] for n in default)
 
 
@@ -346,7 +359,8 @@ def test_each_service_reads_ironic_with_its_own_settings(deployment, nova_venv_p
     nova = d.nova_views(nova_venv_path, {"bm-a", "bm-b"})
     for host in ("bm-a", "bm-b"):
         assert services[host]["nodes_listed"] == 28
-        assert sorted(services[host]["managed"]) == nova[host], host
+        assert services[host]["nodes_managed"] == len(nova[host]), host
+        assert would_manage(nodes).get(host, []) == nova[host], host
     for node in plain:
         expected = sorted(h for h in ("bm-a", "bm-b") if node in nova[h])
         assert sorted(nodes[node]["managed_by"]) == expected, node

@@ -151,10 +151,18 @@ def test_managed_nodes_as_the_driver_picks_them():
                 if tooz.get_nodes(n.uuid.encode("utf-8")) == {"bm-1"}]
     assert 60 < len(expected) < 140
     assert got == [*expected, "mine"]
-    shares = Shares(HashRing(members), listing)
-    for host, own in (("BM-1", {"i-1"}), ("bm-2", {"i-2", "i-9"}), ("bm-3", set())):
-        assert sorted(shares.of(host, own)) == sorted(
-            managed_nodes(settings_of(host), HashRing(members), listing, own))
+    shares, counts = Shares(HashRing(members)), Shares(HashRing(members), keep=False)
+    for node in listing:
+        shares.add(node)
+        counts.add(node)
+    many = {f"i-{n}" for n in range(10)}  # more own instances than the listing carries
+    for host, own in (("BM-1", {"i-1"}), ("bm-2", {"i-2", "i-9"}), ("bm-3", set()),
+                      ("bm-2", many)):
+        expected = managed_nodes(settings_of(host), HashRing(members), listing, own)
+        assert sorted(shares.of(host, own)) == sorted(expected)
+        assert counts.count(host, own) == shares.count(host, own) == len(expected)
+    with pytest.raises(ValueError):
+        counts.of("bm-1", set())
 
 
 def test_contradictions():

@@ -97,35 +97,53 @@ def managed_nodes(settings: IronicSettings, ring: HashRing, listing: Iterable[No
 
 
 class Shares:
-    """One listing split by one ring, computed once for every service that shares both:
-    the nodes without an instance by ring owner, the nodes with one by instance.
+    """One listing split by one ring, for every service that shares both: the nodes
+    without an instance by ring owner, the nodes with one by instance. Fed node by node
+    (``add``) as the listing is read, so a cell of 200 services with one ring costs one
+    pass over the nodes, not 200.
 
-    ``Shares(ring, listing).of(host, own_instances)`` equals
-    ``managed_nodes(settings, ring, listing, own_instances)`` as a set; a cell of
-    200 services with one ring then costs one pass over the nodes, not 200.
+    ``of(host, own_instances)`` equals ``managed_nodes(settings, ring, listing,
+    own_instances)`` as a set; ``count`` is its length. With ``keep=False`` only the
+    counts are kept: one entry per ring member and per instance, however many nodes.
     """
 
-    def __init__(self, ring: HashRing, listing: Iterable[Node]) -> None:
-        self.by_owner: dict[str, list[str]] = {}
-        self.by_instance: dict[str, list[str]] = {}
-        for node in listing:
-            if node.instance_uuid is not None:
-                self.by_instance.setdefault(node.instance_uuid, []).append(node.uuid)
-            else:
-                owner = ring.owner(node.uuid)
-                if owner is not None:
-                    self.by_owner.setdefault(owner, []).append(node.uuid)
+    def __init__(self, ring: HashRing, *, keep: bool = True) -> None:
+        self._ring = ring
+        self._keep = keep
+        self._by_owner: dict[str, list[str]] = {}
+        self._by_instance: dict[str, list[str]] = {}
+        self._owned: dict[str, int] = {}  # the same, counted
+        self._on_instance: dict[str, int] = {}
+
+    def add(self, node: Node) -> None:
+        if node.instance_uuid is not None:  # never rebalanced: its instance's host has it
+            key, lists, counts = node.instance_uuid, self._by_instance, self._on_instance
+        else:
+            owner = self._ring.owner(node.uuid)
+            if owner is None:
+                return
+            key, lists, counts = owner, self._by_owner, self._owned
+        counts[key] = counts.get(key, 0) + 1
+        if self._keep:
+            lists.setdefault(key, []).append(node.uuid)
 
     def of(self, host: str, own_instances: set[str]) -> list[str]:
-        managed = list(self.by_owner.get(host.lower(), ()))
-        if len(own_instances) < len(self.by_instance):
-            for instance in own_instances:
-                managed.extend(self.by_instance.get(instance, ()))
-        else:
-            for instance, nodes in self.by_instance.items():
-                if instance in own_instances:
-                    managed.extend(nodes)
+        if not self._keep:
+            raise ValueError("the node UUIDs were not kept (keep=False)")
+        managed = list(self._by_owner.get(host.lower(), ()))
+        for instance in self._own(own_instances):
+            managed.extend(self._by_instance[instance])
         return managed
+
+    def count(self, host: str, own_instances: set[str]) -> int:
+        return self._owned.get(host.lower(), 0) + sum(
+            self._on_instance[instance] for instance in self._own(own_instances))
+
+    def _own(self, own_instances: set[str]) -> Iterable[str]:
+        """The instances of ``own_instances`` that nodes of the listing carry."""
+        if len(own_instances) < len(self._on_instance):
+            return (i for i in own_instances if i in self._on_instance)
+        return (i for i in self._on_instance if i in own_instances)
 
 
 def contradictions(services: Mapping[str, IronicSettings]) -> dict[str, list[str]]:

@@ -60,7 +60,7 @@ from cellctl.ironic.ownership import (
     ring_members,
 )
 from cellctl.liveness import BackendUnreachable, ServiceRecord, host_state, judge, service_group
-from cellctl.paging import chunks
+from cellctl.paging import chunks, collector_paused
 from cellctl.result import Column, Result, Table
 from cellctl.results import IronicOwnerNodeRow, IronicOwnerServiceRow, IronicOwnersRow
 from cellctl.tables.cell import COMPUTE_BINARY, IRONIC
@@ -131,11 +131,13 @@ class _View:
     cell: CellRef | None
     settings: IronicSettings
     listed: int | None = None
-    managed: list[str] | None = None  # None: unknown
+    managed: list[str] | None = None  # None: unknown, or not kept (the summary)
+    nodes_managed: int | None = None  # None: unknown
     problems: list[str] = field(default_factory=list)
     api: tuple[bool, bool] = (True, True)  # Ironic speaks conductor groups, shards
-    listing: list[Node] | None = None  # its own listing; None: not read
+    listing: list[Node] | None = None  # its own listing; None: not read, or not kept
     fetch: tuple[Any, Filter] | None = None  # (connection key, filter) it was read with
+    share: Shares | None = None  # its listing split by its ring; None: no view computed
 
     @property
     def wanted(self) -> Filter:
@@ -172,28 +174,46 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
     _judge(dbs, read, result)
 
     views = _place_services(settings, cells, read, result)
+    with collector_paused():  # the listings hold a few objects per node, and no cycle
+        _owners(dbs, cells, read, views, settings, own, result,
+                problems_only=problems_only, services=services)
+    return result
+
+
+def _owners(dbs: Databases, cells: list[CellRef], read: dict[str, _Cell],
+            views: dict[str, _View], settings: dict[str, IronicSettings],
+            own: IronicSettings, result: Result[None, IronicOwnersRow], *,
+            problems_only: bool, services: bool) -> None:
+    """Every listing read once and split by every ring that needs it as it is read; the
+    node listing keeps the nodes, the summary (``services``) keeps only counts."""
+    keep = not services
     reach = own if own.reaches_ironic else next(
         (s for s in settings.values() if s.reaches_ironic), None)
     fetched: list[Node] | None = None
     if reach is None:
         result.info(NOT_CONFIGURED)
         every = _db_nodes(read)
+        plain = [view for view in views.values() if view.wanted == Filter()]
         for view in views.values():
-            if view.wanted == Filter():
-                view.listing, view.fetch = every, (None, Filter())
+            if view.wanted != Filter():  # only a plain service's view can be computed
+                view.problems.append("conductor group or shard set and Ironic not read")
+        _read_listing(iter(every), plain, (None, Filter()), read, result, {})
     else:
-        fetched = _ironic_nodes(reach, views, result)
+        fetched = _ironic_nodes(reach, views, read, result, keep=keep)
         every = _db_nodes(read) if fetched is None else fetched
     unknown = reach is not None and fetched is None
-    instance_uuids = {n.instance_uuid for n in every if n.instance_uuid}
+    instance_uuids = {n.instance_uuid for n in every if n.instance_uuid} if keep else set()
     more = read_cells(dbs, cells, lambda cell, engine: _read_instances(
         engine, [v.host for v in views.values() if v.cell == cell], instance_uuids),
         result, left_out=LEFT_OUT, probe=False)
     for uuid, (own_instances, hosts_of) in more.items():
         read[uuid].own, read[uuid].hosts_of = own_instances, hosts_of
-    shares: dict[tuple[Any, frozenset[str]], Shares] = {}  # one per listing and ring
     for view in views.values():
-        _compute_view(view, read, result, shares)
+        if view.share is not None and view.cell is not None:
+            mine = read[view.cell.uuid].own.get(view.host, set())
+            view.nodes_managed = view.share.count(view.host, mine)
+            if keep:
+                view.managed = view.share.of(view.host, mine)
     for host, found in contradictions(settings).items():
         views[host].problems.extend(found)
 
@@ -204,7 +224,6 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         if problems_only:
             rows = [row for row in rows if row["flags"]]
         result.table = Table(NODE_COLUMNS, list[IronicOwnersRow](rows))
-    return result
 
 
 # --- reading the cells ------------------------------------------------------------
@@ -305,16 +324,17 @@ def _find(host: str, cells: list[CellRef], read: dict[str, _Cell]) -> CellRef | 
 # --- the nodes --------------------------------------------------------------------
 
 
-def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
-                  ) -> list[Node] | None:
-    """Every node, and each service's own listing (``view.listing``) read as its driver
-    reads it: through its own ``[ironic]`` settings (``reach``'s when its file says
-    nothing of Ironic), with its own filter. One connection per distinct connection
-    settings, one request series per connection and filter. A connection Ironic does
-    not answer on is one warning; the views read through it stay unknown.
+def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], read: dict[str, _Cell],
+                  result: Result, *, keep: bool) -> list[Node] | None:
+    """Each service's own listing read as its driver reads it, through its own
+    ``[ironic]`` settings (``reach``'s when its file says nothing of Ironic), with its
+    own filter, and split by its ring (``view.share``). One connection per distinct
+    connection settings, one request series per connection and filter. A connection
+    Ironic does not answer on is one warning; the views read through it stay unknown.
 
-    Every node is ``reach``'s unfiltered listing, with any node only another
-    connection listed; None when no connection answered.
+    With ``keep``, every node: ``reach``'s unfiltered listing, with any node only
+    another connection listed (None when no connection answered); without, only the
+    views' counts are kept, and the result is an empty list when a connection answered.
     """
     default = config.connection_key(reach)
     users: dict[Any, tuple[IronicSettings, list[_View]]] = {default: (reach, [])}
@@ -323,28 +343,31 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
         users.setdefault(config.connection_key(mine), (mine, []))[1].append(view)
     # One Node per node, in the order listed: a filtered listing holds the objects
     # the full one made.
-    every: dict[str, Node] = {}
+    every: dict[str, Node] | None = {} if keep else None
     answered = False
     failed_default: str | None = None
     for key, (settings, served) in users.items():
-        got: dict[Filter, list[Node]] = {}
-        before = len(every)
+        before = 0 if every is None else len(every)
+        wanting: dict[Filter, list[_View]] = {Filter(): []} if key == default and keep else {}
         try:
             client = IronicClient(settings, budget=DEFAULT_TIMEOUT)
             try:
                 api = (client.supports(CONDUCTOR_GROUP_VERSION), client.supports(SHARD_VERSION))
-                if key == default:
-                    got[Filter()] = _shared(client.nodes(), every)
                 for view in served:
                     view.api = api
-                    if view.wanted not in got:
-                        got[view.wanted] = _shared(client.nodes(view.wanted), every)
+                    wanting.setdefault(view.wanted, []).append(view)
+                for wanted, group in wanting.items():
+                    _read_listing(client.nodes(wanted), group, (key, wanted), read, result,
+                                  every)
             finally:
                 client.close()
         except IronicUnreachable as exc:
-            for uuid in list(itertools.islice(every, before, None)):
-                del every[uuid]  # only this connection listed them, and not to the end
+            if every is not None:
+                for uuid in list(itertools.islice(every, before, None)):
+                    del every[uuid]  # only this connection listed them, and not to the end
             for view in served:
+                view.listing = view.fetch = view.share = view.managed = None
+                view.listed = view.nodes_managed = None
                 view.problems.append("Ironic unreachable through its [ironic] settings")
             if key == default:
                 failed_default = str(exc)
@@ -353,20 +376,45 @@ def _ironic_nodes(reach: IronicSettings, views: dict[str, _View], result: Result
                 result.warn(f"Ironic unreachable through the [ironic] settings of {hosts} "
                             f"({exc}): their views are unknown")
             continue
-        for view in served:
-            view.listing, view.fetch = got[view.wanted], (key, view.wanted)
         answered = True
     if failed_default is not None and not answered:
         result.warn(f"Ironic unreachable ({failed_default}): every node's managers are unknown")
     elif failed_default is not None:
         result.warn(f"Ironic unreachable ({failed_default}) through the [ironic] settings "
                     f"that list every node: the nodes are those the services' listings hold")
-    return list(every.values()) if answered else None
+    if not answered:
+        return None
+    return [] if every is None else list(every.values())
 
 
-def _shared(listing: Iterator[Node], seen: dict[str, Node]) -> list[Node]:
-    """The listing, each node the one object ``seen`` holds for its UUID (added)."""
-    return [seen.setdefault(node.uuid, node) for node in listing]
+def _read_listing(nodes: Iterator[Node], wanting: list[_View], fetch: tuple[Any, Filter],
+                  read: dict[str, _Cell], result: Result, every: dict[str, Node] | None
+                  ) -> None:
+    """Read one listing once, splitting it by the ring of each view that wants it (one
+    ``Shares`` per distinct ring). With ``every``, each node is kept (as the one object
+    ``every`` holds for its UUID) and the views get the listing."""
+    splits: dict[frozenset[str], Shares] = {}
+    for view in wanting:
+        view.fetch = fetch
+        members = _ring_members(view, read, result)
+        if members is not None:
+            if members not in splits:
+                splits[members] = Shares(HashRing(members), keep=every is not None)
+            view.share = splits[members]
+    shares = list(splits.values())
+    kept: list[Node] | None = None if every is None else []
+    count = 0
+    for node in nodes:
+        if kept is not None and every is not None:
+            node = every.setdefault(node.uuid, node)
+            kept.append(node)
+        count += 1
+        for share in shares:
+            share.add(node)
+    for view in wanting:
+        view.listing = kept
+        if view.cell is not None:
+            view.listed = count
 
 
 def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
@@ -378,30 +426,23 @@ def _db_nodes(read: dict[str, _Cell]) -> list[Node]:
     return list(nodes.values())
 
 
-def _compute_view(view: _View, read: dict[str, _Cell], result: Result,
-                  shares: dict[tuple[Any, frozenset[str]], Shares]) -> None:
-    listing = view.listing
-    if view.cell is None or listing is None or view.fetch is None:
-        if view.fetch is None and view.wanted != Filter() and not view.problems:
-            # no Ironic: only a plain service's view can be computed
-            view.problems.append("conductor group or shard set and Ironic not read")
-        return
-    view.listed = len(listing)
-    cell = read[view.cell.uuid]
-    peers = [Peer(s.host, s.disabled, s.has_ironic_node, s.up) for s in cell.services]
+def _ring_members(view: _View, read: dict[str, _Cell], result: Result
+                  ) -> frozenset[str] | None:
+    """The members of the ring the view's service builds; None when its view cannot be
+    computed (no service row, an invalid peer_list, a peer's liveness unknown)."""
+    if view.cell is None:
+        return None
+    peers = [Peer(s.host, s.disabled, s.has_ironic_node, s.up)
+             for s in read[view.cell.uuid].services]
     try:
         members = ring_members(view.settings, peers, api_has_groups=view.api[0])
     except InvalidPeerList as exc:
-        view.managed = []
+        view.managed, view.nodes_managed = [], 0
         view.problems.append(str(exc))
-        return
+        return None
     if members is None:
         result.warn(f"{view.host}: a peer's liveness is unknown: its view is unknown")
-        return
-    key = (view.fetch, members)
-    if key not in shares:
-        shares[key] = Shares(HashRing(members), listing)
-    view.managed = shares[key].of(view.host, cell.own.get(view.host, set()))
+    return members
 
 
 def _running(view: _View, read: dict[str, _Cell]) -> bool | None:
@@ -497,6 +538,5 @@ def _service_row(view: _View, read: dict[str, _Cell]) -> IronicOwnerServiceRow:
         "cell_name": None if view.cell is None else view.cell.name, "state": state,
         "conductor_group": mine.conductor_group, "shard": mine.shard,
         "peer_list": list(mine.peer_list), "nodes_listed": view.listed,
-        "nodes_managed": None if view.managed is None else len(view.managed),
-        "managed": view.managed, "problems": view.problems, "source": mine.source,
+        "nodes_managed": view.nodes_managed, "problems": view.problems, "source": mine.source,
     }
