@@ -11,7 +11,7 @@ its last commit left off: nothing is skipped and nothing is mapped twice.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,12 @@ from cellctl.cells.refs import (
     resolve_cell_uuid,
 )
 from cellctl.db import Databases, abandon_stream
-from cellctl.mappings.instances import MAPPING_ROW_BYTES, insert_mappings, mapping_columns
+from cellctl.mappings.instances import (
+    MAPPING_ROW_BYTES,
+    MappingWriter,
+    Prepared,
+    mapping_columns,
+)
 from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
@@ -95,6 +100,8 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
     if cell is None:
         return cell_has_no_mapping(result, uuid)
 
+    with dbs.api.connect() as conn:
+        writer = MappingWriter(conn, cell.id)
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:
         reader = conn.connection.dbapi_connection
@@ -104,8 +111,10 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
         try:
             stream = _stream(conn, _instances_query(conn, start, limit))
             try:
-                # Reading the next rows overlaps committing the last batch.
-                done = _map_rows(dbs.api, prefetched(stream), cell.id, limit, progress)
+                # Reading the next rows and writing out their mappings overlap
+                # committing the last batch.
+                batches = prefetched(_batches(stream, limit, writer.prepare), depth=1)
+                done = _map_rows(dbs.api, batches, writer, progress)
             except BaseException:
                 # Drop the connection rather than read the rest of a failed
                 # run's stream, and keep the driver from complaining about it.
@@ -214,46 +223,66 @@ def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
     return total if limit is None else min(total, limit)
 
 
-def _map_rows(api: Engine, batches: Generator[Sequence[Sequence[Any]], None, None],
-              cell_id: int, limit: int | None, progress: Progress) -> _Tally:
-    done = _Tally()
+@dataclass(frozen=True)
+class _Batch:
+    """One transaction's worth of instances, their mappings made ready."""
+
+    mappings: list[Prepared]
+    marker: str | None  # where the resume marker goes with the batch's commit
+    more: bool  # the last batch of a max_count run that stops with instances left
+
+
+def _batches(rows_read: Iterator[Sequence[Sequence[Any]]], limit: int | None,
+             prepare: Callable[[Sequence[Sequence[Any]]], list[Prepared]]
+             ) -> Iterator[_Batch]:
+    """The instances read, ``WRITE_BATCH`` at a time, ending with the batch that
+    removes the marker (possibly empty) or, when ``limit`` stops the run before the
+    look-ahead row, with the batch (possibly empty) that leaves it for the next run."""
     batch: list[Sequence[Any]] = []
+    taken = 0
+    for rows in rows_read:
+        for row in rows:
+            if limit is not None and taken == limit:  # the look-ahead row: stop before it
+                yield _Batch(prepare(batch), batch[-1][0] if batch else None, more=True)
+                return
+            batch.append(row)
+            taken += 1
+            if len(batch) == WRITE_BATCH:
+                yield _Batch(prepare(batch), batch[-1][0], more=False)
+                batch = []
+    yield _Batch(prepare(batch), None, more=False)
+
+
+def _map_rows(api: Engine, batches: Generator[_Batch, None, None], writer: MappingWriter,
+              progress: Progress) -> _Tally:
+    done = _Tally()
     try:
-        for rows in batches:
-            for row in rows:
-                if limit is not None and done.processed + len(batch) == limit:
-                    done.more = True  # the look-ahead row: this run stops before it
-                    break
-                batch.append(row)
-                if len(batch) == WRITE_BATCH:
-                    _commit_batch(api, batch, cell_id, batch[-1][0], done, progress)
-                    batch = []
-            if done.more:
-                break
+        for batch in batches:
+            if batch.more:
+                done.more = True
+                if not batch.mappings:
+                    break  # the last full batch left the marker where the next run starts
+            _commit_batch(api, writer, batch, done, progress)
     finally:
         batches.close()  # stops the reading thread before the result is closed
-    if batch or not done.more:
-        # The last batch removes the marker with it, unless work remains.
-        marker = batch[-1][0] if done.more else None
-        _commit_batch(api, batch, cell_id, marker, done, progress)
     return done
 
 
-def _commit_batch(api: Engine, batch: list[Sequence[Any]], cell_id: int, marker: str | None,
-                  done: _Tally, progress: Progress) -> None:
-    """Map ``batch`` and move the marker to ``marker`` in one transaction.
+def _commit_batch(api: Engine, writer: MappingWriter, batch: _Batch, done: _Tally,
+                  progress: Progress) -> None:
+    """Map ``batch`` and move the marker in one transaction.
 
     When the batch does not fit one transaction on this server (Galera's
     write-set limits), it is committed in consecutive parts, each moving the
-    marker to its own last instance and the last one to ``marker``: a run
+    marker to its own last instance and the last one to the batch's: a run
     killed between parts still resumes exactly. Each part is redone when it
     loses to a concurrent writer (a deadlock, a Galera certification conflict).
     """
 
-    def write(part: Sequence[Sequence[Any]], last: bool) -> None:
-        part_marker = marker if last else part[-1][0]
+    def write(part: Sequence[Prepared], last: bool) -> None:
+        part_marker = batch.marker if last else part[-1][0]
         mapped, without_project = retried(
-            lambda: _commit_once(api, part, cell_id, part_marker),
+            lambda: _commit_once(api, writer, part, part_marker),
             what="Mapping a batch of instances")
         done.processed += len(part)
         done.mapped += mapped
@@ -261,16 +290,17 @@ def _commit_batch(api: Engine, batch: list[Sequence[Any]], cell_id: int, marker:
         done.marker = part_marker
         progress.advance(len(part))
 
-    if not batch:
-        write(batch, True)  # only the marker moves (or goes)
+    if not batch.mappings:
+        write(batch.mappings, True)  # only the marker moves (or goes)
         return
-    in_parts(batch, write_limits(api), MAPPING_ROW_BYTES, write, extra_rows=MARKER_ROWS)
+    in_parts(batch.mappings, write_limits(api), MAPPING_ROW_BYTES, write,
+             extra_rows=MARKER_ROWS)
 
 
-def _commit_once(api: Engine, batch: Sequence[Sequence[Any]], cell_id: int,
+def _commit_once(api: Engine, writer: MappingWriter, part: Sequence[Prepared],
                  marker: str | None) -> tuple[int, int]:
-    """One transaction: the mappings of ``batch`` and the marker; (mapped, without project)."""
+    """One transaction: the mappings of ``part`` and the marker; (mapped, without project)."""
     with write_transaction(api, lock=MARKER_LOCK) as conn:
-        mapped, without_project = insert_mappings(conn, batch, cell_id)
+        mapped, without_project = writer.insert(conn, part)
         move_marker(conn, marker)
     return mapped, without_project

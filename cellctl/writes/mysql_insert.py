@@ -12,7 +12,7 @@ escaping: only the overhead is gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,28 +26,55 @@ MAX_STATEMENT_CHARS = 1_000_000
 _SEPARATOR = "\x01"
 
 
+def speaks(conn: Connection) -> bool:
+    """Is ``conn`` PyMySQL's, the driver this module writes for?"""
+    return conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql"
+
+
+class LiteralRows:
+    """Rows of ``table`` (dicts with ``columns``) as the SQL text of their values,
+    escaped by ``conn``'s driver, and ``INSERT IGNORE`` statements made of them.
+
+    ``texts`` touches no connection after this object is made: ``escape`` reads
+    only the driver connection's character set and its ``NO_BACKSLASH_ESCAPES``
+    status (the server's ``sql_mode``), so rows can be written out in another
+    thread while ``insert`` runs on any connection of the same engine.
+    """
+
+    def __init__(self, conn: Connection, table: Table, columns: list[str]) -> None:
+        self.escape: Callable[[Any], str] = (
+            conn.connection.dbapi_connection.escape)  # type: ignore[union-attr]
+        preparer = conn.dialect.identifier_preparer
+        self.columns = columns
+        # SQLAlchemy's own conversions for these column types, as executemany would apply them.
+        self.processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
+        self.head = (f"INSERT IGNORE INTO {preparer.format_table(table)} "
+                     f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
+        self.limit = MAX_STATEMENT_CHARS
+        if conn.engine is not None:
+            from cellctl.writes.galera import write_limits
+
+            # A server with a smaller max_allowed_packet gets shorter statements.
+            self.limit = min(self.limit, write_limits(conn.engine).max_statement or self.limit)
+
+    def texts(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Each row's ``(v1,v2,..)``."""
+        return list(_tuples(rows, self.columns, self.processors, self.escape))
+
+    def insert(self, conn: Connection, texts: Iterable[str]) -> int:
+        """Insert the rows of ``texts``, skipping duplicates; how many were new."""
+        # no_parameters: the text goes to cursor.execute as is, with no %-formatting.
+        raw = conn.execution_options(no_parameters=True)
+        inserted = 0
+        for values in _chunks(iter(texts), max(self.limit - len(self.head), 1)):
+            inserted += int(raw.exec_driver_sql(self.head + values).rowcount or 0)
+        return inserted
+
+
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
     """Insert ``rows`` (all with the same keys), skipping duplicates; return how many were new."""
-    escape: Callable[[Any], str] = conn.connection.dbapi_connection.escape  # type: ignore[union-attr]
-    preparer = conn.dialect.identifier_preparer
-    columns = list(rows[0])
-    # SQLAlchemy's own conversions for these column types, as executemany would apply them.
-    processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
-    head = (f"INSERT IGNORE INTO {preparer.format_table(table)} "
-            f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
-    # no_parameters: the text goes to cursor.execute as is, with no %-formatting.
-    raw = conn.execution_options(no_parameters=True)
-    inserted = 0
-    tuples = _tuples(rows, columns, processors, escape)
-    limit = MAX_STATEMENT_CHARS
-    if conn.engine is not None:
-        from cellctl.writes.galera import write_limits
-
-        # A server with a smaller max_allowed_packet gets shorter statements.
-        limit = min(limit, write_limits(conn.engine).max_statement or limit)
-    for values in _chunks(tuples, max(limit - len(head), 1)):
-        inserted += int(raw.exec_driver_sql(head + values).rowcount or 0)
-    return inserted
+    literal = LiteralRows(conn, table, list(rows[0]))
+    return literal.insert(conn, literal.texts(rows))
 
 
 def _tuples(rows: list[dict[str, Any]], columns: list[str],

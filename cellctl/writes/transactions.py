@@ -74,15 +74,15 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[s
     """
     if not rows:
         return 0
+    from cellctl.writes import mysql_insert
+
+    if mysql_insert.speaks(conn):
+        return mysql_insert.insert_ignore(conn, table, rows)
     name = conn.dialect.name
-    if name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
-        from cellctl.writes.mysql_insert import insert_ignore
-
-        return insert_ignore(conn, table, rows)
     if name in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
+        from sqlalchemy.dialects.mysql import insert as mysql_dialect_insert
 
-        statement: Any = mysql_insert(table).prefix_with("IGNORE")
+        statement: Any = mysql_dialect_insert(table).prefix_with("IGNORE")
     elif name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
