@@ -6,9 +6,6 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from cellctl.cells.cell0 import MapCell0Exit as MapCell0Exit
-from cellctl.cells.cell0 import map_cell0 as map_cell0_core
-from cellctl.cells.reach import CellUnreachable, cell_access
 from cellctl.cells.refs import (
     CellRef,
     cell_database,
@@ -17,24 +14,26 @@ from cellctl.cells.refs import (
     load_cell,
 )
 from cellctl.cells.urls import invalid_urls, resolve_transport_url, url_or_fallback
-from cellctl.cells.usage import CellContents, cell_advice, cell_contents, describe, numbered
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.ids import new_uuid
-from cellctl.mappings.hosts import mark_hosts_unmapped
 from cellctl.result import Column, Result, Table
-from cellctl.results import (
-    CellRow,
-    CreateCellData,
-    DeleteCellData,
-    MapCell0Data,
-    UpdateCellData,
-)
 from cellctl.writes.locks import CELL_LOCK
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from cellctl.results import (
+        CellRow,
+        CreateCellData,
+        DeleteCellData,
+        MapCell0Data,
+        UpdateCellData,
+    )
+
+# What only map_cell0, delete_cell's explanation and its unmapping need is imported
+# there: list_cells, mostly start-up, does not pay for it.
 
 class CreateCellExit(IntEnum):
     """``create_cell``'s exit codes."""
@@ -80,6 +79,8 @@ def map_cell0(dbs: Databases, *, database_connection: str | None = None
 
     Exit 0 mapped or already mapped, 1 an invalid URL. The work is
     cellctl.cells.cell0's, which ``simple_cell_setup`` runs too."""
+    from cellctl.cells.cell0 import map_cell0 as map_cell0_core
+
     return map_cell0_core(dbs, database_connection=database_connection)
 
 
@@ -287,6 +288,15 @@ def _explain_cell(dbs: Databases, cell: Any, hosts: list[str], instance_mappings
     and the text for people. A cell whose database cannot be read is
     explained from the API database alone, and says so.
     """
+    from cellctl.cells.reach import CellUnreachable, cell_access
+    from cellctl.cells.usage import (
+        CellContents,
+        cell_advice,
+        cell_contents,
+        describe,
+        numbered,
+    )
+
     ref = CellRef(cell.id, cell.uuid, cell.name, cell.database_connection)
     data: DeleteCellData = {"uuid": cell.uuid, "name": cell.name, "deleted": False,
                             "dry_run": dry_run, "force": force, "hosts": hosts,
@@ -319,6 +329,8 @@ def _has_living_instances(dbs: Databases, cell: Any) -> bool:
 
 def _unmap_compute_nodes(dbs: Databases, cell: Any) -> None:
     with cell_database(dbs, cell).begin() as conn:
+        from cellctl.mappings.hosts import mark_hosts_unmapped
+
         mark_hosts_unmapped(conn)
 
 
