@@ -291,8 +291,8 @@ def test_shards(deployment, nova_venv_path):
     d.service("shard-b", ironic={"shard": "s2"})
     d.service("shard-b2", ironic={"shard": "s2"})  # two services on one shard
     d.service("shard-down", ironic={"shard": "s3"}, state="down")
-    d.nodes(10, shard="s1")
-    d.nodes(10, shard="s2")
+    d.nodes(PAGE + 5, shard="s1")  # shard s1's listing is paged (Ironic's next links
+    d.nodes(10, shard="s2")  # leave the shard filter out: the client keeps it)
     s3 = d.nodes(5, shard="s3")
     lost = d.nodes(3, shard="s4")
     d.nodes(2, shard="s1", instance_on="shard-a")
