@@ -235,6 +235,17 @@ def test_what_scripts_read_is_what_the_types_declare(tmp_path):
             fits(row, r.IronicNodeRow)
         for row in cellctl.ironic_ring(dbs, summary=True, joining=["bm2"]).table.rows:
             fits(row, r.IronicRingServiceRow)
+        bm1_conf = tmp_path / "bm1.conf"
+        bm1_conf.write_text("[ironic]\n")  # no way to Ironic: the database's nodes
+        owners = cellctl.ironic_owners(dbs, service_configs=[f"bm1={bm1_conf}"])
+        assert owners.code == 0 and len(owners.table.rows) == 2, owners.messages
+        for row in owners.table.rows:
+            fits(row, r.IronicOwnerNodeRow)
+        summary = cellctl.ironic_owners(dbs, service_configs=[f"bm1={bm1_conf}"],
+                                        services=True)
+        for row in summary.table.rows:
+            fits(row, r.IronicOwnerServiceRow)
+        assert [row["nodes_managed"] for row in summary.table.rows] == [2]
         planned_moves = [cellctl.ironic_move(dbs, source="bm1", destination="cmp1"),
                          cellctl.ironic_move(dbs, source="bm1", rebalance=True,
                                              nodes=["6e1c6e1c-0000-4000-8000-000000000001"])]
