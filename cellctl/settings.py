@@ -203,11 +203,19 @@ class Settings:
     zookeeper_address: Setting[str]
     zookeeper_sg_prefix: Setting[str]
     zookeeper_recv_timeout: Setting[int]
-    state_dir: Setting[str]
+    # CELLCTL_STATE_DIR as resolve() found it; None: unset (``state_dir`` is then the
+    # platform's user data directory, looked up only when asked: platformdirs is not
+    # imported by commands that never use the embedded databases).
+    state_dir_from_env: str | None = None
     # Every configuration file and directory read, in order (empty: none given or found).
     read: tuple[ConfigRead, ...] = ()
     # Resolved for the command line: messages then name arguments by their flags.
     from_cli: bool = False
+
+    @functools.cached_property
+    def state_dir(self) -> Setting[str]:
+        """Where cellctl keeps its embedded databases."""
+        return _state_dir(self.state_dir_from_env)
 
     def argument(self, name: str, flag: str) -> str:
         """How the caller passes ``name``: ``flag`` on the command line, else the keyword."""
@@ -225,7 +233,7 @@ class Settings:
     @property
     def embedded_in_use(self) -> list[Setting[str]]:
         """The settings that are cellctl's embedded defaults (no configuration found)."""
-        return [s for s in self.all() if s.is_embedded_default]
+        return [s for s in self.settings() if s.is_embedded_default]
 
     @property
     def embedded_note(self) -> str | None:
@@ -237,8 +245,13 @@ class Settings:
                 f"embedded default for {', '.join(s.name for s in used)} "
                 f"(state directory {self.state_dir.value})")
 
+    def settings(self) -> list[Setting[Any]]:
+        """The settings of SPECS, in order."""
+        return [getattr(self, spec.name) for spec in SPECS]
+
     def all(self) -> list[Setting[Any]]:
-        return [getattr(self, spec.name) for spec in SPECS] + [self.state_dir]
+        """The settings of SPECS, then the state directory."""
+        return [*self.settings(), self.state_dir]
 
     @functools.cached_property
     def embedded_urls(self) -> frozenset[str]:
@@ -299,7 +312,8 @@ def resolve(
     paths: Sequence[ConfigPath] = config_paths if config_paths is not None else (
         [("file", f) for f in config_files] + [("dir", d) for d in config_dirs])
     config = _Configuration(paths, default_config_files, default_config_dirs, environ)
-    state_dir = _state_dir(environ)
+    state_dir_from_env = environ.get(ENV_PREFIX + "STATE_DIR") or None
+    state_dir = functools.cache(lambda: _state_dir(state_dir_from_env).value or "")
     resolved: dict[str, Setting[Any]] = {}
     for spec in SPECS:
         value = given[spec.name]
@@ -315,12 +329,12 @@ def resolve(
         else:
             setting = config.setting(spec)
             if setting.value is None and spec.embedded and not config.read:
-                setting = Setting(spec.name, spec.embedded(Path(state_dir.value or "")), EMBEDDED)
+                setting = Setting(spec.name, spec.embedded(Path(state_dir())), EMBEDDED)
             resolved[spec.name] = setting
-    settings = Settings(state_dir=state_dir, read=tuple(config.read), from_cli=from_cli,
-                        **resolved)
-    if any(s.is_embedded_default for s in settings.all() if s.name.endswith("connection")):
-        _ensure_state_dir(Path(state_dir.value or ""))
+    settings = Settings(state_dir_from_env=state_dir_from_env, read=tuple(config.read),
+                        from_cli=from_cli, **resolved)
+    if any(s.is_embedded_default for s in settings.settings() if s.name.endswith("connection")):
+        _ensure_state_dir(Path(state_dir()))
     from cellctl.url_settings import check_urls
 
     check_urls([(s.value, s.source) for s in (settings.api_database_connection,
@@ -598,9 +612,9 @@ def _default_interface_ipv4() -> str:
         return "127.0.0.1"
 
 
-def _state_dir(environ: Mapping[str, str]) -> Setting[str]:
-    if environ.get(ENV_PREFIX + "STATE_DIR"):
-        return Setting("state_dir", environ[ENV_PREFIX + "STATE_DIR"], ENV_PREFIX + "STATE_DIR")
+def _state_dir(from_env: str | None) -> Setting[str]:
+    if from_env:
+        return Setting("state_dir", from_env, ENV_PREFIX + "STATE_DIR")
     import platformdirs
 
     return Setting("state_dir", platformdirs.user_data_dir("cellctl"), "platform user data dir")

@@ -233,7 +233,7 @@ def test_every_setting_is_declared_once_in_the_table(tmp_path):
     names = [spec.name for spec in SPECS]
     assert len(set(names)) == len(names)
     fields = [f.name for f in dataclasses.fields(Settings)]
-    assert fields == [*names, "state_dir", "read", "from_cli"]
+    assert fields == [*names, "state_dir_from_env", "read", "from_cli"]
     keywords = [name for name, param in inspect.signature(resolve).parameters.items()
                 if param.kind is inspect.Parameter.KEYWORD_ONLY]
     assert keywords[keywords.index(names[0]):] == names
