@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from auditsupport import every_kind, fingerprint, real_mappings
 from conftest import Cloud, DatabaseFactory, require_server
-from hostsupport import add_hosts, cellctl_process, setup_cells
+from hostsupport import add_hosts, add_ironic_nodes, cellctl_process, setup_cells
 
 # Seconds after the process started, and never before cellctl's handlers are in place
 # (``_wait_for_handlers``): until then the interpreter itself is starting (site, the
@@ -170,8 +170,10 @@ def test_ironic_ring(server_cloud, tmp_path):
     cloud.extra_env["CELLCTL_SERVICE_DOWN_TIME"] = "86400"
     setup_cells(cloud)
     for host in ("bm1", "bm2", "bm3"):
-        cloud.ok("service", "register", "--host", host, "--hypervisor-type", "ironic",
-                 "--nodes", "30000")
+        # The service as ``service register`` makes it, its 30,000 nodes the rows that
+        # --nodes 30000 writes, inserted in bulk (hostsupport.add_ironic_nodes).
+        cloud.ok("service", "register", "--host", host, "--hypervisor-type", "ironic")
+        assert add_ironic_nodes(cloud.cell_url, host, 30000) == 30000
     reference = finish(cloud, "--format", "json", "ironic", "ring")
     assert reference.returncode == 0, reference.stderr
     interrupt_at_moments(cloud, ["--format", "json", "ironic", "ring"],
