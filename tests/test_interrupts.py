@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from auditsupport import every_kind, fingerprint, real_mappings
 from conftest import Cloud, DatabaseFactory, require_server
 from hostsupport import add_hosts, add_ironic_nodes, cellctl_process, setup_cells
+from instance_helpers import seed_fake_instances
 
 # Seconds after the process started, and never before cellctl's handlers are in place
 # (``_wait_for_handlers``): until then the interpreter itself is starting (site, the
@@ -119,7 +120,7 @@ def finish(cloud: Cloud, *args: str) -> subprocess.CompletedProcess[str]:
 def test_map_instances(server_cloud, tmp_path):
     cloud = server_cloud
     (cell,) = setup_cells(cloud)
-    cloud.ok("dev", "add-instances", "--count", "80000", "--deleted", "100")
+    seed_fake_instances(cloud.cell_url, 80000, deleted=100)  # dev add-instances' rows
     instances = {r["uuid"] for r in cloud.rows(cloud.cell_url, "instances")}
     interrupt_at_moments(
         cloud, ["map_instances", "--cell_uuid", cell], f"map_instances {cloud.factory.backend}",
@@ -147,7 +148,7 @@ def test_discover_hosts(server_cloud, tmp_path):
 def test_audit_fix(server_cloud, tmp_path):
     cloud = server_cloud
     scene = every_kind(cloud)
-    cloud.ok("dev", "add-instances", "--count", "100000")  # unmapped: the fix maps them
+    seed_fake_instances(cloud.cell_url, 100000)  # unmapped: the fix maps them
     interrupt_at_moments(cloud, ["audit", "--fix"], f"audit --fix {cloud.factory.backend}",
                          tmp_path)
     first = finish(cloud, "--format", "json", "audit", "--fix")
@@ -285,7 +286,7 @@ def test_progress_bar_on_a_terminal(server_cloud, tmp_path):
 
     cloud = server_cloud
     (cell,) = setup_cells(cloud)
-    cloud.ok("dev", "add-instances", "--count", "60000")
+    seed_fake_instances(cloud.cell_url, 60000)  # what dev add-instances --count 60000 adds
     interrupted = 0
     for sig, code in SIGNALS.items():
         leader, follower = pty.openpty()
