@@ -11,7 +11,7 @@ its last commit left off: nothing is skipped and nothing is mapped twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -113,7 +113,7 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
             try:
                 # Reading the next rows and writing out their mappings overlap
                 # committing the last batch.
-                batches = prefetched(_batches(stream, limit, writer.prepare), depth=1)
+                batches = prefetched(_batches(stream, limit, writer), depth=1)
                 done = _map_rows(dbs.api, batches, writer, progress)
             except BaseException:
                 # Drop the connection rather than read the rest of a failed
@@ -230,11 +230,17 @@ class _Batch:
     mappings: list[Prepared]
     marker: str | None  # where the resume marker goes with the batch's commit
     more: bool  # the last batch of a max_count run that stops with instances left
+    ordered: list[Any]  # MappingWriter.in_key_order(mappings), sorted while reading
+
+
+def _batch(writer: MappingWriter, rows: Sequence[Sequence[Any]], marker: str | None,
+           more: bool) -> _Batch:
+    mappings = writer.prepare(rows)
+    return _Batch(mappings, marker, more, writer.in_key_order(mappings))
 
 
 def _batches(rows_read: Iterator[Sequence[Sequence[Any]]], limit: int | None,
-             prepare: Callable[[Sequence[Sequence[Any]]], list[Prepared]]
-             ) -> Iterator[_Batch]:
+             writer: MappingWriter) -> Iterator[_Batch]:
     """The instances read, ``WRITE_BATCH`` at a time, ending with the batch that
     removes the marker (possibly empty) or, when ``limit`` stops the run before the
     look-ahead row, with the batch (possibly empty) that leaves it for the next run."""
@@ -243,14 +249,14 @@ def _batches(rows_read: Iterator[Sequence[Sequence[Any]]], limit: int | None,
     for rows in rows_read:
         for row in rows:
             if limit is not None and taken == limit:  # the look-ahead row: stop before it
-                yield _Batch(prepare(batch), batch[-1][0] if batch else None, more=True)
+                yield _batch(writer, batch, batch[-1][0] if batch else None, more=True)
                 return
             batch.append(row)
             taken += 1
             if len(batch) == WRITE_BATCH:
-                yield _Batch(prepare(batch), batch[-1][0], more=False)
+                yield _batch(writer, batch, batch[-1][0], more=False)
                 batch = []
-    yield _Batch(prepare(batch), None, more=False)
+    yield _batch(writer, batch, None, more=False)
 
 
 def _map_rows(api: Engine, batches: Generator[_Batch, None, None], writer: MappingWriter,
@@ -281,8 +287,10 @@ def _commit_batch(api: Engine, writer: MappingWriter, batch: _Batch, done: _Tall
 
     def write(part: Sequence[Prepared], last: bool) -> None:
         part_marker = batch.marker if last else part[-1][0]
+        # The whole batch (no Galera limit split it) was sorted on the reading thread.
+        ordered = batch.ordered if len(part) == len(batch.mappings) else None
         mapped, without_project = retried(
-            lambda: _commit_once(api, writer, part, part_marker),
+            lambda: _commit_once(api, writer, part, ordered, part_marker),
             what="Mapping a batch of instances")
         done.processed += len(part)
         done.mapped += mapped
@@ -298,9 +306,9 @@ def _commit_batch(api: Engine, writer: MappingWriter, batch: _Batch, done: _Tall
 
 
 def _commit_once(api: Engine, writer: MappingWriter, part: Sequence[Prepared],
-                 marker: str | None) -> tuple[int, int]:
+                 ordered: list[Any] | None, marker: str | None) -> tuple[int, int]:
     """One transaction: the mappings of ``part`` and the marker; (mapped, without project)."""
     with write_transaction(api, lock=MARKER_LOCK) as conn:
-        mapped, without_project = writer.insert(conn, part)
+        mapped, without_project = writer.insert(conn, part, ordered)
         move_marker(conn, marker)
     return mapped, without_project

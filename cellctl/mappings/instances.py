@@ -65,35 +65,50 @@ class MappingWriter:
 
     def prepare(self, batch: Sequence[Sequence[Any]]) -> list[Prepared]:
         """``batch``'s rows (of ``mapping_columns``), in order, made ready to insert."""
+        from cellctl.writes.mysql_insert import Same
+
         now = utcnow()
         cell_id = self._cell_id
-        rows = [None if project_id is None else {
-            "instance_uuid": uuid, "cell_id": cell_id, "project_id": project_id,
-            "user_id": user_id, "queued_for_delete": bool(queued), "created_at": now}
-            for uuid, project_id, user_id, queued in batch]
         if self._literal is None:
-            return [(row[0], mapping) for row, mapping in zip(batch, rows, strict=True)]
-        texts = iter(self._literal.texts([r for r in rows if r is not None]))
-        return [(row[0], None if mapping is None else next(texts))
-                for row, mapping in zip(batch, rows, strict=True)]
+            return [(uuid, None if project_id is None else {
+                "instance_uuid": uuid, "cell_id": cell_id, "project_id": project_id,
+                "user_id": user_id, "queued_for_delete": bool(queued), "created_at": now})
+                for uuid, project_id, user_id, queued in batch]
+        # Column by column, in _COLUMNS' order: a Python step per column, not per value.
+        ready = [row for row in batch if row[1] is not None]
+        uuids = [row[0] for row in ready]
+        texts = self._literal.texts_of_columns(
+            [uuids, Same(cell_id), [row[1] for row in ready], [row[2] for row in ready],
+             [bool(row[3]) for row in ready], Same(now)], len(ready))
+        if len(ready) == len(batch):
+            return list(zip(uuids, texts, strict=True))
+        made = iter(texts)
+        return [(row[0], None if row[1] is None else next(made)) for row in batch]
 
-    def insert(self, conn: Connection, part: Sequence[Prepared]) -> tuple[int, int]:
+    @staticmethod
+    def in_key_order(part: Sequence[Prepared]) -> list[Any]:
+        """The mappings of ``part`` (those with a project), in instance UUID order: in
+        key order each index page is visited once per batch, not at random (measured
+        1.5-2x faster inserts once the indexes outgrow the cache)."""
+        return [mapping for _, mapping in sorted(
+            (p for p in part if p[1] is not None), key=itemgetter(0))]
+
+    def insert(self, conn: Connection, part: Sequence[Prepared],
+               ordered: list[Any] | None = None) -> tuple[int, int]:
         """Insert ``part``'s mappings, skipping instances already mapped (by anyone):
-        (how many were mapped, how many have no project_id and cannot be). Call in
+        (how many were mapped, how many have no project_id and cannot be). ``ordered``:
+        ``in_key_order(part)`` when the caller has it already. Call in
         ``write_transaction(api, lock=MARKER_LOCK)``."""
         from cellctl.tables.api import instance_mappings
 
-        # In key order each index page is visited once per batch, not at random:
-        # measured 1.5-2x faster inserts once the indexes outgrow the cache.
-        ready = sorted((p for p in part if p[1] is not None), key=itemgetter(0))
-        payloads = [mapping for _, mapping in ready]
+        payloads = self.in_key_order(part) if ordered is None else ordered
         if not payloads:
             mapped = 0
         elif self._literal is not None:
             mapped = self._literal.insert(conn, payloads)
         else:
             mapped = insert_ignoring_duplicates(conn, instance_mappings, payloads)
-        return mapped, len(part) - len(ready)
+        return mapped, len(part) - len(payloads)
 
 
 _COLUMNS = ("instance_uuid", "cell_id", "project_id", "user_id", "queued_for_delete",

@@ -12,7 +12,8 @@ escaping: only the overhead is gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +25,13 @@ MAX_STATEMENT_CHARS = 1_000_000
 # Joins a column's strings for one escape call: a control character that neither
 # backslash escaping nor NO_BACKSLASH_ESCAPES quoting changes.
 _SEPARATOR = "\x01"
+
+
+@dataclass(frozen=True)
+class Same:
+    """A column with one value for every row (``LiteralRows.texts_of_columns``)."""
+
+    value: Any
 
 
 def speaks(conn: Connection) -> bool:
@@ -59,7 +67,28 @@ class LiteralRows:
 
     def texts(self, rows: list[dict[str, Any]]) -> list[str]:
         """Each row's ``(v1,v2,..)``."""
-        return list(_tuples(rows, self.columns, self.processors, self.escape))
+        return self.texts_of_columns([[row[c] for row in rows] for c in self.columns],
+                                     len(rows))
+
+    def texts_of_columns(self, columns: Sequence[Sequence[Any] | Same], count: int
+                         ) -> list[str]:
+        """Each of ``count`` rows' ``(v1,v2,..)``, from the values column by column (in
+        ``self.columns``' order); a ``Same`` column has one value for every row. Each
+        column is escaped at once (``_literals``), then the rows are put together by
+        one ``str.format`` per row, the ``Same`` values already written in it."""
+        pieces: list[str] = []
+        varying: list[list[str]] = []
+        for values, process in zip(columns, self.processors, strict=True):
+            if isinstance(values, Same):
+                (text,) = _literals([values.value], process, self.escape)
+                pieces.append(text.replace("{", "{{").replace("}", "}}"))
+            else:
+                pieces.append("{}")
+                varying.append(_literals(list(values), process, self.escape))
+        template = "(" + ",".join(pieces) + ")"
+        if not varying:
+            return [template.format()] * count
+        return list(map(template.format, *varying))
 
     def insert(self, conn: Connection, texts: Iterable[str]) -> int:
         """Insert the rows of ``texts``, skipping duplicates; how many were new."""
@@ -75,15 +104,6 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     """Insert ``rows`` (all with the same keys), skipping duplicates; return how many were new."""
     literal = LiteralRows(conn, table, list(rows[0]))
     return literal.insert(conn, literal.texts(rows))
-
-
-def _tuples(rows: list[dict[str, Any]], columns: list[str],
-            processors: list[Any],
-            escape: Callable[[Any], str]) -> Iterator[str]:
-    """Each row's ``(v1,v2,..)`` text, the values escaped a column at a time."""
-    literals = [_literals([row[c] for row in rows], p, escape)
-                for c, p in zip(columns, processors, strict=True)]
-    return ("(" + ",".join(values) + ")" for values in zip(*literals, strict=True))
 
 
 def _literals(values: list[Any], process: Callable[[Any], Any] | None,
