@@ -241,3 +241,28 @@ def test_instance_without_project_is_reported(sqlite_cloud):
     assert result.exit_code == 0
     assert "1 instances have no project_id" in result.stderr
     assert set(instance_mappings(sqlite_cloud)) == set(good)
+
+
+def test_mariadb_streams_the_cell_out_of_its_sort(make_cloud, mysql_factory):
+    """On MariaDB the ordered read carries its columns through the sort, so streaming it
+    reads no row of the table again by position (``Handler_read_rnd`` stays 0): read
+    again in sort order, a big cell's table would push the API database's pages out of
+    the buffer pool for the whole run."""
+    import sqlalchemy as sa
+
+    from cellctl.mappings.cell_instances import _instances_query, _stream
+
+    cloud = make_cloud(mysql_factory)
+    mapped_cell(cloud)
+    assert len(add_instances(cloud, 30)) == 30
+    engine = sa.create_engine(cloud.cell_url)
+    try:
+        with engine.connect() as conn:
+            read = [row[0] for rows in _stream(conn, _instances_query(conn, None, None))
+                    for row in rows]
+            (_, by_position), = conn.exec_driver_sql(
+                "SHOW SESSION STATUS LIKE 'Handler_read_rnd'").all()
+    finally:
+        engine.dispose()
+    assert read == nova_order(cloud)
+    assert int(by_position) == 0

@@ -187,6 +187,18 @@ def _instances_query(conn: Connection, start: _Position | None, limit: int | Non
     return query
 
 
+# MariaDB sorts rows whose columns could be wider than max_length_for_sort_data
+# (1 KiB by default; these can reach 2.4 KiB) as (key, row id) pairs, then reads
+# each row again by its id while the result streams out: for the length of the
+# run the cell's table is read again, in sort order, through the buffer pool,
+# evicting the pages the API database's inserts need (measured at 10^6
+# instances: 3 million page accesses against 15,000, the inserts a quarter
+# slower). With the limit raised for this statement only, the sort carries the
+# (packed) columns and streaming the result reads no table. (MySQL 8 packs
+# them by itself and has no SET STATEMENT.)
+_SORT_CARRYING_ROWS = "SET STATEMENT max_length_for_sort_data=65536 FOR "
+
+
 def _stream(conn: Connection, query: Select) -> Generator[Sequence[Sequence[Any]], None, None]:
     """The query's rows, ``WRITE_BATCH`` at a time, streamed: memory stays flat however
     big the cell is (a server-side cursor where the driver has one).
@@ -205,9 +217,12 @@ def _stream(conn: Connection, query: Select) -> Generator[Sequence[Sequence[Any]
     from pymysql.cursors import SSCursor  # type: ignore[import-untyped]
 
     compiled = query.compile(dialect=conn.dialect)  # pyformat, as PyMySQL takes it
+    sql = str(compiled)
+    if getattr(conn.dialect, "is_mariadb", False):  # a MySQL dialect on MariaDB says so
+        sql = _SORT_CARRYING_ROWS + sql
     cursor = conn.connection.dbapi_connection.cursor(SSCursor)  # type: ignore[union-attr]
     try:
-        cursor.execute(str(compiled), compiled.construct_params())
+        cursor.execute(sql, compiled.construct_params())
         while rows := cursor.fetchmany(WRITE_BATCH):
             yield rows
     finally:
