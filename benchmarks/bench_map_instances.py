@@ -48,15 +48,22 @@ def bench_backend(backend: str, count: int, repeat: int, max_count: int | None,
         runs: list[Child] = []
         raw: dict[str, list[float]] = {"read": [], "uuid": []}
         for _ in range(repeat):  # alternated, so both see the same load
+            # Each timed run starts on a settled server, without the databases (and
+            # the page writes) of the runs before it.
             for order in raw:
                 raw_url = server.new("rawapi")
                 cellctl({**env, "CELLCTL_API_DATABASE_CONNECTION": raw_url}, "api_db",
                         "sync").expect(0)
+                cell_id = new_cell(raw_url)
+                server.settle()
                 raw[order].append(float(floor("map_instances", cell_url, raw_url,
-                                              new_cell(raw_url), order).out))
+                                              cell_id, order).out))
+                server.discard(raw_url)
             run_env, cell_uuid = fresh_api(server, env)
+            server.settle()
             runs.append(cellctl(run_env, "map_instances", "--cell_uuid", cell_uuid).expect(0))
             check_mapped(run_env, count)
+            server.discard(run_env["CELLCTL_API_DATABASE_CONNECTION"])
         mapped = min(runs, key=lambda run: run.seconds)
         print(f"{backend}: map_instances  {count:,} instances in {mapped.seconds:.1f} s = "
               f"{count / mapped.seconds:,.0f} instances/s, peak RSS {mapped.rss_mib:.0f} MiB "

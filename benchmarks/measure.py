@@ -160,6 +160,41 @@ class Server:
         if self.created:
             self.admin(*(f"DROP DATABASE IF EXISTS {name}" for name in self.created))
 
+    def discard(self, url: str) -> None:
+        """Drop the database of ``url`` (one of ours) now, not at the end."""
+        name = url.rsplit("/", 1)[-1]
+        if self.backend == "sqlite":
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        elif name in self.created:
+            self.admin(f"DROP DATABASE IF EXISTS {name}")
+            self.created.remove(name)
+
+    def settle(self, timeout: float = 60.0) -> float:
+        """Wait until the MySQL server has finished the background work of earlier
+        runs (purge, page writes: its dirty-page count and history length unchanged
+        for two seconds), so that a timed run does not start while the one before it
+        is still being written out; the seconds waited. Nothing to wait for on SQLite."""
+        if self.backend == "sqlite":
+            return 0.0
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.backend)
+        start = time.monotonic()
+        seen: list[tuple[Any, ...]] = []
+        try:
+            with engine.connect() as conn:
+                while time.monotonic() - start < timeout:
+                    seen.append(tuple(sorted(conn.exec_driver_sql(
+                        "SHOW GLOBAL STATUS WHERE Variable_name IN ("
+                        "'Innodb_buffer_pool_pages_dirty', 'Innodb_history_list_length')"
+                    ).all())))
+                    if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+                        break
+                    time.sleep(1)
+        finally:
+            engine.dispose()
+        return time.monotonic() - start
+
     def admin(self, *statements: str) -> None:
         import sqlalchemy as sa
 
