@@ -78,3 +78,55 @@ def test_operations_name_their_exit_codes():
                 bare += [f"{path.relative_to(ROOT)}:{code.lineno}" for code in codes
                          if isinstance(code, ast.Constant) and code.value != 0]
     assert bare == []
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Each cellctl module -> the cellctl modules it imports: at the top, inside
+    functions and under TYPE_CHECKING alike (a package counts as its ``__init__``)."""
+    import ast
+
+    modules: dict[str, Path] = {}
+    for path in (ROOT / "cellctl").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, *([base] if base else [])])
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    imported.add(full if full in modules else base)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+        graph[name] = {module for module in imported if module in modules} - {name}
+    return graph
+
+
+def test_no_import_cycle():
+    """No cellctl module imports, however indirectly, a module that imports it: imports
+    inside functions and for type checking count too."""
+    graph = _module_graph()
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        for imported in sorted(graph[module]):
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert [" -> ".join(cycle) for cycle in cycles] == []
