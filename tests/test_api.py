@@ -129,6 +129,7 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
         result = cellctl.heartbeat(dbs, host="cmp1", interval=0, count=0)
         dev = cellctl.add_instances(dbs, count=3, node="not-a-uuid", host="cmp1")
         ring = cellctl.ironic_ring(dbs, without=[" "])
+        audited = cellctl.audit(dbs, limit=0, build_timeout=-1.0)
     assert result.code == 1
     assert [m.text for m in result.messages] == [
         "interval must be a positive number of seconds, got 0",
@@ -137,6 +138,9 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
         1, ["node= must be an Ironic node UUID, got 'not-a-uuid'"])
     assert (ring.code, [m.text for m in ring.messages]) == (
         1, ["without= must name a host, got ' '"])
+    assert (audited.code, [m.text for m in audited.messages]) == (1, [
+        "limit= must be a positive integer, not 0",
+        "build_timeout= must be a number of seconds (0 or more), not -1.0"])
 
 
 def _fits(value, typed) -> None:

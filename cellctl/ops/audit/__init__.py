@@ -77,8 +77,8 @@ def audit(
     """
     result: Result[AuditData, AuditFinding] = Result()
     wanted = _kinds(kinds, result)
-    cap = _positive_int(limit, DEFAULT_LIMIT, "--limit", result)
-    patience = _seconds(build_timeout, result)
+    cap = _limit(dbs, limit, result)
+    patience = _seconds(dbs, build_timeout, result)
     if wanted is None or cap is None or patience is None:
         return result
 
@@ -114,32 +114,27 @@ def _kinds(kinds: Sequence[str], result: Result) -> list[str] | None:
     return [kind for kind in KINDS if kind in kinds] if kinds else list(KINDS)
 
 
-def _positive_int(value: str | int | None, default: int, flag: str,
-                  result: Result) -> int | None:
+def _limit(dbs: Databases, value: int | None, result: Result) -> int | None:
+    # The CLI has parsed and checked it (cellctl.cli.audit); a Python caller may not.
     if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        result.error(f"{flag} must be a positive integer, not {value!r}", BAD_INPUT)
+        return DEFAULT_LIMIT
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        result.error(f"{dbs.settings.argument('limit', '--limit')} must be a positive "
+                     f"integer, not {value!r}", BAD_INPUT)
         return None
-    return number
+    return value
 
 
-def _seconds(value: str | float | None, result: Result) -> float | None:
+def _seconds(dbs: Databases, value: float | None, result: Result) -> float | None:
+    # The CLI has parsed and checked it (cellctl.cli.audit); a Python caller may not.
     if value is None:
         return DEFAULT_BUILD_TIMEOUT
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not math.isfinite(seconds) or seconds < 0:
-        result.error(f"--build-timeout must be a number of seconds (0 or more), not {value!r}",
-                     BAD_INPUT)
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
+        result.error(f"{dbs.settings.argument('build_timeout', '--build-timeout')} must be a "
+                     f"number of seconds (0 or more), not {value!r}", BAD_INPUT)
         return None
-    return seconds
+    return float(value)
 
 
 def _run_checks(run: Audit) -> None:
