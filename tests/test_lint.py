@@ -130,3 +130,32 @@ def test_no_import_cycle():
     for module in sorted(graph):
         visit(module, [])
     assert [" -> ".join(cycle) for cycle in cycles] == []
+
+
+def test_no_needless_local_imports():
+    """A module that imports SQLAlchemy when it is loaded gains nothing at start-up by
+    importing inside its functions: it imports at the top, unless a comment (on the
+    line or the line before) says why not. Elsewhere imports are deferred where they
+    keep start-up fast (``--help``, ``list_cells``: doc/contributor/benchmarks.rst)."""
+    import ast
+
+    needless = []
+    for path in sorted((ROOT / "cellctl").rglob("*.py")):
+        source = path.read_text()
+        tree = ast.parse(source)
+        loaded = {name for node in tree.body for name in (
+            [node.module or ""] if isinstance(node, ast.ImportFrom)
+            else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])}
+        if not any(name.split(".")[0] == "sqlalchemy" for name in loaded):
+            continue
+        lines = source.splitlines()
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    said = "#" in lines[node.lineno - 1] or (
+                        node.lineno > 1 and lines[node.lineno - 2].strip().startswith("#"))
+                    if not said:
+                        needless.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert sorted(set(needless)) == []
