@@ -159,3 +159,18 @@ def test_no_needless_local_imports():
                     if not said:
                         needless.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert sorted(set(needless)) == []
+
+
+def test_lock_names_in_one_place():
+    """Every advisory lock a writer takes is named in cellctl.writes.locks: no
+    ``lock=`` argument spells a name itself."""
+    import ast
+
+    spelled = []
+    for path in sorted((ROOT / "cellctl").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                spelled += [f"{path.relative_to(ROOT)}:{k.value.lineno}"
+                            for k in node.keywords if k.arg == "lock"
+                            and isinstance(k.value, ast.Constant | ast.JoinedStr)]
+    assert spelled == []
