@@ -217,11 +217,11 @@ def check_instances(audit: Audit) -> None:
             streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
     mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
 
-    def lost(cell_id: int, exc: CellctlError) -> None:
+    def unreachable(cell_id: int, exc: CellctlError) -> None:
         audit.unreachable.mark(audit.cell_by_id[cell_id], str(exc))
 
     pages = _Pages(audit)
-    for seen in walk(mappings, streams, lost):
+    for seen in walk(mappings, streams, unreachable):
         pages.add(seen)
     pages.flush(everything=True)
 
