@@ -120,13 +120,13 @@ def _computes(engine: Engine, hosts: Sequence[str] | None) -> list[Any]:
     """One query: live nova-compute services (of ``hosts``), each with ``has_node``."""
     from sqlalchemy import exists, select
 
+    from cellctl.liveness.records import ServiceRecord
     from cellctl.tables.cell import COMPUTE_BINARY
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
     has_node = exists().where(cn.c.host == sv.c.host, cn.c.deleted == 0).label("has_node")
-    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                    sv.c.last_seen_up, sv.c.created_at, has_node)
+    query = (select(*ServiceRecord.columns(sv), has_node)
              .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.is_not(None)))
     if hosts is not None:
         query = query.where(sv.c.host.in_(list(hosts)))
