@@ -122,7 +122,7 @@ def test_every_operation_takes_databases_then_keywords_only():
             assert "str | float" not in param.annotation, (name, param.name)
 
 
-def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
+def test_bad_arguments_from_python_are_named_as_keywords(tmp_path):
     settings = cellctl.resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)},
                                default_config_files=[], default_config_dirs=[])
     with cellctl.Databases(settings) as dbs:
@@ -130,6 +130,11 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
         dev = cellctl.add_instances(dbs, count=3, node="not-a-uuid", host="cmp1")
         ring = cellctl.ironic_ring(dbs, without=[" "])
         audited = cellctl.audit(dbs, limit=0, build_timeout=-1.0)
+        unnamed = cellctl.ensure_cell(dbs, name="")
+        moves = [cellctl.ironic_move(dbs, source=" "),
+                 cellctl.ironic_move(dbs, source="cmp1"),
+                 cellctl.ironic_move(dbs, source="cmp1", destination="CMP1"),
+                 cellctl.ironic_move(dbs, source="cmp1", rebalance=True, nodes=["x"])]
     assert result.code == 1
     assert [m.text for m in result.messages] == [
         "interval must be a positive number of seconds, got 0",
@@ -141,6 +146,13 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
     assert (audited.code, [m.text for m in audited.messages]) == (1, [
         "limit= must be a positive integer, not 0",
         "build_timeout= must be a number of seconds (0 or more), not -1.0"])
+    assert (unnamed.code, [m.text for m in unnamed.messages]) == (
+        1, ["name= must not be empty."])
+    assert [(m.code, [x.text for x in m.messages]) for m in moves] == [
+        (1, ["source= must name the host of the nova-compute service to move from"]),
+        (1, ["Give exactly one of destination= and rebalance="]),
+        (1, ["destination=CMP1 is the source itself"]),
+        (1, ["nodes= must be an Ironic node UUID, got 'x'"])]
 
 
 def _fits(value, typed) -> None:
