@@ -103,7 +103,7 @@ def audit(
         run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience,
                     unreachable=unreachable)
         _run_checks(run)
-    return _result(result, run, cells)
+    return _result(dbs, result, run, cells)
 
 
 def _kinds(kinds: Sequence[str], result: Result) -> list[str] | None:
@@ -149,7 +149,7 @@ def _run_checks(run: Audit) -> None:
         hosts.result()
 
 
-def _result(result: Result[AuditData, AuditFinding], run: Audit,
+def _result(dbs: Databases, result: Result[AuditData, AuditFinding], run: Audit,
             cells: list[CellRef]) -> Result[AuditData, AuditFinding]:
     found = run.found
     run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
@@ -158,16 +158,18 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
     for kind, count in found.counts.items():
         if count > len(found.listed[kind]):
             result.warn(f"{count} findings of kind {kind}: only the first "
-                        f"{len(found.listed[kind])} are listed (see --limit)")
+                        f"{len(found.listed[kind])} are listed (see "
+                        f"{dbs.settings.argument('limit', '--limit')})")
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
         result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f["fixable"])
-        shown = ("" if not fixable else f" ({fixable} listed ones fixable with --fix)"
+        fix = "--fix" if dbs.settings.from_cli else "fix=True"
+        shown = ("" if not fixable else f" ({fixable} listed ones fixable with {fix})"
                  if len(listing) == total else
-                 f" ({fixable} of the {len(listing)} listed fixable with --fix)")
+                 f" ({fixable} of the {len(listing)} listed fixable with {fix})")
         result.info(f"{_plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
         result.code = AuditExit.CELL_UNREACHABLE
