@@ -120,7 +120,8 @@ def discover_hosts(
 
     with dbs.api.connect() as conn:
         looked_up = Result()
-        cells = select_cells(conn, looked_up, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, looked_up, cell_uuid,
+                             not_found_code=DiscoverHostsExit.INCOMPLETE)
     if cells is None:
         if looked_up.code == AMBIGUOUS_CELL:
             result.messages.extend(looked_up.messages)

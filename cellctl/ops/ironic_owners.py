@@ -76,7 +76,8 @@ if TYPE_CHECKING:
 UNMANAGED, DOUBLE, MOVING, INSTANCE_HOST_DOWN, UNSERVED, UNKNOWN = (
     "unmanaged", "double-managed", "moving", "instance host down", "unserved", "unknown")
 CHUNK = 5_000
-# Exit codes of ironic owners: 0 listed, BAD_INPUT a service file that cannot be read.
+# Exit codes of ironic owners: 0 listed, BAD_INPUT a service file that cannot be read
+# or a cell not found.
 BAD_INPUT = 1
 LEFT_OUT = "the services and nodes of {cell} are not counted"
 NOT_CONFIGURED = ("No [ironic] group says how to reach Ironic (auth_type or endpoint_override) "
@@ -165,7 +166,7 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         result.warn("No service settings given (--service-config HOST=FILE or "
                     "--service-config-dir): no service's view is computed")
     with dbs.api.connect() as conn:
-        refs = select_cells(conn, result, cell_uuid, not_found_code=1)
+        refs = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if refs is None:
         return result
     cells = [ref for ref in refs if not ref.is_cell0]
