@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
+from cellctl.cells.reach import CellUnreachable, cell_access
 from cellctl.cells.refs import CellRef, cell_database
-from cellctl.errors import CellctlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -95,8 +95,9 @@ def _poll(dbs: Databases, cells: Sequence[CellRef], spec: WaitSpec, by_service: 
     now = utcnow()
     for cell in cells:
         try:
-            rows = _computes(cell_database(dbs, cell, DEFAULT_TIMEOUT), spec.expect or None)
-        except CellctlError as exc:
+            with cell_access(cell):
+                rows = _computes(cell_database(dbs, cell, DEFAULT_TIMEOUT), spec.expect or None)
+        except CellUnreachable as exc:  # maybe only for now: the next poll asks again
             waited.unreachable[cell.uuid] = str(exc)
             continue
         if spec.expect:
