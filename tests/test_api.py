@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from uuid import uuid4
 
 import cellctl
 from cellctl.progress import Progress
@@ -131,6 +132,8 @@ def test_bad_arguments_from_python_are_named_as_keywords(tmp_path):
         ring = cellctl.ironic_ring(dbs, without=[" "])
         audited = cellctl.audit(dbs, limit=0, build_timeout=-1.0)
         unnamed = cellctl.ensure_cell(dbs, name="")
+        registered = cellctl.register_service(dbs, host="cmp1", hypervisor_type="ironic",
+                                              node_uuids=[str(uuid4()), "x"])
         moves = [cellctl.ironic_move(dbs, source=" "),
                  cellctl.ironic_move(dbs, source="cmp1"),
                  cellctl.ironic_move(dbs, source="cmp1", destination="CMP1"),
@@ -148,6 +151,8 @@ def test_bad_arguments_from_python_are_named_as_keywords(tmp_path):
         "build_timeout= must be a number of seconds (0 or more), not -1.0"])
     assert (unnamed.code, [m.text for m in unnamed.messages]) == (
         1, ["name= must not be empty."])
+    assert (registered.code, [m.text for m in registered.messages]) == (
+        1, ["node_uuids= must be Ironic node UUIDs, got 'x'"])
     assert [(m.code, [x.text for x in m.messages]) for m in moves] == [
         (1, ["source= must name the host of the nova-compute service to move from"]),
         (1, ["Give exactly one of destination= and rebalance="]),

@@ -40,7 +40,7 @@ from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
 from cellctl.hashring import HashRing
-from cellctl.ids import canonical_uuid
+from cellctl.ids import NotAUUID, canonical_uuid, canonical_uuids
 from cellctl.ironic.ring import IronicService, judge_services, read_services, ring_members
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
@@ -192,15 +192,12 @@ def _valid(arg: Callable[[str, str], str], result: Result, source: str | None,
         result.error(f"{to}{' ' if to.startswith('--') else ''}{destination} is the source "
                      "itself", BAD_INPUT)
         return None
-    wanted = []
-    for value in nodes:
-        node = canonical_uuid(value)
-        if node is None:
-            result.error(f"{arg('nodes', '--node')} must be an Ironic node UUID, got "
-                         f"{value!r}", BAD_INPUT)
-            return None
-        wanted.append(node)
-    return list(dict.fromkeys(wanted))
+    try:
+        return canonical_uuids(nodes)
+    except NotAUUID as exc:
+        result.error(f"{arg('nodes', '--node')} must be an Ironic node UUID, got "
+                     f"{exc.value!r}", BAD_INPUT)
+        return None
 
 
 def _select(conn: Connection, result: Result, cell: str | None) -> list[CellRef] | None:

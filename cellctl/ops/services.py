@@ -20,7 +20,7 @@ from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
 from cellctl.errors import CellctlError
-from cellctl.ids import canonical_uuid, new_uuid
+from cellctl.ids import NotAUUID, canonical_uuids, new_uuid
 from cellctl.interrupts import received
 from cellctl.liveness import JUDGE_BATCH, UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.paging import chunks, collector_paused
@@ -193,16 +193,14 @@ def _ironic_request(settings: Settings, binary: str, compute_node: bool, hypervi
         result.error(f"{settings.argument('nodes', '--nodes')} must be between 0 and "
                      f"{MAX_IRONIC_NODES}, got {nodes}", BAD_INPUT)
         return None
-    canonical = []
-    for value in node_uuids:
-        node = canonical_uuid(value)
-        if node is None:
-            result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
-                         f"UUIDs, got {value!r}" if not settings.from_cli else
-                         f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
-            return None
-        canonical.append(node)
-    return list(dict.fromkeys(canonical))
+    try:
+        return canonical_uuids(node_uuids)
+    except NotAUUID as exc:
+        value = exc.value
+        result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
+                     f"UUIDs, got {value!r}" if not settings.from_cli else
+                     f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
+        return None
 
 
 def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: int,
