@@ -107,11 +107,12 @@ def sync(engine: Engine, kind: Kind, revision: str = "head", *,
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
+    from cellctl.writes.locks import schema_lock
     from cellctl.writes.transactions import write_transaction
 
     # The lock makes two concurrent syncs run one after the other instead of
     # both creating the same tables.
-    with write_transaction(engine, lock=f"{kind}-schema") as conn:
+    with write_transaction(engine, lock=schema_lock(kind)) as conn:
         before = inspect_schema(conn, kind)
         if before.owner == "nova":
             return SyncOutcome(before, before)

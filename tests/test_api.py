@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from uuid import uuid4
 
 import cellctl
 from cellctl.progress import Progress
@@ -122,13 +123,21 @@ def test_every_operation_takes_databases_then_keywords_only():
             assert "str | float" not in param.annotation, (name, param.name)
 
 
-def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
+def test_bad_arguments_from_python_are_named_as_keywords(tmp_path):
     settings = cellctl.resolve(environ={"CELLCTL_STATE_DIR": str(tmp_path)},
                                default_config_files=[], default_config_dirs=[])
     with cellctl.Databases(settings) as dbs:
         result = cellctl.heartbeat(dbs, host="cmp1", interval=0, count=0)
         dev = cellctl.add_instances(dbs, count=3, node="not-a-uuid", host="cmp1")
         ring = cellctl.ironic_ring(dbs, without=[" "])
+        audited = cellctl.audit(dbs, limit=0, build_timeout=-1.0)
+        unnamed = cellctl.ensure_cell(dbs, name="")
+        registered = cellctl.register_service(dbs, host="cmp1", hypervisor_type="ironic",
+                                              node_uuids=[str(uuid4()), "x"])
+        moves = [cellctl.ironic_move(dbs, source=" "),
+                 cellctl.ironic_move(dbs, source="cmp1"),
+                 cellctl.ironic_move(dbs, source="cmp1", destination="CMP1"),
+                 cellctl.ironic_move(dbs, source="cmp1", rebalance=True, nodes=["x"])]
     assert result.code == 1
     assert [m.text for m in result.messages] == [
         "interval must be a positive number of seconds, got 0",
@@ -137,6 +146,18 @@ def test_bad_numbers_from_python_are_named_as_keywords(tmp_path):
         1, ["node= must be an Ironic node UUID, got 'not-a-uuid'"])
     assert (ring.code, [m.text for m in ring.messages]) == (
         1, ["without= must name a host, got ' '"])
+    assert (audited.code, [m.text for m in audited.messages]) == (1, [
+        "limit= must be a positive integer, not 0",
+        "build_timeout= must be a number of seconds (0 or more), not -1.0"])
+    assert (unnamed.code, [m.text for m in unnamed.messages]) == (
+        1, ["name= must not be empty."])
+    assert (registered.code, [m.text for m in registered.messages]) == (
+        1, ["node_uuids= must be Ironic node UUIDs, got 'x'"])
+    assert [(m.code, [x.text for x in m.messages]) for m in moves] == [
+        (1, ["source= must name the host of the nova-compute service to move from"]),
+        (1, ["Give exactly one of destination= and rebalance="]),
+        (1, ["destination=CMP1 is the source itself"]),
+        (1, ["nodes= must be an Ironic node UUID, got 'x'"])]
 
 
 def _fits(value, typed) -> None:

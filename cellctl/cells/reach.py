@@ -12,7 +12,8 @@ command's reads.
 ``read_cells`` is the whole sequence for a listing: probe, read every cell
 that answered (in parallel), record every one that did not (or failed
 since) with ``Result.unreachable``. Commands that write while they go
-(``discover_hosts``) wrap their per-cell work in ``cell_access`` instead,
+(``discover_hosts``), and its polls while it waits for hosts
+(cellctl.cells.waiting), wrap their per-cell work in ``cell_access`` instead,
 which turns any failure of the cell's database into ``CellUnreachable``.
 A command that reads the cells its own way (``audit``'s merge walks) keeps
 its record in an ``Unreachable`` (``open_cells``, ``Unreachable.access``,

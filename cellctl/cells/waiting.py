@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
+from cellctl.cells.reach import CellUnreachable, cell_access
 from cellctl.cells.refs import CellRef, cell_database
-from cellctl.errors import CellctlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -95,8 +95,9 @@ def _poll(dbs: Databases, cells: Sequence[CellRef], spec: WaitSpec, by_service: 
     now = utcnow()
     for cell in cells:
         try:
-            rows = _computes(cell_database(dbs, cell, DEFAULT_TIMEOUT), spec.expect or None)
-        except CellctlError as exc:
+            with cell_access(cell):
+                rows = _computes(cell_database(dbs, cell, DEFAULT_TIMEOUT), spec.expect or None)
+        except CellUnreachable as exc:  # maybe only for now: the next poll asks again
             waited.unreachable[cell.uuid] = str(exc)
             continue
         if spec.expect:
@@ -120,13 +121,13 @@ def _computes(engine: Engine, hosts: Sequence[str] | None) -> list[Any]:
     """One query: live nova-compute services (of ``hosts``), each with ``has_node``."""
     from sqlalchemy import exists, select
 
+    from cellctl.liveness.records import ServiceRecord
     from cellctl.tables.cell import COMPUTE_BINARY
     from cellctl.tables.cell import compute_nodes as cn
     from cellctl.tables.cell import services as sv
 
     has_node = exists().where(cn.c.host == sv.c.host, cn.c.deleted == 0).label("has_node")
-    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                    sv.c.last_seen_up, sv.c.created_at, has_node)
+    query = (select(*ServiceRecord.columns(sv), has_node)
              .where(sv.c.binary == COMPUTE_BINARY, sv.c.deleted == 0, sv.c.host.is_not(None)))
     if hosts is not None:
         query = query.where(sv.c.host.in_(list(hosts)))

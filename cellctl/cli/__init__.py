@@ -265,6 +265,20 @@ def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Output format (default: the global --format, else table).")(func)
 
 
+def dry_run_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--dry-run`` of the delete commands (``delete_cell``, ``delete_host``), which
+    then write nothing (``writes=unless_dry_run``)."""
+    return click.option("--dry-run", "dry_run", is_flag=True,
+                        help="Write nothing: explain what stands in the way, what would "
+                             "remain and what to run first; exit with the code the delete "
+                             "would have.")(func)
+
+
+def unless_dry_run(params: Mapping[str, Any]) -> bool:
+    """``writes=`` of a command with ``dry_run_option``: it writes unless --dry-run."""
+    return not params.get("dry_run")
+
+
 def test_data_force_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--force`` of the commands that write test data (``dev``, ``service register``
     and ``heartbeat``): write even where a real deployment's rows are."""

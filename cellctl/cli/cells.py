@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cellctl.cli import Command, format_option, register, run
+from cellctl.cli import Command, dry_run_option, format_option, register, run, unless_dry_run
 from cellctl.cli.cellopt import CELL_UUID_FLAGS, DATABASE_URL_FLAGS, cell_option, chosen_cell
 
 
@@ -82,14 +82,12 @@ def update_cell(cell_uuid: str | None, cell: str | None, name: str | None,
 
 @register
 @click.command("delete_cell", cls=Command,
-               writes=lambda params: not params.get("dry_run"))
+               writes=unless_dry_run)
 @click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
 @cell_option
 @click.option("--force", is_flag=True,
               help="Also delete the cell's host mappings and deleted instances' mappings.")
-@click.option("--dry-run", "dry_run", is_flag=True,
-              help="Write nothing: explain what stands in the way, what would remain and "
-                   "what to run first; exit with the code the delete would have.")
+@dry_run_option
 @format_option
 def delete_cell(cell_uuid: str | None, cell: str | None, force: bool, dry_run: bool,
                 fmt: str | None) -> None:

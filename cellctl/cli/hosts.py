@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from cellctl.cli import Command, format_option, progress_for, register, run
+from cellctl.cli import (
+    Command,
+    dry_run_option,
+    format_option,
+    progress_for,
+    register,
+    run,
+    unless_dry_run,
+)
 from cellctl.cli.cellopt import CELL_UUID_FLAGS, cell_option, chosen_cell
 
 
@@ -102,13 +110,11 @@ def list_hosts(cell_uuid: str | None, cell: str | None, status: bool, fmt: str |
 
 @register
 @click.command("delete_host", cls=Command,
-               writes=lambda params: not params.get("dry_run"))
+               writes=unless_dry_run)
 @click.option(*CELL_UUID_FLAGS, "cell_uuid", metavar="UUID", help="The cell (required, or --cell).")
 @cell_option
 @click.option("--host", required=True, help="The host whose mapping is deleted.")
-@click.option("--dry-run", "dry_run", is_flag=True,
-              help="Write nothing: explain what stands in the way, what would remain and "
-                   "what to run first; exit with the code the delete would have.")
+@dry_run_option
 @format_option
 def delete_host(cell_uuid: str | None, cell: str | None, host: str, dry_run: bool,
                 fmt: str | None) -> None:

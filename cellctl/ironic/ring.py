@@ -54,18 +54,11 @@ def read_services(engine: Engine, joining: Sequence[str] = ()) -> list[IronicSer
     wanted: ColumnElement[bool] = ironic_node
     if joining:
         wanted = or_(ironic_node, func.lower(sv.c.host).in_(sorted({h.lower() for h in joining})))
-    query = (select(sv.c.id, sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled,
-                    sv.c.forced_down, sv.c.last_seen_up, sv.c.created_at,
-                    ironic_node.label("has_ironic_node"))
+    query = (select(sv.c.id, *ServiceRecord.columns(sv), ironic_node.label("has_ironic_node"))
              .where(sv.c.deleted == 0, sv.c.binary == COMPUTE_BINARY, wanted)
              .order_by(sv.c.host))
     with engine.connect() as conn:
-        return [IronicService(ServiceRecord(host=r.host, binary=r.binary, topic=r.topic,
-                                            disabled=bool(r.disabled),
-                                            forced_down=bool(r.forced_down),
-                                            last_seen_up=r.last_seen_up,
-                                            created_at=r.created_at),
-                              bool(r.has_ironic_node), r.id)
+        return [IronicService(ServiceRecord.of(r), bool(r.has_ironic_node), r.id)
                 for r in conn.execute(query) if r.host is not None]
 
 

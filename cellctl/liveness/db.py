@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cellctl.clock import utcnow
-from cellctl.liveness import ServiceRecord
+from cellctl.liveness.records import ServiceRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

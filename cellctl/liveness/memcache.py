@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cellctl.liveness import BackendUnreachable, ServiceRecord
 from cellctl.liveness.options import MEMCACHED_BACKENDS, MemcacheOptions
+from cellctl.liveness.records import BackendUnreachable, ServiceRecord
 from cellctl.paging import chunks
 from cellctl.urls import mask_urls_in_text
 

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cellctl.errors import ConfigError
-from cellctl.settings import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
+from cellctl.settings import (
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_SERVICE_DOWN_TIME,
+    SERVICEGROUP_DRIVERS,
+)
 
 if TYPE_CHECKING:
     from cellctl.settings import Setting, Settings
 
-DRIVERS = ("db", "mc", "zk")
 MEMCACHED_BACKENDS = ("dogpile.cache.memcached", "oslo_cache.memcache_pool",
                       "dogpile.cache.pymemcache")
 DEFAULT_SG_PREFIX = "/servicegroups"
@@ -44,8 +47,8 @@ class ZooKeeperOptions:
 def driver_name(settings: Settings) -> str:
     setting = settings.servicegroup_driver
     value = str(setting.value or "db").strip()
-    if value not in DRIVERS:
-        raise ConfigError(f"servicegroup_driver must be one of {', '.join(DRIVERS)}, "
+    if value not in SERVICEGROUP_DRIVERS:
+        raise ConfigError(f"servicegroup_driver must be one of {', '.join(SERVICEGROUP_DRIVERS)}, "
                           f"got {value!r} from {setting.source}")
     return value
 

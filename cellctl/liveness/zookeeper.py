@@ -34,8 +34,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cellctl.liveness import BackendUnreachable, ServiceRecord
 from cellctl.liveness.options import ZooKeeperOptions
+from cellctl.liveness.records import BackendUnreachable, ServiceRecord
 from cellctl.paging import chunks
 from cellctl.urls import mask_urls_in_text
 

@@ -27,12 +27,6 @@ from cellctl.writes.transactions import insert_ignoring_duplicates, write_transa
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-# A batch is looked up and inserted under HOST_MAPPING_LOCK, so concurrent cellctl runs
-# take turns per batch instead of colliding. On Galera the lock is one node's
-# only: runs through different nodes collide, and the batch is redone.
-# A collision can also come from writers that do not take the lock (nova-manage,
-# the scheduler's periodic discovery): the batch is rolled back and redone, as it
-# is after a deadlock or a Galera certification conflict (galera.retried).
 # Write-set bytes of one host mapping, and of one compute node's mapped flag (the
 # row is replicated whole, before and after), with room to spare: measured on
 # Galera about 450 for both together, with Nova's larger node rows more.
@@ -80,6 +74,13 @@ def map_hosts(api: Engine, cell: CellRef, hosts: Iterable[str]) -> BatchOutcome:
     (the whole batch, unless Galera limits are stricter), each redone when it loses to a
     concurrent writer (a collision, a deadlock, a Galera certification
     conflict). Raises HostMappingCollision, or Contention, when every retry lost.
+
+    Each part is looked up and inserted under HOST_MAPPING_LOCK, so concurrent
+    cellctl runs take turns per part instead of colliding. On Galera the lock
+    is one node's only: runs through different nodes collide, and the part is
+    redone. A collision can also come from writers that do not take the lock
+    (nova-manage, the scheduler's periodic discovery): the part is rolled back
+    and redone, as after a deadlock or a certification conflict (galera.retried).
     """
     wanted = sorted(set(hosts))  # one order for all runs: row locks taken alike
     outcome = BatchOutcome()

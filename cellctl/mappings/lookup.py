@@ -213,17 +213,17 @@ API = -1  # the source number of the mapping stream (cells are numbered by their
 
 
 def walk(mappings: Iterable[list[Any]], cells: dict[int, Iterator[list[Any]]],
-         lost: Callable[[int, CellctlError], None]) -> Iterator[Sighting]:
+         unreachable: Callable[[int, CellctlError], None]) -> Iterator[Sighting]:
     """Merge the mapping stream (rows of instance_uuid, id, cell_id) with each cell's
     stream (rows of uuid), all in folded UUID order (``sorted_keys``).
 
     Yields a ``Sighting`` for every UUID except those mapped to the one cell
-    that has a row for it. A cell whose stream fails is handed to ``lost``
+    that has a row for it. A cell whose stream fails is handed to ``unreachable``
     and read no further (its UUIDs from there on are not seen anywhere); a
     failure of the mapping stream ends the walk.
     """
     sources = [_tagged(API, ahead(mappings), None)]
-    sources += [_tagged(cell_id, ahead(stream), lost) for cell_id, stream in cells.items()]
+    sources += [_tagged(cell_id, ahead(stream), unreachable) for cell_id, stream in cells.items()]
     key: str | None = None
     mapping: Any = None
     holders: list[tuple[int, str]] = []
@@ -244,18 +244,18 @@ def walk(mappings: Iterable[list[Any]], cells: dict[int, Iterator[list[Any]]],
 
 
 def grouped(sources: dict[Hashable, Iterable[list[Any]]],
-            lost: Callable[[Any, CellctlError], None] | None = None
+            unreachable: Callable[[Any, CellctlError], None] | None = None
             ) -> Iterator[tuple[str, list[tuple[Any, Any]]]]:
     """Merge streams of rows in folded order of their first column (``sorted_rows``):
     each folded key with its (source, row) pairs, every key once.
 
-    A source whose stream fails is handed to ``lost`` (when given, and the
+    A source whose stream fails is handed to ``unreachable`` (when given, and the
     error is not ``OutOfOrder``) and read no further; sources are read
     ahead, each on a thread of its own.
     """
     counter = itertools.count()
     merged = heapq.merge(*[((key, next(counter), tag, row) for key, tag, row in
-                            _tagged(tag, ahead(batches), lost))
+                            _tagged(tag, ahead(batches), unreachable))
                            for tag, batches in sources.items()])
     # (the counter: rows of one source with one key never compare their rows)
     for key, group in itertools.groupby(merged, key=lambda item: item[0]):
@@ -274,7 +274,7 @@ def ahead(batches: Iterable[list[Any]]) -> Iterator[list[Any]]:
 
 
 def _tagged(source: Any, batches: Iterable[list[Any]],
-            lost: Callable[[Any, CellctlError], None] | None
+            unreachable: Callable[[Any, CellctlError], None] | None
             ) -> Iterator[tuple[str, Any, Any]]:
     last = ""
     try:
@@ -287,6 +287,6 @@ def _tagged(source: Any, batches: Iterable[list[Any]],
                 last = key
                 yield key, source, row
     except CellctlError as exc:
-        if lost is None or isinstance(exc, OutOfOrder):
+        if unreachable is None or isinstance(exc, OutOfOrder):
             raise
-        lost(source, exc)
+        unreachable(source, exc)

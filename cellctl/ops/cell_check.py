@@ -21,6 +21,7 @@ Per cell, one row per check (Success, Warning, Failure; exit 0, 1, 2 like
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Literal
 
 from cellctl.cells.probes import DEFAULT_TIMEOUT
@@ -34,7 +35,19 @@ from cellctl.results import CellCheck, CellCheckData
 from cellctl.urls import mask, split_url
 
 Outcome = Literal["success", "warning", "failure"]
-_CODES: dict[Outcome, int] = {"success": 0, "warning": 1, "failure": 2}
+
+
+class CellCheckExit(IntEnum):
+    """``cell check``'s exit codes: the worst outcome of any check."""
+
+    OK = 0  # every check succeeded
+    WARNING = 1  # a check warns
+    FAILURE = 2  # a check failed
+
+
+_CODES: dict[Outcome, CellCheckExit] = {"success": CellCheckExit.OK,
+                                        "warning": CellCheckExit.WARNING,
+                                        "failure": CellCheckExit.FAILURE}
 
 CHECK_COLUMNS = [Column("cell", "Cell", none_as="-"), Column("check", "Check"),
                  Column("result", "Result"), Column("details", "Details")]
@@ -58,14 +71,14 @@ def check_cells(dbs: Databases, *, timeout: float = DEFAULT_TIMEOUT,
     """Every check over every cell; exit 0 all well, 1 a warning, 2 a failure."""
     result: Result[CellCheckData, CellCheck] = Result()
     with dbs.api.connect() as conn:
-        cells = select_cells(conn, result, None, not_found_code=2) or []
+        cells = select_cells(conn, result, None, not_found_code=CellCheckExit.FAILURE) or []
     checks: list[Check] = []
     checks += _cell0_checks(dbs, cells)
     checks += _config_checks(dbs, cells)
     checks += _sharing_checks(dbs, cells)
     if connectivity:
         checks += _reach_checks(probe_cells(dbs, cells, timeout, queues=True))
-    result.code = max((_CODES[c.outcome] for c in checks), default=0)
+    result.code = max((_CODES[c.outcome] for c in checks), default=CellCheckExit.OK)
     result.table = Table(CHECK_COLUMNS, [
         {**c.as_dict(), "result": c.outcome.capitalize()} for c in checks])
     result.data = {"checks": [c.as_dict() for c in checks]}

@@ -69,7 +69,8 @@ def ensure_cell(
     """
     result: Result[CellEnsureData, None] = Result()
     if not name:
-        return result.error("--name must not be empty.", BAD_INPUT)
+        return result.error(f"{dbs.settings.argument('name', '--name')} must not be empty.",
+                            BAD_INPUT)
     is_cell0 = name == CELL0_NAME
     if from_config:
         settings = dbs.settings
@@ -116,12 +117,14 @@ def ensure_cell(
                                 f"{cell.label}.", CONFLICT)
         if current is None:
             if not transport_url or not database_connection:
-                missing = [flag for flag, url in (("--transport-url", transport_url),
-                                                  ("--database_connection",
-                                                   database_connection)) if not url]
+                arg = dbs.settings.argument
+                missing = [arg(keyword, flag) for keyword, flag, url in (
+                    ("transport_url", "--transport-url", transport_url),
+                    ("database_connection", "--database_connection", database_connection),
+                ) if not url]
                 return result.error(
                     f"Cell '{name}' does not exist; to create it give {' and '.join(missing)} "
-                    "(or --from-config).", BAD_INPUT)
+                    f"(or {arg('from_config', '--from-config')}).", BAD_INPUT)
             cell_uuid = CELL0_UUID if is_cell0 else new_uuid()
             insert_cell(conn, cell_uuid, name, transport_url, database_connection,
                         disabled=bool(disabled))

@@ -22,7 +22,7 @@ from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import instances as inst
 from cellctl.tables.rows import insert_fake_instances
-from cellctl.testdata import refusal
+from cellctl.testdata import refusal, rows_refusal
 from cellctl.urls import mask
 
 # Exit codes of dev add-instances: 0 added, BAD_INPUT bad input or a database refused.
@@ -72,7 +72,6 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
     if owner == "none":
         return result.error(f"The cell database {where} has no schema: run 'cellctl db sync'",
                             BAD_INPUT)
-    from cellctl.testdata import rows_refusal
 
     refused = rows_refusal(engine, dbs.settings.database_connection.value or "", force=force,
                            option=dbs.settings.argument("force", "--force"))

@@ -31,6 +31,7 @@ from cellctl.cells.refs import (
     CellRef,
     cell_database,
     cell_has_no_mapping,
+    cell_label,
     load_cell,
     select_cells,
 )
@@ -120,7 +121,8 @@ def discover_hosts(
 
     with dbs.api.connect() as conn:
         looked_up = Result()
-        cells = select_cells(conn, looked_up, cell_uuid, not_found_code=1)
+        cells = select_cells(conn, looked_up, cell_uuid,
+                             not_found_code=DiscoverHostsExit.INCOMPLETE)
     if cells is None:
         if looked_up.code == AMBIGUOUS_CELL:
             result.messages.extend(looked_up.messages)
@@ -388,7 +390,7 @@ def delete_host(dbs: Databases, *, cell_uuid: str, host: str,
         uuid = cell.uuid
         mapped = conn.execute(select(hm.c.cell_id, cm.c.uuid).join(cm, cm.c.id == hm.c.cell_id)
                               .where(hm.c.host == host)).first()
-    label = CellRef(cell.id, uuid, cell.name, cell.database_connection).label
+    label = cell_label(cell.name, uuid)
     result.data = {"host": host, "cell_uuid": uuid, "deleted": False, "dry_run": dry_run}
     if mapped is None:
         result.data["reasons"] = [f"The host {host} has no host mapping."]

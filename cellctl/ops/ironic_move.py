@@ -28,7 +28,7 @@ rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -40,7 +40,7 @@ from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.errors import CellctlError
 from cellctl.hashring import HashRing
-from cellctl.ids import canonical_uuid
+from cellctl.ids import NotAUUID, canonical_uuid, canonical_uuids
 from cellctl.ironic.ring import IronicService, judge_services, read_services, ring_members
 from cellctl.paging import chunks
 from cellctl.result import Column, Result, Table
@@ -144,7 +144,7 @@ def ironic_move(
     be read or written (see the constants).
     """
     result: Result[None, IronicMoveRow] = Result()
-    wanted = _valid(result, source, destination, rebalance, nodes)
+    wanted = _valid(dbs.settings.argument, result, source, destination, rebalance, nodes)
     if wanted is None or source is None:
         return result
     with dbs.api.connect() as conn:
@@ -172,30 +172,32 @@ def ironic_move(
     return result
 
 
-def _valid(result: Result, source: str | None, destination: str | None, rebalance: bool,
-           nodes: Sequence[str]) -> list[str] | None:
-    """The asked node UUIDs in Nova's form ([] for all); None (error 1 recorded) if bad."""
+def _valid(arg: Callable[[str, str], str], result: Result, source: str | None,
+           destination: str | None, rebalance: bool, nodes: Sequence[str]) -> list[str] | None:
+    """The asked node UUIDs in Nova's form ([] for all); None (error 1 recorded) if bad.
+    ``arg`` names an argument as the caller passes it (``Settings.argument``)."""
     if source is None or not source.strip():
-        result.error("--from must name the host of the nova-compute service to move from",
-                     BAD_INPUT)
+        result.error(f"{arg('source', '--from')} must name the host of the nova-compute "
+                     "service to move from", BAD_INPUT)
         return None
+    to = arg("destination", "--to")
     if (destination is None) == (not rebalance):
-        result.error("Give exactly one of --to HOST and --rebalance", BAD_INPUT)
+        result.error(f"Give exactly one of {to}{' HOST' if to.startswith('--') else ''} and "
+                     f"{arg('rebalance', '--rebalance')}", BAD_INPUT)
         return None
     if destination is not None and not destination.strip():
-        result.error(f"--to must name a host, got {destination!r}", BAD_INPUT)
+        result.error(f"{to} must name a host, got {destination!r}", BAD_INPUT)
         return None
     if destination is not None and destination.lower() == source.lower():
-        result.error(f"--to {destination} is the source itself", BAD_INPUT)
+        result.error(f"{to}{' ' if to.startswith('--') else ''}{destination} is the source "
+                     "itself", BAD_INPUT)
         return None
-    wanted = []
-    for value in nodes:
-        node = canonical_uuid(value)
-        if node is None:
-            result.error(f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
-            return None
-        wanted.append(node)
-    return list(dict.fromkeys(wanted))
+    try:
+        return canonical_uuids(nodes)
+    except NotAUUID as exc:
+        result.error(f"{arg('nodes', '--node')} must be an Ironic node UUID, got "
+                     f"{exc.value!r}", BAD_INPUT)
+        return None
 
 
 def _select(conn: Connection, result: Result, cell: str | None) -> list[CellRef] | None:

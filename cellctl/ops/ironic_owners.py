@@ -76,7 +76,8 @@ if TYPE_CHECKING:
 UNMANAGED, DOUBLE, MOVING, INSTANCE_HOST_DOWN, UNSERVED, UNKNOWN = (
     "unmanaged", "double-managed", "moving", "instance host down", "unserved", "unknown")
 CHUNK = 5_000
-# Exit codes of ironic owners: 0 listed, BAD_INPUT a service file that cannot be read.
+# Exit codes of ironic owners: 0 listed, BAD_INPUT a service file that cannot be read
+# or a cell not found.
 BAD_INPUT = 1
 LEFT_OUT = "the services and nodes of {cell} are not counted"
 NOT_CONFIGURED = ("No [ironic] group says how to reach Ironic (auth_type or endpoint_override) "
@@ -165,7 +166,7 @@ def ironic_owners(dbs: Databases, *, service_configs: Sequence[str] = (),
         result.warn("No service settings given (--service-config HOST=FILE or "
                     "--service-config-dir): no service's view is computed")
     with dbs.api.connect() as conn:
-        refs = select_cells(conn, result, cell_uuid, not_found_code=1)
+        refs = select_cells(conn, result, cell_uuid, not_found_code=BAD_INPUT)
     if refs is None:
         return result
     cells = [ref for ref in refs if not ref.is_cell0]
@@ -231,17 +232,13 @@ def _owners(dbs: Databases, cells: list[CellRef], read: dict[str, _Cell],
 
 def _read_cell(_cell: CellRef, engine: Engine) -> _Cell:
     ironic_node = exists().where(cn.c.host == sv.c.host, cn.c.hypervisor_type == IRONIC)
-    query = (select(sv.c.host, sv.c.binary, sv.c.topic, sv.c.disabled, sv.c.forced_down,
-                    sv.c.last_seen_up, sv.c.created_at, ironic_node.label("has_ironic_node"))
+    query = (select(*ServiceRecord.columns(sv), ironic_node.label("has_ironic_node"))
              .where(sv.c.deleted == 0, sv.c.binary == COMPUTE_BINARY).order_by(sv.c.id))
     live = (cn.c.hypervisor_type == IRONIC, cn.c.deleted == 0,
             cn.c.hypervisor_hostname.is_not(None))
     with engine.connect() as conn:
         found = [_Service(r.host, bool(r.disabled), bool(r.forced_down),
-                          bool(r.has_ironic_node), ServiceRecord(
-                              host=r.host, binary=r.binary, topic=r.topic,
-                              disabled=bool(r.disabled), forced_down=bool(r.forced_down),
-                              last_seen_up=r.last_seen_up, created_at=r.created_at))
+                          bool(r.has_ironic_node), ServiceRecord.of(r))
                  for r in conn.execute(query) if r.host is not None]
         rows: dict[str, list[str]] = {}
         for row in conn.execute(select(cn.c.hypervisor_hostname, cn.c.host).where(*live)

@@ -19,7 +19,9 @@ from cellctl.cells.reach import read_cells
 from cellctl.cells.refs import CellRef, select_cells
 from cellctl.clock import utcnow
 from cellctl.db import Databases
-from cellctl.ids import canonical_uuid, new_uuid
+from cellctl.errors import CellctlError
+from cellctl.ids import NotAUUID, canonical_uuids, new_uuid
+from cellctl.interrupts import received
 from cellctl.liveness import JUDGE_BATCH, UNKNOWN, Driver, ServiceRecord, judge, service_group
 from cellctl.paging import chunks, collector_paused
 from cellctl.result import Column, Result, Rows, Table
@@ -28,6 +30,7 @@ from cellctl.tables.cell import COMPUTE_BINARY, IRONIC, compute_nodes, services
 from cellctl.tables.cell import compute_nodes as cn
 from cellctl.tables.cell import services as sv
 from cellctl.tables.rows import compute_node_row, ironic_node_row, service_row, topic_for
+from cellctl.testdata import refusal, rows_refusal
 from cellctl.writes.transactions import insert_ignoring_duplicates
 
 if TYPE_CHECKING:
@@ -156,8 +159,6 @@ def register_service(
 def _holds_real_rows(dbs: Databases, cell_db: Engine, database_connection: str | None,
                      force: bool, result: Result) -> bool:
     """Test data never goes unasked into a database with a real deployment's rows."""
-    from cellctl.testdata import rows_refusal
-
     url = database_connection or dbs.settings.database_connection.value or ""
     refused = rows_refusal(cell_db, url, force=force,
                            option=dbs.settings.argument("force", "--force"))
@@ -169,8 +170,6 @@ def _holds_real_rows(dbs: Databases, cell_db: Engine, database_connection: str |
 def _refused(dbs: Databases, database_connection: str | None, force: bool,
              result: Result) -> bool:
     """Test data never goes unasked into the deployment a default nova.conf names."""
-    from cellctl.testdata import refusal
-
     refused = None if database_connection else refusal(dbs.settings, force=force)
     if refused is not None:
         result.error(refused, BAD_INPUT)
@@ -194,16 +193,14 @@ def _ironic_request(settings: Settings, binary: str, compute_node: bool, hypervi
         result.error(f"{settings.argument('nodes', '--nodes')} must be between 0 and "
                      f"{MAX_IRONIC_NODES}, got {nodes}", BAD_INPUT)
         return None
-    canonical = []
-    for value in node_uuids:
-        node = canonical_uuid(value)
-        if node is None:
-            result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
-                         f"UUIDs, got {value!r}" if not settings.from_cli else
-                         f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
-            return None
-        canonical.append(node)
-    return list(dict.fromkeys(canonical))
+    try:
+        return canonical_uuids(node_uuids)
+    except NotAUUID as exc:
+        value = exc.value
+        result.error(f"{settings.argument('node_uuids', '--node')} must be Ironic node "
+                     f"UUIDs, got {value!r}" if not settings.from_cli else
+                     f"--node must be an Ironic node UUID, got {value!r}", BAD_INPUT)
+        return None
 
 
 def _add_ironic_nodes(conn: Connection, host: str, service_id: int, at_least: int,
@@ -284,9 +281,6 @@ def _beat_until_stopped(settings: Settings, driver: Driver, cell_db: Engine,
                         beats_wanted: int | None, wait: Callable[[float], bool],
                         result: Result[HeartbeatData, None]
                         ) -> Result[HeartbeatData, None]:
-    from cellctl.errors import CellctlError
-    from cellctl.interrupts import received
-
     host, binary = service.host, service.binary
     beats = missed = 0
     last_error = ""

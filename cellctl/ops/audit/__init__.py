@@ -77,8 +77,8 @@ def audit(
     """
     result: Result[AuditData, AuditFinding] = Result()
     wanted = _kinds(kinds, result)
-    cap = _positive_int(limit, DEFAULT_LIMIT, "--limit", result)
-    patience = _seconds(build_timeout, result)
+    cap = _limit(dbs, limit, result)
+    patience = _seconds(dbs, build_timeout, result)
     if wanted is None or cap is None or patience is None:
         return result
 
@@ -103,7 +103,7 @@ def audit(
         run = Audit(dbs.api, cells, engines, only, found, lookups, utcnow(), patience,
                     unreachable=unreachable)
         _run_checks(run)
-    return _result(result, run, cells)
+    return _result(dbs, result, run, cells)
 
 
 def _kinds(kinds: Sequence[str], result: Result) -> list[str] | None:
@@ -114,32 +114,27 @@ def _kinds(kinds: Sequence[str], result: Result) -> list[str] | None:
     return [kind for kind in KINDS if kind in kinds] if kinds else list(KINDS)
 
 
-def _positive_int(value: str | int | None, default: int, flag: str,
-                  result: Result) -> int | None:
+def _limit(dbs: Databases, value: int | None, result: Result) -> int | None:
+    # The CLI has parsed and checked it (cellctl.cli.audit); a Python caller may not.
     if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        result.error(f"{flag} must be a positive integer, not {value!r}", BAD_INPUT)
+        return DEFAULT_LIMIT
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        result.error(f"{dbs.settings.argument('limit', '--limit')} must be a positive "
+                     f"integer, not {value!r}", BAD_INPUT)
         return None
-    return number
+    return value
 
 
-def _seconds(value: str | float | None, result: Result) -> float | None:
+def _seconds(dbs: Databases, value: float | None, result: Result) -> float | None:
+    # The CLI has parsed and checked it (cellctl.cli.audit); a Python caller may not.
     if value is None:
         return DEFAULT_BUILD_TIMEOUT
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not math.isfinite(seconds) or seconds < 0:
-        result.error(f"--build-timeout must be a number of seconds (0 or more), not {value!r}",
-                     BAD_INPUT)
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
+        result.error(f"{dbs.settings.argument('build_timeout', '--build-timeout')} must be a "
+                     f"number of seconds (0 or more), not {value!r}", BAD_INPUT)
         return None
-    return seconds
+    return float(value)
 
 
 def _run_checks(run: Audit) -> None:
@@ -154,7 +149,7 @@ def _run_checks(run: Audit) -> None:
         hosts.result()
 
 
-def _result(result: Result[AuditData, AuditFinding], run: Audit,
+def _result(dbs: Databases, result: Result[AuditData, AuditFinding], run: Audit,
             cells: list[CellRef]) -> Result[AuditData, AuditFinding]:
     found = run.found
     run.unreachable.report(result, cells, left_out="the audit of {cell} is incomplete")
@@ -163,16 +158,18 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
     for kind, count in found.counts.items():
         if count > len(found.listed[kind]):
             result.warn(f"{count} findings of kind {kind}: only the first "
-                        f"{len(found.listed[kind])} are listed (see --limit)")
+                        f"{len(found.listed[kind])} are listed (see "
+                        f"{dbs.settings.argument('limit', '--limit')})")
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
         result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f["fixable"])
-        shown = ("" if not fixable else f" ({fixable} listed ones fixable with --fix)"
+        fix = "--fix" if dbs.settings.from_cli else "fix=True"
+        shown = ("" if not fixable else f" ({fixable} listed ones fixable with {fix})"
                  if len(listing) == total else
-                 f" ({fixable} of the {len(listing)} listed fixable with --fix)")
+                 f" ({fixable} of the {len(listing)} listed fixable with {fix})")
         result.info(f"{_plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
         result.code = AuditExit.CELL_UNREACHABLE

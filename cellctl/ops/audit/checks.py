@@ -185,11 +185,6 @@ class Audit:
         return self.per_cell({cell.id: work for cell in targets})
 
 
-def _fold(value: str) -> str:
-    # Instance UUIDs and host names alike: compared as MySQL's unique keys compare them.
-    return fold(value)
-
-
 # --- instances against instance_mappings: one merge walk ----------------------------
 
 
@@ -217,11 +212,11 @@ def check_instances(audit: Audit) -> None:
             streams[cell.id] = sorted_keys(audit.engines[cell.id], i.c.uuid)
     mappings = sorted_keys(audit.api, im.c.instance_uuid, im.c.id, im.c.cell_id)
 
-    def lost(cell_id: int, exc: CellctlError) -> None:
+    def unreachable(cell_id: int, exc: CellctlError) -> None:
         audit.unreachable.mark(audit.cell_by_id[cell_id], str(exc))
 
     pages = _Pages(audit)
-    for seen in walk(mappings, streams, lost):
+    for seen in walk(mappings, streams, unreachable):
         pages.add(seen)
     pages.flush(everything=True)
 
@@ -274,7 +269,7 @@ class _Pages:
             return
         seen = _where_instances_are(self.audit, [m.instance_uuid for m, _ in placed])
         for mapping, _ in placed:
-            _judge(self.audit, mapping, seen.get(_fold(mapping.instance_uuid), _NOWHERE),
+            _judge(self.audit, mapping, seen.get(fold(mapping.instance_uuid), _NOWHERE),
                    self.orphans, self.moves)
 
     def flush(self, *, everything: bool = False) -> None:
@@ -373,9 +368,9 @@ def _where_instances_are(audit: Audit, uuids: Sequence[str]) -> dict[str, _Seen]
     living: dict[str, set[int]] = defaultdict(set)
     for cell_id, rows in audit.everywhere(look).items():
         for uuid, lives in rows:
-            anywhere[_fold(uuid)].add(cell_id)
+            anywhere[fold(uuid)].add(cell_id)
             if lives:
-                living[_fold(uuid)].add(cell_id)
+                living[fold(uuid)].add(cell_id)
     return {uuid: _Seen(frozenset(cells), frozenset(living[uuid]))
             for uuid, cells in anywhere.items()}
 
@@ -489,7 +484,7 @@ def _repair_once(audit: Audit, wanted: dict[int, int], targets: dict[int, int]
         deleted: list[int] = []
         moved: dict[tuple[int, int], list[int]] = defaultdict(list)
         for row in current:
-            verdict = _verdict(audit, row.cell_id, seen.get(_fold(row.instance_uuid), _NOWHERE))
+            verdict = _verdict(audit, row.cell_id, seen.get(fold(row.instance_uuid), _NOWHERE))
             if verdict is None or not audit.complete():
                 continue
             if verdict[0] == MAPPING_WITHOUT_INSTANCE and row.id not in targets:

@@ -78,7 +78,7 @@ def check_hosts(audit: Audit) -> None:
             sources[(NODES, cell.id)] = sorted_rows(engine, node_hosts, cn.c.host)
             sources[(SERVICES, cell.id)] = sorted_rows(engine, service_hosts, sv.c.host)
 
-    def lost(tag: tuple[int, int], exc: CellctlError) -> None:
+    def unreachable(tag: tuple[int, int], exc: CellctlError) -> None:
         if tag[0] == MAPPINGS:
             raise exc  # the API database failing ends the audit
         audit.unreachable.mark(audit.cell_by_id[tag[1]], str(exc))
@@ -87,7 +87,7 @@ def check_hosts(audit: Audit) -> None:
     # Nova's look-ups then find it), one exact spelling elsewhere.
     exact = not compares_folded(audit.api, hm.c.host)
     pending = _Pending(audit)
-    for _key, rows in grouped(sources, lost):
+    for _key, rows in grouped(sources, unreachable):
         for same in (_spellings(rows) if exact else [rows]):
             _judge(audit, same, pending)
     pending.flush(everything=True)
