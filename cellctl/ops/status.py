@@ -226,7 +226,7 @@ def _reachable_check(cells: list[CellRef], unreachable: list[str]) -> Check:
         return Check("Cell databases", "success", "no cell is mapped")
     if not unreachable:
         return Check("Cell databases", "success",
-                     f"all {_count(len(cells), 'cell database')} answered")
+                     _all(len(cells), "cell database", "answered", "answered"))
     names = ", ".join(c.label for c in cells if c.uuid in unreachable)
     return Check("Cell databases", "failure",
                  f"{len(unreachable)} of {_count(len(cells), 'cell database')} unreachable: "
@@ -371,7 +371,7 @@ def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: st
     total = sum(u.checked for _, u in counted)
     if not total:
         return Check(name, "success", when_none)
-    return Check(name, "success", f"all {_count(total, thing)} are mapped")
+    return Check(name, "success", _all(total, thing, "is mapped", "are mapped"))
 
 
 def _missing_text(missing: list[tuple[CellRef, Unmapped]], thing: str, mapping: str) -> str:
@@ -425,3 +425,8 @@ def _probe_dict(probe: CellProbe) -> ConnectivityProbe:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _all(n: int, noun: str, singular: str, plural: str) -> str:
+    """"all 3 instances are mapped", but "the one instance is mapped" (never "all 1 ... are")."""
+    return f"the one {noun} {singular}" if n == 1 else f"all {_count(n, noun)} {plural}"
