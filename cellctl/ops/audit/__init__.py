@@ -162,15 +162,17 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
                sorted(found.listed[kind], key=lambda f: (f["cell_uuid"] or "", f["subject"]))]
     for kind, count in found.counts.items():
         if count > len(found.listed[kind]):
-            result.warn(f"{count} findings of kind {kind}: only the first "
-                        f"{len(found.listed[kind])} are listed (see --limit)")
+            listed = len(found.listed[kind])
+            first = ("none is listed" if not listed else "only the first is listed"
+                     if listed == 1 else f"only the first {listed} are listed")
+            result.warn(f"{_plural(count, 'finding')} of kind {kind}: {first} (see --limit)")
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
         result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f["fixable"])
-        shown = ("" if not fixable else f" ({fixable} listed ones fixable with --fix)"
+        shown = ("" if not fixable else f" ({fixable} fixable with --fix)"
                  if len(listing) == total else
                  f" ({fixable} of the {len(listing)} listed fixable with --fix)")
         result.info(f"{_plural(total, 'finding')}{shown}")
