@@ -30,7 +30,7 @@ from cellctl.ops.audit.checks import (
     check_mappings,
 )
 from cellctl.ops.audit.hosts import check_hosts
-from cellctl.result import Column, Result, Table
+from cellctl.result import Column, Result, Table, plural
 from cellctl.results import AuditData, AuditFinding
 
 
@@ -165,17 +165,17 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
             listed = len(found.listed[kind])
             first = ("none is listed" if not listed else "only the first is listed"
                      if listed == 1 else f"only the first {listed} are listed")
-            result.warn(f"{_plural(count, 'finding')} of kind {kind}: {first} (see --limit)")
+            result.warn(f"{plural(count, 'finding')} of kind {kind}: {first} (see --limit)")
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
-        result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
+        result.info(f"{plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f["fixable"])
         shown = ("" if not fixable else f" ({fixable} fixable with --fix)"
                  if len(listing) == total else
                  f" ({fixable} of the {len(listing)} listed fixable with --fix)")
-        result.info(f"{_plural(total, 'finding')}{shown}")
+        result.info(f"{plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
         result.code = AuditExit.CELL_UNREACHABLE
     elif found.remaining() > 0:
@@ -190,5 +190,3 @@ def _result(result: Result[AuditData, AuditFinding], run: Audit,
     return result
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
