@@ -269,6 +269,31 @@ def test_cellctls_own_options_not_under_nova_manages_name(standin, tmp_path):
     assert (done.code, done.stdout) == (0, ours.stdout), done
 
 
+def test_no_configuration_is_not_answered(standin, tmp_path):
+    """nova-manage has no embedded databases: with no configuration file given or found
+    (and no variable naming the databases), cellctl as nova-manage answers nothing and
+    creates nothing (its own name still runs on the embedded default)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**_env(tmp_path, [standin]), "HOME": str(home)}
+    env = {k: v for k, v in env.items() if not k.startswith("OS_")}
+    for argv in (["cell_v2", "list_cells"], ["cell_v2", "discover_hosts"], ["api_db", "sync"],
+                 ["db", "sync", "--local_cell"]):
+        done = _run(["nova-manage", *argv], env, cwd=tmp_path)
+        assert (done.code, done.stdout) == (1, ""), done
+        assert len(done.stderr.splitlines()) == 1, done
+        assert "no configuration file given or found" in done.stderr, done
+    assert not (tmp_path / "cellctl-state").exists()
+    # a variable naming the databases is a configuration, as OS_<GROUP>__<OPT> is
+    # for nova-manage
+    named = {**env, "OS_API_DATABASE__CONNECTION": f"sqlite:///{tmp_path}/api.db",
+             "OS_DATABASE__CONNECTION": f"sqlite:///{tmp_path}/cell.db"}
+    done = _run(["nova-manage", "api_db", "sync"], named, cwd=tmp_path)
+    assert done.code == 0, done
+    ours = _run([str(CELLCTL), "list_cells"], env, cwd=tmp_path)
+    assert ours.code == 0 and ours.stdout.startswith("+"), ours
+
+
 def test_answers_without_a_real_nova_manage(standin, tmp_path):
     """What cellctl answers needs no real nova-manage (here on SQLite, cellctl's schema)."""
     conf = _sqlite_conf(tmp_path)
@@ -304,9 +329,12 @@ def test_refuses_to_hand_over_to_itself(standin, tmp_path, nova_venv_path):
 def test_hands_over_what_cellctl_does_not_answer(standin, tmp_path, nova_venv_path):
     """Same stdout, stderr and exit code as the real nova-manage run directly."""
     real = nova_venv_path / "bin" / "nova-manage"
-    env = _env(tmp_path, [standin], real=real)
+    home = tmp_path / "home"  # no ~/.nova/nova.conf
+    home.mkdir()
+    env = {**_env(tmp_path, [standin], real=real), "HOME": str(home)}
     cases = [
         ["--version"],                                   # 0
+        ["cell_v2", "list_cells"],  # no configuration given or found: nova-manage's failure
         ["cell_v2", "service", "list"],                  # argparse: exit 2 on stderr
         ["--verbose", "cell_v2", "list_cells"],          # not a global option of 34
         ["--config", "x", "cell_v2", "list_cells"],      # ambiguous prefix

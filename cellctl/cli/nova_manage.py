@@ -12,6 +12,9 @@ line: oslo.config's global options first, then the category. It answers
 - ``api_db sync|version`` and ``db sync|version`` when the database they are
   about has cellctl's schema (or none and there is no real nova-manage):
   Nova's schema is Nova's to migrate;
+- all of them only where a configuration file (or a variable) names the
+  databases: without one, cellctl would use its embedded databases, which
+  nova-manage does not have, so the real nova-manage answers (and fails);
 
 and hands every other command line, unchanged (same arguments, same
 environment, ``exec`` so signals and the exit code are the real one's), to the
@@ -182,10 +185,12 @@ def _cellctl_command(line: CommandLine, real: str | None) -> list[str] | None:
         if not rest or rest[0] not in CELL_V2_COMMANDS:
             return None
         options = _cell_v2_options(rest[0], rest[1:])
-        return None if options is None else ["cell_v2", rest[0], *options]
+        if options is None or without_configuration(line.config_paths):
+            return None
+        return ["cell_v2", rest[0], *options]
     if category in ("api_db", "db") and rest and rest[0] in ("sync", "version"):
         command = _schema_command(category, rest[0], rest[1:])
-        if command is None:
+        if command is None or without_configuration(line.config_paths):
             return None
         owner = schema_owner(line.config_paths, "api" if category == "api_db" else "cell")
         if owner == "cellctl" or (owner != "nova" and real is None):
@@ -241,6 +246,20 @@ def _schema_command(category: str, action: str, args: Sequence[str]) -> list[str
     if len(positional) > (1 if action == "sync" else 0):
         return None
     return [category, action, *options, *positional]
+
+
+def without_configuration(config_paths: Sequence[ConfigPath]) -> bool:
+    """Whether no configuration file (given or found by the default search) nor variable
+    names a database: cellctl would use its embedded databases, which nova-manage does
+    not have. Its command line is then the real nova-manage's to answer (and to fail)."""
+    try:
+        from cellctl.settings import resolve
+
+        settings = resolve(config_paths=config_paths, from_cli=True, embedded=False)
+    except Exception:  # a configuration cellctl rejects: cellctl reports it
+        return False
+    return not settings.read and (settings.api_database_connection.value is None
+                                  or settings.database_connection.value is None)
 
 
 def schema_owner(config_paths: Sequence[ConfigPath],
@@ -332,7 +351,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         from cellctl.urls import mask_urls_in_text
 
         wanted = mask_urls_in_text(" ".join(argv[1:])) or "(no arguments)"
-        if line is not None and line.command[:1] == ("cell_v2",) and len(line.command) > 1 \
+        if line is not None and line.command[:1] in (("cell_v2",), ("api_db",), ("db",)) \
+                and without_configuration(line.config_paths):
+            reason = ("no configuration file given or found (nova-manage's default search) "
+                      "and cellctl's embedded databases are not nova-manage's; and " + reason)
+        elif line is not None and line.command[:1] == ("cell_v2",) and len(line.command) > 1 \
                 and line.command[1] in CELL_V2_COMMANDS:
             reason = (f"not nova-manage 34's options for cell_v2 {line.command[1]} (cellctl's "
                       f"own options are for 'cellctl cell_v2 {line.command[1]}'), and {reason}")
