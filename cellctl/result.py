@@ -27,6 +27,11 @@ else:
 Level = Literal["info", "note", "warning", "error"]
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 instance``, ``0 instances``, ``2 instances``: a count said as people say it."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 @dataclass(frozen=True)
 class Column:
     key: str  # snake_case: the JSON/CSV key

@@ -278,6 +278,7 @@ def resolve(
     default_config_dirs: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     from_cli: bool = False,
+    embedded: bool = True,
     api_database_connection: str | None = None,
     database_connection: str | None = None,
     transport_url: str | None = None,
@@ -304,7 +305,9 @@ def resolve(
     and ``default_config_dirs`` replace that search (``[]``: none). ``environ``
     (default ``os.environ``) holds the ``CELLCTL_*`` and ``OS_<GROUP>__<OPT>``
     variables. Every other keyword sets that setting, above everything else;
-    ``from_cli`` names such values by their flag in ``cellctl config``.
+    ``from_cli`` names such values by their flag in ``cellctl config``. ``embedded``
+    False: no embedded default, a setting nothing gives is not set (nova-manage's
+    reading, which has no databases of its own).
     """
     keywords = locals()
     given: dict[str, Any] = {spec.name: keywords[spec.name] for spec in SPECS}
@@ -328,7 +331,7 @@ def resolve(
                                           if raw else None, name)
         else:
             setting = config.setting(spec)
-            if setting.value is None and spec.embedded and not config.read:
+            if setting.value is None and spec.embedded and embedded and not config.read:
                 setting = Setting(spec.name, spec.embedded(Path(state_dir())), EMBEDDED)
             resolved[spec.name] = setting
     settings = Settings(state_dir_from_env=state_dir_from_env, read=tuple(config.read),

@@ -55,6 +55,23 @@ def test_stale_password_is_a_warning_naming_the_part_not_the_secret(healthy):
     assert check(cloud, "--no-connectivity", env={"CELLCTL_TRANSPORT_URL": RABBITMQ_URL})[0] == 0
 
 
+def test_stale_url_of_an_unnamed_cell_names_the_real_uuid(healthy):
+    """Issue 22 (hints with real values): an unnamed cell has no name for ``cell ensure``;
+    the hint is ``update_cell`` with the cell's UUID, and running it makes the check pass."""
+    cloud, cell1 = healthy
+    stale = RABBITMQ_URL.replace("guest:guest@", "guest:oldsecret@")
+    cloud.execute(cloud.api_url, "UPDATE cell_mappings SET transport_url = :u, name = NULL "
+                  "WHERE uuid = :c", {"u": stale, "c": cell1})
+    env = {"CELLCTL_TRANSPORT_URL": RABBITMQ_URL}
+    code, checks = check(cloud, "--no-connectivity", env=env)
+    assert code == 1
+    details = checks[(cell1, "URLs")]["details"]
+    assert f"(cellctl update_cell --cell_uuid {cell1} updates the cell)" in details, details
+    assert "<" not in details
+    assert cloud.run("update_cell", "--cell_uuid", cell1, env=env).exit_code == 0
+    assert check(cloud, "--no-connectivity", env=env)[0] == 0
+
+
 def test_two_cells_on_one_database_through_a_template(healthy):
     cloud, _cell1 = healthy
     template = "{scheme}://{username}:{password}@{hostname}/{path}"

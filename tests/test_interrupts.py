@@ -335,3 +335,78 @@ def test_no_signal_no_change(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and "Interrupted" not in done.stderr
     assert sa is not None
+
+
+def _insert_waits(engine: sa.engine.Engine) -> bool:
+    """Whether a statement on this test's own database waits on a lock (a server-wide
+    look would see other tests' waits)."""
+    query = ("SELECT count(*) FROM information_schema.innodb_trx t JOIN "
+             "information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+             "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
+             if engine.dialect.name == "mysql" else
+             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+             "AND datname = current_database()")
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text(query)).scalar())
+
+
+def test_nova_manage_stand_in(server_cloud, tmp_path):
+    """cellctl as ``nova-manage`` (the ``cellctl-nova-manage`` console script, and a
+    ``nova-manage`` symlink to ``cellctl``) goes through the same early handlers:
+    130/143, one line, at start-up and while ``cell_v2 discover_hosts`` waits on the
+    database; the run after them maps every host."""
+    import os
+    import sys
+
+    cloud = server_cloud
+    setup_cells(cloud)
+    hosts = ["cmp-a", "cmp-b", "cmp-c"]
+    add_hosts(cloud.cell_url, hosts)
+    links = tmp_path / "standin-bin"
+    links.mkdir()
+    (links / "nova-manage").symlink_to(Path(sys.executable).with_name("cellctl"))
+    env = {**{k: v for k, v in os.environ.items() if k != "CELLCTL_NOVA_MANAGE"},
+           **cloud.env, "PATH": os.pathsep.join([str(links), "/usr/bin", "/bin"])}
+    programs = {"cellctl-nova-manage": str(Path(sys.executable).with_name("cellctl-nova-manage")),
+                "nova-manage symlink": str(links / "nova-manage")}
+    engine = sa.create_engine(cloud.api_url)
+    table = []
+    try:
+        for (label, program), sig in itertools.product(programs.items(), SIGNALS):
+            def start(program: str = program) -> subprocess.Popen[str]:
+                return subprocess.Popen([program, "cell_v2", "discover_hosts"], env=env,
+                                        text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+            # start-up: as soon as the handlers are in place
+            process = start()
+            _wait_for_handlers(process)
+            process.send_signal(sig)
+            _assert_interrupted(process, sig)
+            table.append((label, sig.name, "start-up", str(process.returncode)))
+            # a query: the host mappings' insert waits on a lock the test holds
+            with engine.connect() as holder:
+                holder.execute(sa.text("SELECT * FROM host_mappings FOR UPDATE"
+                                       if engine.dialect.name == "mysql" else
+                                       "LOCK TABLE host_mappings IN SHARE MODE"))
+                process = start()
+                _wait_for_handlers(process)
+                deadline = time.monotonic() + 20
+                while not _insert_waits(engine) and time.monotonic() < deadline:
+                    assert process.poll() is None, ("no wait", process.communicate())
+                    time.sleep(0.05)
+                process.send_signal(sig)
+                _assert_interrupted(process, sig)
+                holder.rollback()
+            table.append((label, sig.name, "insert waiting", str(process.returncode)))
+    finally:
+        engine.dispose()
+    assert cloud.api_rows("host_mappings") == []  # nothing half written
+    done = subprocess.run([programs["nova-manage symlink"], "cell_v2", "discover_hosts"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert {r["host"] for r in cloud.api_rows("host_mappings")} == set(hosts)
+    lines = "".join(f"{name} {cloud.factory.backend:10} {sig:8} {at:15} {code}\n"
+                    for name, sig, at, code in table)
+    with (tmp_path / "interrupt-codes.txt").open("a") as handle:
+        handle.write(lines)
+    print(lines)

@@ -239,7 +239,7 @@ def test_instance_without_project_is_reported(sqlite_cloud):
     add_instances(sqlite_cloud, 1, project_id=None)
     result = run_map(sqlite_cloud, cell)
     assert result.exit_code == 0
-    assert "1 instances have no project_id" in result.stderr
+    assert "1 instance has no project_id" in result.stderr
     assert set(instance_mappings(sqlite_cloud)) == set(good)
 
 

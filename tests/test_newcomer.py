@@ -116,6 +116,20 @@ def test_demo_switch_never_touches_the_deployment_in_the_default_search(deployme
     assert "--demo" in both.stderr
 
 
+def test_a_warning_once_per_command(tmp_path):
+    """Issue 22: the README's commands on the embedded default without --demo (so the
+    "No configuration file" warning applies): each command says each line at most once,
+    and warns about the configuration at most once."""
+    env = clean_env(tmp_path)
+    for args in [*README_DEMO, ["status"], ["audit", "--fix"], ["ironic", "ring"],
+                 ["service", "heartbeat", "--host", "compute1", "--count", "1"]]:
+        done = cellctl(*args, env=env)
+        assert done.returncode in (0, 1), (args, done.stderr)
+        lines = done.stderr.splitlines()
+        assert len(lines) == len(set(lines)), (args, done.stderr)
+        assert sum("No configuration file" in line for line in lines) <= 1, (args, lines)
+
+
 def test_test_data_commands_refuse_a_default_search_deployment(deployment_home, tmp_path):
     """Without --demo, fake rows never go unasked into the deployment; --force writes."""
     env, fingerprint = deployment_home

@@ -251,6 +251,22 @@ def test_service_list_all_cells_cell0_and_a_dead_cell(cloud):
             "unreachable_cells": [cell3]} in [json.loads(x) for x in dead.stderr.splitlines()]
 
 
+def test_empty_listings_say_they_are_empty(cell):
+    """Issue 22: cellctl's own listings say on stderr that nothing was found (stdout keeps
+    the empty table); JSON is an empty array with nothing said."""
+    for args in (["service", "list"], ["ironic", "owners"], ["ironic", "ring"]):
+        result = cell.run(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        table = [line for line in result.stdout.splitlines() if line.startswith(("+", "|"))]
+        assert len(table) == 4, result.stdout  # border, header, border, border: no row
+        said = [line for line in result.stderr.splitlines() if not line.startswith("WARNING")]
+        assert len(said) == 1 and said[0].startswith(("No ", "Nothing to list")), result.stderr
+        quiet = cell.run("--format", "json", *args)
+        assert quiet.exit_code == 0 and "No services" not in quiet.stderr
+    listed = cell.run("list_hosts")  # nova-manage's: its empty table, nothing added
+    assert (listed.exit_code, listed.stderr) == (0, "")
+
+
 def test_service_list_unknown_cell_is_1(cell):
     for value in ("nope", UNKNOWN_CELL):
         result = cell.run("service", "list", "--cell_uuid", value)

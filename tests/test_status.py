@@ -126,6 +126,21 @@ def test_healthy_cloud_passes(cloud):
     assert [line.split("|")[2].strip() for line in lines[3:-1]] == ["Success"] * 9
 
 
+def test_one_host_and_one_instance_in_the_singular(sqlite_cloud):
+    """Issue 22 (plurals): one of a thing is never "all 1 ... are"."""
+    cloud = sqlite_cloud
+    cell1 = setup_cells(cloud)
+    add_compute_nodes(cloud.cell_url, ["host-a"])
+    map_hosts(cloud.api_url, cell1, ["host-a"])
+    map_instances(cloud.api_url, cell1, add_instances(cloud.cell_url, 1))
+    result, payload = status_json(cloud)
+    assert result.exit_code == 0, result.stderr
+    assert rows(payload) == plain_rows(hosts="the one compute host is mapped",
+                                       instances="the one instance is mapped")
+    table = cloud.run("status")
+    assert "all 1 " not in table.stdout and "the one compute host is mapped" in table.stdout
+
+
 def test_unmapped_hosts_and_instances_warn_until_mapped(cloud):
     cell1 = setup_cells(cloud)
     add_compute_nodes(cloud.cell_url, ["host-a", "host-b", "host-c"])

@@ -52,6 +52,9 @@ Writes = bool | Callable[[Mapping[str, Any]], bool]
 EMPTY_SAID = {
     "ironic ring": "No Ironic nodes: no nova-compute service reports a node "
                    "(hypervisor_type ironic) in the cells read, or none matches the filters.",
+    "ironic owners": "Nothing to list: no Ironic node (with --services: no ironic "
+                     "nova-compute service) in the cells read, or none matches the filters.",
+    "service list": "No services: the cells read hold no service row (cell0 never does).",
 }
 
 

@@ -22,8 +22,9 @@ def map_instances(cell_uuid: str | None, cell: str | None, max_count: str | None
                   fmt: str | None) -> None:
     """Map the cell's instances (deleted ones too), oldest first; resumable.
 
-    Exit 0 all mapped, 1 more remain (run again), 127 bad --max-count or cell,
-    255 unexpected error, 9 --cell names several cells.
+    Exit 0 all mapped, 1 more remain (run again), 127 bad --max-count, 255 an
+    unknown or malformed cell (as nova-manage) or an unexpected error, 9 --cell
+    names several cells.
     """
     from cellctl.ops.map_instances import map_instances as operation
 

@@ -4,11 +4,17 @@ Run as ``nova-manage`` (a symlink to ``cellctl`` of that name, or the
 ``cellctl-nova-manage`` console script), cellctl reads nova-manage's command
 line: oslo.config's global options first, then the category. It answers
 
-- ``cell_v2 <command>`` for nova-manage's twelve ``cell_v2`` commands, exactly
-  as ``cellctl cell_v2 <command>`` does;
+- ``cell_v2 <command>`` for nova-manage's twelve ``cell_v2`` commands with
+  nova-manage 34's options (``CELL_V2_OPTIONS``; unambiguous prefixes as argparse
+  takes them), exactly as ``cellctl cell_v2 <command>`` does: a command line
+  with cellctl's own options (``--format``, ``--cell``, ``--dry-run``, ...) is
+  not nova-manage's, and goes to the real nova-manage, which refuses it;
 - ``api_db sync|version`` and ``db sync|version`` when the database they are
   about has cellctl's schema (or none and there is no real nova-manage):
   Nova's schema is Nova's to migrate;
+- all of them only where a configuration file (or a variable) names the
+  databases: without one, cellctl would use its embedded databases, which
+  nova-manage does not have, so the real nova-manage answers (and fails);
 
 and hands every other command line, unchanged (same arguments, same
 environment, ``exec`` so signals and the exit code are the real one's), to the
@@ -67,11 +73,33 @@ _GLOBAL_OPTIONS: dict[str, tuple[str, bool]] = {
     "--shell_completion": ("nova", True),
 }
 
-CELL_V2_COMMANDS = frozenset({
-    "simple_cell_setup", "map_cell0", "map_instances", "map_cell_and_hosts", "verify_instance",
-    "create_cell", "list_cells", "delete_cell", "list_hosts", "update_cell", "discover_hosts",
-    "delete_host",
-})
+# nova-manage 34's ``cell_v2`` commands and each one's options (as ``nova-manage cell_v2
+# <command> --help`` lists them): spelling -> takes a value. Under nova-manage's name
+# cellctl answers only these spellings (and argparse's unambiguous prefixes of them);
+# a command line with any other option (cellctl's own ``--format``, ``--cell``,
+# ``--dry-run``, ``--wait-for``, ``--cell-uuid``, ...) is nova-manage's to refuse, as it
+# refuses it without cellctl: no program sees cellctl's extra flags under this name.
+CELL_V2_OPTIONS: dict[str, dict[str, bool]] = {
+    "simple_cell_setup": {"--transport-url": True},
+    "map_cell0": {"--database_connection": True},
+    "map_instances": {"--cell_uuid": True, "--max-count": True, "--reset": False},
+    "map_cell_and_hosts": {"--transport-url": True, "--name": True, "--verbose": False},
+    "verify_instance": {"--uuid": True, "--quiet": False},
+    "create_cell": {"--name": True, "--transport-url": True, "--database_connection": True,
+                    "--verbose": False, "--disabled": False},
+    "list_cells": {"--verbose": False},
+    "delete_cell": {"--force": False, "--cell_uuid": True},
+    "list_hosts": {"--cell_uuid": True},
+    "update_cell": {"--cell_uuid": True, "--name": True, "--transport-url": True,
+                    "--database_connection": True, "--disable": False, "--enable": False},
+    "discover_hosts": {"--cell_uuid": True, "--verbose": False, "--strict": False,
+                       "--by-service": False},
+    "delete_host": {"--cell_uuid": True, "--host": True},
+}
+CELL_V2_COMMANDS = frozenset(CELL_V2_OPTIONS)
+# argparse reads a token like this as a value, not as an option (no option of these
+# commands looks like a negative number): ``--max-count -1`` is map_instances' 127.
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 ConfigPath = tuple[Literal["file", "dir"], str]
 
@@ -154,15 +182,51 @@ def cellctl_args(line: CommandLine, real: str | None) -> list[str] | None:
 def _cellctl_command(line: CommandLine, real: str | None) -> list[str] | None:
     category, *rest = line.command
     if category == "cell_v2":
-        return ["cell_v2", *rest] if rest and rest[0] in CELL_V2_COMMANDS else None
+        if not rest or rest[0] not in CELL_V2_COMMANDS:
+            return None
+        options = _cell_v2_options(rest[0], rest[1:])
+        if options is None or without_configuration(line.config_paths):
+            return None
+        return ["cell_v2", rest[0], *options]
     if category in ("api_db", "db") and rest and rest[0] in ("sync", "version"):
         command = _schema_command(category, rest[0], rest[1:])
-        if command is None:
+        if command is None or without_configuration(line.config_paths):
             return None
         owner = schema_owner(line.config_paths, "api" if category == "api_db" else "cell")
         if owner == "cellctl" or (owner != "nova" and real is None):
             return command
     return None
+
+
+def _cell_v2_options(command: str, args: Sequence[str]) -> list[str] | None:
+    """``args`` with each option in nova-manage's full spelling (argparse's unambiguous
+    prefixes expanded; ``--opt=value`` kept in that form), or None when nova-manage 34
+    would refuse them: an option the command does not have (cellctl's own included), an
+    ambiguous prefix, a value missing or given to a flag, a positional argument,
+    ``-h``/``--help`` (nova-manage's own text)."""
+    known = CELL_V2_OPTIONS[command]
+    result: list[str] = []
+    index = 0
+    while index < len(args):
+        flag, eq, value = args[index].partition("=")
+        spelling = _option(flag, known) if flag.startswith("--") else None
+        if spelling is None:
+            return None
+        takes_value = known[spelling]
+        if eq:
+            if not takes_value:
+                return None
+            result.append(f"{spelling}={value}")
+        elif takes_value:
+            index += 1
+            if index == len(args) or (args[index].startswith("-")
+                                      and not _NEGATIVE_NUMBER.match(args[index])):
+                return None
+            result.extend((spelling, args[index]))
+        else:
+            result.append(spelling)
+        index += 1
+    return result
 
 
 def _schema_command(category: str, action: str, args: Sequence[str]) -> list[str] | None:
@@ -182,6 +246,20 @@ def _schema_command(category: str, action: str, args: Sequence[str]) -> list[str
     if len(positional) > (1 if action == "sync" else 0):
         return None
     return [category, action, *options, *positional]
+
+
+def without_configuration(config_paths: Sequence[ConfigPath]) -> bool:
+    """Whether no configuration file (given or found by the default search) nor variable
+    names a database: cellctl would use its embedded databases, which nova-manage does
+    not have. Its command line is then the real nova-manage's to answer (and to fail)."""
+    try:
+        from cellctl.settings import resolve
+
+        settings = resolve(config_paths=config_paths, from_cli=True, embedded=False)
+    except Exception:  # a configuration cellctl rejects: cellctl reports it
+        return False
+    return not settings.read and (settings.api_database_connection.value is None
+                                  or settings.database_connection.value is None)
 
 
 def schema_owner(config_paths: Sequence[ConfigPath],
@@ -273,6 +351,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         from cellctl.urls import mask_urls_in_text
 
         wanted = mask_urls_in_text(" ".join(argv[1:])) or "(no arguments)"
+        if line is not None and line.command[:1] in (("cell_v2",), ("api_db",), ("db",)) \
+                and without_configuration(line.config_paths):
+            reason = ("no configuration file given or found (nova-manage's default search) "
+                      "and cellctl's embedded databases are not nova-manage's; and " + reason)
+        elif line is not None and line.command[:1] == ("cell_v2",) and len(line.command) > 1 \
+                and line.command[1] in CELL_V2_COMMANDS:
+            reason = (f"not nova-manage 34's options for cell_v2 {line.command[1]} (cellctl's "
+                      f"own options are for 'cellctl cell_v2 {line.command[1]}'), and {reason}")
         sys.stderr.write(f"{PROG} (cellctl): cannot answer '{wanted}': {reason}\n")
         sys.exit(1)
     os.execv(real, [real, *argv[1:]])

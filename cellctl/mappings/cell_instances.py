@@ -36,7 +36,7 @@ from cellctl.mappings.instances import (
 from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched
 from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.result import Result
+from cellctl.result import Result, plural
 from cellctl.results import MapInstancesData
 from cellctl.tables.cell import instances as i
 from cellctl.writes.galera import in_parts, retried, write_limits
@@ -126,8 +126,9 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
             progress.finish()
 
     if done.without_project:
-        result.warn(f"{done.without_project} instances have no project_id and cannot be "
-                    "mapped (instance_mappings.project_id is required)")
+        have = "has" if done.without_project == 1 else "have"
+        result.warn(f"{plural(done.without_project, 'instance')} {have} no project_id and "
+                    "cannot be mapped (instance_mappings.project_id is required)")
     result.code = MapInstancesExit.MORE if done.more else MapInstancesExit.DONE
     result.data = {
         "cell_uuid": uuid,

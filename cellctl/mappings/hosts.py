@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cellctl.cells.refs import CellRef
 from cellctl.clock import utcnow
 from cellctl.paging import BATCH_SIZE, chunks
+from cellctl.result import plural
 from cellctl.writes.galera import WRITE_RETRIES, Contention, Retry, in_parts, retried, write_limits
 from cellctl.writes.locks import HOST_MAPPING_LOCK
 from cellctl.writes.transactions import insert_ignoring_duplicates, write_transaction
@@ -49,7 +50,9 @@ class HostMappingCollision(Contention):
 
 class _Collided(Retry):
     def __init__(self, hosts: list[str]) -> None:
-        super().__init__(f"{len(hosts)} hosts were mapped by another writer meanwhile")
+        were = "was" if len(hosts) == 1 else "were"
+        super().__init__(f"{plural(len(hosts), 'host')} {were} mapped by another writer "
+                         "meanwhile")
         self.hosts = hosts
 
 

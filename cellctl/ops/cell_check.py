@@ -20,6 +20,7 @@ Per cell, one row per check (Success, Warning, Failure; exit 0, 1, 2 like
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
@@ -139,13 +140,22 @@ def _config_checks(dbs: Databases, cells: list[CellRef]) -> list[Check]:
         if differences:
             checks.append(Check(cell, "URLs", "warning",
                                 "; ".join(differences) + ": the URLs stored for the cell are "
-                                "stale, or this host's configuration is (cellctl cell ensure "
-                                f"--name {cell.name or '<name>'} --from-config updates the cell)"))
+                                f"stale, or this host's configuration is ({_update_hint(cell)} "
+                                "updates the cell)"))
         else:
             checks.append(Check(cell, "URLs", "success",
                                 "the local cell: stored URLs expand to this host's "
                                 "[database] connection and [DEFAULT] transport_url"))
     return checks
+
+
+def _update_hint(cell: CellRef) -> str:
+    """The command that writes this host's URLs into ``cell``, with its real name or UUID
+    (an unnamed cell has no name for ``cell ensure``: nova-manage's ``update_cell``
+    without URL flags does the same by UUID)."""
+    if cell.name:
+        return f"cellctl cell ensure --name {shlex.quote(cell.name)} --from-config"
+    return f"cellctl update_cell --cell_uuid {cell.uuid}"
 
 
 def _differing_parts(stored: str | None, configured: str) -> str:

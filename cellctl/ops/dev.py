@@ -16,7 +16,7 @@ from cellctl import migrate
 from cellctl.db import Databases
 from cellctl.ids import canonical_uuid
 from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.result import Result
+from cellctl.result import Result, plural
 from cellctl.results import AddInstancesData
 from cellctl.tables.cell import IRONIC
 from cellctl.tables.cell import compute_nodes as cn
@@ -84,11 +84,13 @@ def add_instances(dbs: Databases, *, count: int, host: str | None = None, delete
         assert host is not None
         nodes = free_ironic_nodes(engine, host, count)
         if len(nodes) < count:
-            return result.error(f"Host {host} reports {len(nodes)} Ironic nodes without an "
-                                f"instance, fewer than {arg['count']} {count}", BAD_INPUT)
+            free = plural(len(nodes), "Ironic node")
+            return result.error(f"Host {host} reports {free} without an instance, fewer than "
+                                f"{arg['count']} {count}", BAD_INPUT)
     insert_fake_instances(engine, count, host=host, deleted=deleted, nodes=nodes,
                           progress=progress)
-    result.info(f"Added {count} instances ({deleted} deleted) to the cell database {where}")
+    result.info(f"Added {plural(count, 'instance')} ({deleted} deleted) to the cell database "
+                f"{where}")
     result.data = {"added": count, "deleted": deleted, "database": where}
     return result
 

@@ -32,7 +32,7 @@ from cellctl.errors import SchemaMissing
 from cellctl.liveness import ServiceRecord, judge, service_group
 from cellctl.mappings.unmapped import Unmapped, unmapped_hosts, unmapped_instances
 from cellctl.progress import NO_PROGRESS, Progress
-from cellctl.result import Column, Result, Table
+from cellctl.result import Column, Result, Table, plural
 from cellctl.results import ConnectivityProbe, StatusCheck, StatusData
 from cellctl.tables.cell import services as sv
 
@@ -218,7 +218,7 @@ def _cells_check(cells: list[CellRef]) -> Check:
                      "'cellctl create_cell' (or 'cellctl simple_cell_setup') and then retry.")
     disabled = sum(c.disabled for c in regular)
     note = f" ({disabled} disabled)" if disabled else ""
-    return Check("Cell mappings", "success", f"{_count(len(regular), 'cell')} besides cell0{note}")
+    return Check("Cell mappings", "success", f"{plural(len(regular), 'cell')} besides cell0{note}")
 
 
 def _reachable_check(cells: list[CellRef], unreachable: list[str]) -> Check:
@@ -226,10 +226,10 @@ def _reachable_check(cells: list[CellRef], unreachable: list[str]) -> Check:
         return Check("Cell databases", "success", "no cell is mapped")
     if not unreachable:
         return Check("Cell databases", "success",
-                     f"all {_count(len(cells), 'cell database')} answered")
+                     _all(len(cells), "cell database", "answered", "answered"))
     names = ", ".join(c.label for c in cells if c.uuid in unreachable)
     return Check("Cell databases", "failure",
-                 f"{len(unreachable)} of {_count(len(cells), 'cell database')} unreachable: "
+                 f"{len(unreachable)} of {plural(len(cells), 'cell database')} unreachable: "
                  f"{names}. Check the cell's database_connection ('cellctl list_cells') and its "
                  "server, then retry.")
 
@@ -249,7 +249,7 @@ def _cell_schemas_check(scans: list[CellScan], skipped: int) -> Check:
         return Check("Cell database schemas", "success", f"no cell database read{not_checked}")
     if not behind:
         return Check("Cell database schemas", "success",
-                     f"{_count(len(scans), 'cell database')} at head{not_checked}")
+                     f"{plural(len(scans), 'cell database')} at head{not_checked}")
     problems = "; ".join(s.schema_problem or "" for s in behind)
     return Check("Cell database schemas", "failure",
                  f"{problems}. {_sync_hint(behind[0].schema, 'db sync --all-cells', 'db sync')}")
@@ -315,7 +315,7 @@ def _conductors_check(dbs: Databases, scans: list[CellScan], timeout: float, *,
         driver.close()
     if not without and not unknown:
         return Check(name, "success", f"every cell has a live nova-conductor "
-                     f"({_count(len(regular), 'cell')}, {driver.name} driver){not_checked}")
+                     f"({plural(len(regular), 'cell')}, {driver.name} driver){not_checked}")
     parts = []
     if without:
         parts.append(f"no live nova-conductor in {_names(without)}: its compute services "
@@ -349,7 +349,7 @@ def _compute_versions_check(scans: list[CellScan], *, skipped: int) -> Check:
              for cell, v in old for host, version in v.too_old][:MAX_NAMED]
     more = f" and {total - len(named)} more" if total > len(named) else ""
     return Check(name, "failure",
-                 f"{_count(total, 'nova-compute service')} older than version "
+                 f"{plural(total, 'nova-compute service')} older than version "
                  f"{OLDEST_SUPPORTED_COMPUTE_VERSION}, the oldest Nova 34 supports: "
                  f"{', '.join(named)}{more}. Upgrade {'it' if total == 1 else 'them'} "
                  "(or delete the services of hosts that are gone) and then retry."
@@ -371,7 +371,7 @@ def _mapping_check(name: str, counted: list[tuple[CellRef, Unmapped]], thing: st
     total = sum(u.checked for _, u in counted)
     if not total:
         return Check(name, "success", when_none)
-    return Check(name, "success", f"all {_count(total, thing)} are mapped")
+    return Check(name, "success", _all(total, thing, "is mapped", "are mapped"))
 
 
 def _missing_text(missing: list[tuple[CellRef, Unmapped]], thing: str, mapping: str) -> str:
@@ -379,7 +379,7 @@ def _missing_text(missing: list[tuple[CellRef, Unmapped]], thing: str, mapping: 
     per_cell = "; ".join(f"{u.missing} in {cell.label}, e.g. {', '.join(u.examples)}"
                          for cell, u in missing)
     verb = "has" if total == 1 else "have"
-    return f"{_count(total, thing)} {verb} no {mapping} ({per_cell})"
+    return f"{plural(total, thing)} {verb} no {mapping} ({per_cell})"
 
 
 def _connectivity_checks(probes: list[CellProbe]) -> list[Check]:
@@ -423,5 +423,8 @@ def _probe_dict(probe: CellProbe) -> ConnectivityProbe:
     }
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _all(n: int, noun: str, verb_one: str, verb_many: str) -> str:
+    """"all 3 instances are mapped", but "the one instance is mapped" (never "all 1 ... are")."""
+    return f"the one {noun} {verb_one}" if n == 1 else f"all {plural(n, noun)} {verb_many}"

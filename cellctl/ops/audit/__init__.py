@@ -30,7 +30,7 @@ from cellctl.ops.audit.checks import (
     check_mappings,
 )
 from cellctl.ops.audit.hosts import check_hosts
-from cellctl.result import Column, Result, Table
+from cellctl.result import Column, Result, Table, plural
 from cellctl.results import AuditData, AuditFinding
 
 
@@ -157,20 +157,22 @@ def _result(dbs: Databases, result: Result[AuditData, AuditFinding], run: Audit,
                sorted(found.listed[kind], key=lambda f: (f["cell_uuid"] or "", f["subject"]))]
     for kind, count in found.counts.items():
         if count > len(found.listed[kind]):
-            result.warn(f"{count} findings of kind {kind}: only the first "
-                        f"{len(found.listed[kind])} are listed (see "
-                        f"{dbs.settings.argument('limit', '--limit')})")
+            listed = len(found.listed[kind])
+            first = ("none is listed" if not listed else "only the first is listed"
+                     if listed == 1 else f"only the first {listed} are listed")
+            result.warn(f"{plural(count, 'finding')} of kind {kind}: {first} "
+                        f"(see {dbs.settings.argument('limit', '--limit')})")
     total = sum(found.counts.values())
     if run.fix:
         repaired = sum(found.fixed.values())
-        result.info(f"{_plural(total, 'finding')}, {repaired} repaired")
+        result.info(f"{plural(total, 'finding')}, {repaired} repaired")
     else:
         fixable = sum(1 for f in listing if f["fixable"])
         fix = "--fix" if dbs.settings.from_cli else "fix=True"
-        shown = ("" if not fixable else f" ({fixable} listed ones fixable with {fix})"
+        shown = ("" if not fixable else f" ({fixable} fixable with {fix})"
                  if len(listing) == total else
                  f" ({fixable} of the {len(listing)} listed fixable with {fix})")
-        result.info(f"{_plural(total, 'finding')}{shown}")
+        result.info(f"{plural(total, 'finding')}{shown}")
     if result.unreachable_cells:
         result.code = AuditExit.CELL_UNREACHABLE
     elif found.remaining() > 0:
@@ -185,5 +187,3 @@ def _result(dbs: Databases, result: Result[AuditData, AuditFinding], run: Audit,
     return result
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
