@@ -209,11 +209,14 @@ def _assert_interrupted(process: subprocess.Popen[str], sig: signal.Signals) -> 
 
 
 def _waiting_on_a_lock(engine: sa.engine.Engine) -> bool:
-    """Whether a statement of the server waits on a row lock (the beat's UPDATE)."""
-    query = ("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    """Whether a statement on this test's own database (``engine``'s) waits on a lock: a
+    server-wide look would see other tests' waits."""
+    query = ("SELECT count(*) FROM information_schema.innodb_trx t JOIN "
+             "information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+             "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
              if engine.dialect.name == "mysql" else
              "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-             "AND datname = current_database() AND query LIKE 'UPDATE services%'")
+             "AND datname = current_database()")
     with engine.connect() as conn:
         return bool(conn.execute(sa.text(query)).scalar())
 
@@ -337,19 +340,6 @@ def test_no_signal_no_change(tmp_path):
     assert sa is not None
 
 
-def _insert_waits(engine: sa.engine.Engine) -> bool:
-    """Whether a statement on this test's own database waits on a lock (a server-wide
-    look would see other tests' waits)."""
-    query = ("SELECT count(*) FROM information_schema.innodb_trx t JOIN "
-             "information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
-             "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
-             if engine.dialect.name == "mysql" else
-             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-             "AND datname = current_database()")
-    with engine.connect() as conn:
-        return bool(conn.execute(sa.text(query)).scalar())
-
-
 def test_nova_manage_stand_in(server_cloud, tmp_path):
     """cellctl as ``nova-manage`` (the ``cellctl-nova-manage`` console script, and a
     ``nova-manage`` symlink to ``cellctl``) goes through the same early handlers:
@@ -391,7 +381,7 @@ def test_nova_manage_stand_in(server_cloud, tmp_path):
                 process = start()
                 _wait_for_handlers(process)
                 deadline = time.monotonic() + 20
-                while not _insert_waits(engine) and time.monotonic() < deadline:
+                while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
                     assert process.poll() is None, ("no wait", process.communicate())
                     time.sleep(0.05)
                 process.send_signal(sig)

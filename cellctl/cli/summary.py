@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cellctl.result import plural
+
 
 def _n(count: Any, noun: str) -> str:
-    count = len(count) if isinstance(count, list | tuple) else (count or 0)
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+    """``plural`` of a count from the result's data (a list counts its items, None is 0)."""
+    return plural(len(count) if isinstance(count, list | tuple) else int(count or 0), noun)
 
 
 def summary_line(command: str, data: Mapping[str, Any] | None) -> str | None:
