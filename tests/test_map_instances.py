@@ -250,7 +250,7 @@ def test_mariadb_streams_the_cell_out_of_its_sort(make_cloud, mysql_factory):
     the buffer pool for the whole run."""
     import sqlalchemy as sa
 
-    from cellctl.mappings.cell_instances import _instances_query, _stream
+    from cellctl.mappings.cell_order import instances_query, stream
 
     cloud = make_cloud(mysql_factory)
     mapped_cell(cloud)
@@ -258,7 +258,7 @@ def test_mariadb_streams_the_cell_out_of_its_sort(make_cloud, mysql_factory):
     engine = sa.create_engine(cloud.cell_url)
     try:
         with engine.connect() as conn:
-            read = [row[0] for rows in _stream(conn, _instances_query(conn, None, None))
+            read = [row[0] for rows in stream(conn, instances_query(conn, None, None), 7)
                     for row in rows]
             (_, by_position), = conn.exec_driver_sql(
                 "SHOW SESSION STATUS LIKE 'Handler_read_rnd'").all()
@@ -266,3 +266,91 @@ def test_mariadb_streams_the_cell_out_of_its_sort(make_cloud, mysql_factory):
         engine.dispose()
     assert read == nova_order(cloud)
     assert int(by_position) == 0
+
+
+def _head_first(monkeypatch) -> list[object]:
+    """Small batches and head; the places where each run's head ended (None: no split)."""
+    import cellctl.mappings.cell_order
+
+    monkeypatch.setattr(cellctl.mappings.cell_instances, "WRITE_BATCH", 3)
+    monkeypatch.setattr(cellctl.mappings.cell_instances, "HEAD_BATCHES", 2)
+    ends: list[object] = []
+    head_end = cellctl.mappings.cell_order._head_end
+
+    def recorded(*args):
+        ends.append(head_end(*args))
+        return ends[-1]
+
+    monkeypatch.setattr(cellctl.mappings.cell_order, "_head_end", recorded)
+    return ends
+
+
+def _plant_mixed_order(cloud) -> list[str]:
+    """40 instances whose ids do not follow created_at: equal and NULL created_at,
+    every third one deleted (``deleted = id``), one hidden; Nova's order of them."""
+    add_instances(cloud, 40, created_at=[(n * 7) % 13 for n in range(40)])
+    cloud.execute(cloud.cell_url, "UPDATE instances SET created_at = NULL WHERE MOD(id, 11) = 1")
+    cloud.execute(cloud.cell_url, "UPDATE instances SET deleted = id WHERE MOD(id, 3) = 0")
+    cloud.execute(cloud.cell_url, "UPDATE instances SET hidden = 1 WHERE id = 5")
+    return nova_order(cloud)
+
+
+def test_mariadb_reads_a_big_cell_head_first(make_cloud, mysql_factory, monkeypatch):
+    """A cell bigger than the head: its head (live and deleted instances merged) comes
+    through the index, the rest from the server's sort on a second connection; the
+    mappings and the marker follow Nova's order exactly, whole and in bounded runs."""
+    ends = _head_first(monkeypatch)
+    cloud = make_cloud(mysql_factory)
+    cell = mapped_cell(cloud)
+    order = _plant_mixed_order(cloud)
+
+    done = 0
+    for max_count, code in [(9, 1), (13, 1)]:
+        result = run_map(cloud, cell, "--max-count", str(max_count))
+        assert result.exit_code == code, result.output
+        done += max_count
+        assert set(instance_mappings(cloud)) == set(order[:done])
+        assert markers(cloud) == [order[done - 1]]
+    assert run_map(cloud, cell).exit_code == 0
+    assert set(instance_mappings(cloud)) == set(order)
+    assert markers(cloud) == []
+    assert [end is not None for end in ends] == [True, True, True], "every run split"
+
+
+def test_mariadb_interrupted_head_first_drops_both_reads(make_cloud, mysql_factory,
+                                                           monkeypatch):
+    """Interrupted in the head (while the server sorts the rest) and in the rest: exit
+    130, no reading thread left behind, and the next run finishes the cell exactly."""
+    import threading
+
+    _head_first(monkeypatch)
+    cloud = make_cloud(mysql_factory)
+    cell = mapped_cell(cloud)
+    order = _plant_mixed_order(cloud)
+    commit_once = cellctl.mappings.cell_instances._commit_once
+
+    done = 0
+    for fail_at in (1, 4):  # the 2nd batch fails (in the head), then the 5th (in the rest)
+        calls = []
+
+        def interrupted(*args, fail_at=fail_at, calls=calls):
+            calls.append(1)
+            if len(calls) > fail_at:
+                raise KeyboardInterrupt
+            return commit_once(*args)
+
+        monkeypatch.setattr(cellctl.mappings.cell_instances, "_commit_once", interrupted)
+        result = run_map(cloud, cell)
+        assert result.exit_code == 130, result.output
+        assert not [t for t in threading.enumerate() if t.name == "cellctl-prefetch"]
+        done += 3 * fail_at
+        assert set(instance_mappings(cloud)) == set(order[:done])
+        assert markers(cloud) == [order[done - 1]]
+        monkeypatch.setattr(cellctl.mappings.cell_instances, "_commit_once", commit_once)
+        resumed = run_map(cloud, cell, "--max-count", "1")  # resumes at the marker
+        assert resumed.exit_code == 1, resumed.output
+        done += 1
+        assert set(instance_mappings(cloud)) == set(order[:done])
+
+    assert run_map(cloud, cell).exit_code == 0
+    assert set(instance_mappings(cloud)) == set(order)

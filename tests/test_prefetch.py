@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cellctl.prefetch import prefetched
+from cellctl.prefetch import ReadAhead, prefetched
 
 
 def test_yields_every_item_in_order():
@@ -43,3 +43,29 @@ def test_stopping_early_stops_the_producer():
     assert threading.active_count() == before
     # Never more than depth items (plus the one being offered) ahead of the consumer.
     assert len(produced) <= 3 + 2 + 1
+
+
+def test_quick_handoffs_restores_the_interpreter_setting():
+    import sys
+
+    from cellctl.prefetch import quick_handoffs
+
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError), quick_handoffs():
+        assert sys.getswitchinterval() <= 0.0005 < before
+        raise RuntimeError("the block failed")
+    assert sys.getswitchinterval() == before
+
+
+def test_read_ahead_starts_before_it_is_iterated():
+    """A ReadAhead's thread works from the moment it is made (map_instances sends the
+    rest's query so, to be sorted while the head is mapped)."""
+    started = threading.Event()
+
+    def source():
+        started.set()
+        yield "first"
+
+    with ReadAhead(source(), depth=1) as ahead:
+        assert started.wait(10), "nothing produced before iterating"
+        assert list(ahead) == ["first"]

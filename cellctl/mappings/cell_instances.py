@@ -1,8 +1,8 @@
 """Give every instance of a cell an instance mapping, oldest first: the core of the
 ``map_instances`` command, which ``simple_cell_setup`` runs too.
 
-The cell's instances (soft-deleted ones too, hidden ones not) are read with
-one ordered, streaming query, ``created_at, id`` as Nova orders them, and
+The cell's instances (soft-deleted ones too, hidden ones not) are streamed
+in Nova's order, ``created_at, id`` (``cellctl.mappings.cell_order``), and
 mapped in large batches with inserts that skip instances already mapped.
 Each batch commits together with the move of Nova's resume marker
 (``cellctl.mappings.marker``), so a run killed at any moment resumes exactly where
@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select
-
-from cellctl.cells.queries import visible_instances
 from cellctl.cells.refs import (
     AMBIGUOUS_CELL,
     cell_database,
@@ -26,25 +23,25 @@ from cellctl.cells.refs import (
     find_cell,
     resolve_cell_uuid,
 )
-from cellctl.db import Databases, abandon_stream
-from cellctl.mappings.instances import (
-    MAPPING_ROW_BYTES,
-    MappingWriter,
-    Prepared,
-    mapping_columns,
+from cellctl.db import Databases
+from cellctl.mappings.cell_order import (
+    Position,
+    Rows,
+    count_instances,
+    ordered_instances,
+    position_of,
 )
+from cellctl.mappings.instances import MAPPING_ROW_BYTES, MappingWriter, Prepared
 from cellctl.mappings.marker import move_marker, read_marker
-from cellctl.prefetch import prefetched
+from cellctl.prefetch import prefetched, quick_handoffs
 from cellctl.progress import NO_PROGRESS, Progress
 from cellctl.result import Result, plural
 from cellctl.results import MapInstancesData
-from cellctl.tables.cell import instances as i
 from cellctl.writes.galera import in_parts, retried, write_limits
 from cellctl.writes.locks import MARKER_LOCK
 from cellctl.writes.transactions import write_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.engine import Connection, Engine
 
 
@@ -60,6 +57,9 @@ class MapInstancesExit(IntEnum):
 # costs (measured: 20,000 sorted rows beat 10,000 by a third at a million
 # instances), while memory (a few batches) and lock times stay small.
 WRITE_BATCH = 20_000
+# Batches read through the index before the rest of a big cell (cellctl.mappings.cell_order):
+# as many as are mapped in the time a MariaDB server takes to sort a million instances.
+HEAD_BATCHES = 5
 MARKER_ROWS = 2  # the old marker deleted, the new one inserted
 
 
@@ -104,26 +104,18 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
         writer = MappingWriter(conn, cell.id)
     engine = cell_database(dbs, cell)
     with engine.connect() as conn:
-        reader = conn.connection.dbapi_connection
         start = _start_after(conn, marker, result)
-        total = _count(conn, start, limit) if progress is not NO_PROGRESS else None
-        progress.start("Mapping instances", total)
-        try:
-            stream = _stream(conn, _instances_query(conn, start, limit))
-            try:
-                # Reading the next rows and writing out their mappings overlap
-                # committing the last batch.
-                batches = prefetched(_batches(stream, limit, writer), depth=1)
-                done = _map_rows(dbs.api, batches, writer, progress)
-            except BaseException:
-                # Drop the connection rather than read the rest of a failed
-                # run's stream, and keep the driver from complaining about it.
-                abandon_stream(reader)
-                conn.invalidate()
-                raise
-            stream.close()
-        finally:
-            progress.finish()
+        total = count_instances(conn, start, limit) if progress is not NO_PROGRESS else None
+    progress.start("Mapping instances", total)
+    try:
+        with quick_handoffs(), ordered_instances(engine, start, limit, batch=WRITE_BATCH,
+                                                 head=HEAD_BATCHES * WRITE_BATCH) as rows:
+            # Reading the next rows and writing out their mappings overlap
+            # committing the last batch.
+            done = _map_rows(dbs.api, prefetched(_batches(rows, limit, writer), depth=1),
+                             writer, progress)
+    finally:
+        progress.finish()
 
     if done.without_project:
         have = "has" if done.without_project == 1 else "have"
@@ -142,101 +134,17 @@ def map_cell_instances(dbs: Databases, *, cell_uuid: str, max_count: int | None 
     return result
 
 
-@dataclass(frozen=True)
-class _Position:
-    created_at: Any
-    id: int
-
-
-def _start_after(conn: Connection, marker: str | None, result: Result) -> _Position | None:
+def _start_after(conn: Connection, marker: str | None, result: Result) -> Position | None:
     """Where the marker's instance sits in this cell's order, or None to start at the top."""
     if marker is None:
         return None
-    row = conn.execute(select(i.c.created_at, i.c.id).where(i.c.uuid == marker)).first()
-    if row is None:
+    start = position_of(conn, marker)
+    if start is None:
         # The marker is global: a run against another cell may have left it.
         # Starting over is safe, since instances already mapped are skipped.
         result.warn(f"The marker of an unfinished run (instance {marker}) is not in this "
                     "cell; starting from the oldest instance")
-        return None
-    return _Position(row.created_at, row.id)
-
-
-def _after(start: _Position) -> ColumnElement[bool]:
-    """Keyset condition: instances after ``start`` in (created_at, id) order, NULLs first."""
-    if start.created_at is None:
-        return or_(i.c.created_at.is_not(None), and_(i.c.created_at.is_(None), i.c.id > start.id))
-    return or_(i.c.created_at > start.created_at,
-               and_(i.c.created_at == start.created_at, i.c.id > start.id))
-
-
-def _instances_query(conn: Connection, start: _Position | None, limit: int | None) -> Select:
-    """(uuid, project_id, user_id, queued_for_delete) of the instances to map, in order."""
-    created_at = i.c.created_at.asc()
-    if conn.dialect.name == "postgresql":
-        # MySQL and SQLite sort NULLs first; make PostgreSQL agree with them (and Nova).
-        created_at = created_at.nulls_first()
-    query = (
-        select(*mapping_columns())
-        .where(visible_instances())
-        .order_by(created_at, i.c.id.asc())
-    )
-    if start is not None:
-        query = query.where(_after(start))
-    if limit is not None:
-        query = query.limit(limit + 1)  # one more, to tell "done" from "more remain"
-    return query
-
-
-# MariaDB sorts rows whose columns could be wider than max_length_for_sort_data
-# (1 KiB by default; these can reach 2.4 KiB) as (key, row id) pairs, then reads
-# each row again by its id while the result streams out: for the length of the
-# run the cell's table is read again, in sort order, through the buffer pool,
-# evicting the pages the API database's inserts need (measured at 10^6
-# instances: 3 million page accesses against 15,000, the inserts a quarter
-# slower). With the limit raised for this statement only, the sort carries the
-# (packed) columns and streaming the result reads no table. (MySQL 8 packs
-# them by itself and has no SET STATEMENT.)
-_SORT_CARRYING_ROWS = "SET STATEMENT max_length_for_sort_data=65536 FOR "
-
-
-def _stream(conn: Connection, query: Select) -> Generator[Sequence[Sequence[Any]], None, None]:
-    """The query's rows, ``WRITE_BATCH`` at a time, streamed: memory stays flat however
-    big the cell is (a server-side cursor where the driver has one).
-
-    On PyMySQL the rows are read as the driver's plain tuples from its
-    unbuffered cursor: building SQLAlchemy rows cost about a third of the
-    client's reading time (measured: 4.0 against 2.7 µs of CPU per instance).
-    """
-    if conn.dialect.driver != "pymysql":
-        result = conn.execution_options(yield_per=WRITE_BATCH).execute(query)
-        try:
-            yield from result.partitions(WRITE_BATCH)
-        finally:
-            result.close()
-        return
-    from pymysql.cursors import SSCursor  # type: ignore[import-untyped]
-
-    compiled = query.compile(dialect=conn.dialect)  # pyformat, as PyMySQL takes it
-    sql = str(compiled)
-    if getattr(conn.dialect, "is_mariadb", False):  # a MySQL dialect on MariaDB says so
-        sql = _SORT_CARRYING_ROWS + sql
-    cursor = conn.connection.dbapi_connection.cursor(SSCursor)  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, compiled.construct_params())
-        while rows := cursor.fetchmany(WRITE_BATCH):
-            yield rows
-    finally:
-        cursor.close()
-
-
-def _count(conn: Connection, start: _Position | None, limit: int | None) -> int:
-    """How many instances this run will look at (only for the progress bar)."""
-    query = select(func.count()).select_from(i).where(visible_instances())
-    if start is not None:
-        query = query.where(_after(start))
-    total = int(conn.execute(query).scalar() or 0)
-    return total if limit is None else min(total, limit)
+    return start
 
 
 @dataclass(frozen=True)
@@ -255,7 +163,7 @@ def _batch(writer: MappingWriter, rows: Sequence[Sequence[Any]], marker: str | N
     return _Batch(mappings, marker, more, writer.in_key_order(mappings))
 
 
-def _batches(rows_read: Iterator[Sequence[Sequence[Any]]], limit: int | None,
+def _batches(rows_read: Iterator[Rows], limit: int | None,
              writer: MappingWriter) -> Iterator[_Batch]:
     """The instances read, ``WRITE_BATCH`` at a time, ending with the batch that
     removes the marker (possibly empty) or, when ``limit`` stops the run before the
