@@ -221,6 +221,18 @@ def _waiting_on_a_lock(engine: sa.engine.Engine) -> bool:
         return bool(conn.execute(sa.text(query)).scalar())
 
 
+def _interrupt_once_waiting(process: subprocess.Popen[str], engine: sa.engine.Engine,
+                            sig: signal.Signals, seconds: float) -> None:
+    """Send ``sig`` once ``process`` waits on a lock in ``engine``'s database (looked for
+    in innodb_trx / pg_stat_activity), or after ``seconds``; check it was interrupted."""
+    deadline = time.monotonic() + seconds
+    while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
+        assert process.poll() is None, ("no wait", process.communicate())
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _assert_interrupted(process, sig)
+
+
 def test_heartbeat(server_cloud, tmp_path):
     """``service heartbeat`` runs until stopped: a stop is an interrupt like any other
     (130/143), at start-up, while it sleeps between beats and while a beat waits on
@@ -251,16 +263,10 @@ def test_heartbeat(server_cloud, tmp_path):
                 process = cellctl_process(cloud, "service", "heartbeat", "--host", "beat1",
                                           "--interval", "30")
                 _wait_for_handlers(process)
-                # Its first beat's UPDATE waits on the held row. The wait is looked for
-                # (innodb_trx / pg_stat_activity), up to 10 s: on a loaded machine the
-                # look-up has been seen to miss it, and the beat cannot get past the
-                # held row anyway, so the signal goes then.
-                deadline = time.monotonic() + 10
-                while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
-                    assert process.poll() is None, ("no wait", process.communicate())
-                    time.sleep(0.05)
-                process.send_signal(sig)
-                _assert_interrupted(process, sig)
+                # Its first beat's UPDATE waits on the held row. On a loaded machine the
+                # look-up has been seen to miss the wait, and the beat cannot get past the
+                # held row anyway, so the signal goes after 10 s.
+                _interrupt_once_waiting(process, engine, sig, 10)
                 holder.rollback()
         finally:
             engine.dispose()
@@ -380,12 +386,7 @@ def test_nova_manage_stand_in(server_cloud, tmp_path):
                                        "LOCK TABLE host_mappings IN SHARE MODE"))
                 process = start()
                 _wait_for_handlers(process)
-                deadline = time.monotonic() + 20
-                while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
-                    assert process.poll() is None, ("no wait", process.communicate())
-                    time.sleep(0.05)
-                process.send_signal(sig)
-                _assert_interrupted(process, sig)
+                _interrupt_once_waiting(process, engine, sig, 20)
                 holder.rollback()
             table.append((label, sig.name, "insert waiting", str(process.returncode)))
     finally:
