@@ -7,8 +7,10 @@ traceback or a secret for a database that is down, locked or misconfigured.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -161,6 +163,16 @@ def abandon_stream(dbapi_connection: Any) -> None:
     result = getattr(dbapi_connection, "_result", None)  # PyMySQL's result in progress
     if result is not None and getattr(result, "unbuffered_active", False):
         result.unbuffered_active = False
+
+
+def wake_reader(dbapi_connection: Any) -> None:
+    """End a PyMySQL connection's stream now, for a thread blocked reading it (a
+    query the server is still sorting): its read sees the end and fails at once,
+    instead of when the server answers. Any other driver is left alone."""
+    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL's socket, None once closed
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def translate_error(exc: BaseException, url: str, label: str) -> DatabaseError:

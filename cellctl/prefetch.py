@@ -22,6 +22,15 @@ _POLL = 0.1  # seconds between checks that the consumer still wants items
 _QUICK_SWITCH = 0.0005
 
 
+# The stop event of the ReadAhead whose thread this is, if any (for __iter__).
+_producing = threading.local()
+
+
+class _Abandoned(Exception):
+    """Raised in a ReadAhead's thread that waits on another's items when its own
+    ReadAhead is closed: it stops waiting, so closing it does not wait for them."""
+
+
 class _End:
     """Put on the queue after the last item; carries the producer's exception, if any."""
 
@@ -51,6 +60,7 @@ class ReadAhead(Generic[T]):
         return False
 
     def _produce(self, source: Iterable[T]) -> None:
+        _producing.stop = self._stop
         try:
             for item in source:
                 if not self._offer(item):
@@ -61,8 +71,14 @@ class ReadAhead(Generic[T]):
         self._offer(_End())
 
     def __iter__(self) -> Iterator[T]:
+        stop: threading.Event | None = getattr(_producing, "stop", None)
         while True:
-            item = self._items.get()
+            try:
+                item = self._items.get(timeout=_POLL)
+            except queue.Empty:
+                if stop is not None and stop.is_set():  # read by a ReadAhead being closed
+                    raise _Abandoned from None
+                continue
             if isinstance(item, _End):
                 if item.error is not None:
                     raise item.error

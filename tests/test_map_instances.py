@@ -17,6 +17,7 @@ from instance_helpers import (
 )
 
 import cellctl.mappings.cell_instances
+from cellctl.tables.cell import instances
 
 
 def run_map(cloud, cell, *args):
@@ -354,3 +355,56 @@ def test_mariadb_interrupted_head_first_drops_both_reads(make_cloud, mysql_facto
 
     assert run_map(cloud, cell).exit_code == 0
     assert set(instance_mappings(cloud)) == set(order)
+
+
+def test_mariadb_interrupted_while_the_rest_is_sorted_stops_at_once(make_cloud, mysql_factory,
+                                                                     monkeypatch):
+    """The rest's query still running on the server (made to take 15 s by a ``SLEEP``
+    in a derived table, which the server runs once before the first row) does not
+    hold up an interrupt in the head: the reading threads stop waiting, the rest's
+    connection is ended, and the run exits 130 in seconds; the next run maps the
+    cell exactly."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    import cellctl.mappings.cell_order
+
+    _head_first(monkeypatch)
+    cloud = make_cloud(mysql_factory)
+    cell = mapped_cell(cloud)
+    order = _plant_mixed_order(cloud)
+    instances_query = cellctl.mappings.cell_order.instances_query
+    pause = sa.select(sa.func.sleep(15).label("slept")).subquery("pause")
+
+    def slow(*args):  # only the rest's query is built by instances_query on a split
+        return instances_query(*args).join_from(instances, pause, sa.true())
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cellctl.mappings.cell_order, "instances_query", slow)
+    monkeypatch.setattr(cellctl.mappings.cell_instances, "_commit_once", interrupted)
+    engine = sa.create_engine(cloud.cell_url)
+    try:
+        started = time.monotonic()
+        result = run_map(cloud, cell)
+        took = time.monotonic() - started
+        with engine.connect() as conn:  # the abandoned query, still sleeping
+            sleeping = conn.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND state = 'User sleep'").scalars().all()
+            for query in sleeping:
+                conn.exec_driver_sql(f"KILL QUERY {int(query)}")
+    finally:
+        engine.dispose()
+    assert result.exit_code == 130, result.output
+    assert took < 8, f"the interrupt waited {took:.1f} s for the server's sort"
+    assert sleeping, "the rest's query was not under way when the run was interrupted"
+    assert not [t for t in threading.enumerate() if t.name == "cellctl-prefetch"]
+
+    monkeypatch.undo()
+    assert run_map(cloud, cell).exit_code == 0
+    assert set(instance_mappings(cloud)) == set(order)
+    assert markers(cloud) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -69,3 +70,22 @@ def test_read_ahead_starts_before_it_is_iterated():
     with ReadAhead(source(), depth=1) as ahead:
         assert started.wait(10), "nothing produced before iterating"
         assert list(ahead) == ["first"]
+
+
+def test_a_read_ahead_reading_another_stops_waiting_when_closed():
+    """A ReadAhead whose thread waits on another ReadAhead's next item (one that will
+    not come soon) is closed without waiting for it: its thread gives up."""
+    release = threading.Event()
+
+    def slow():
+        yield 1
+        release.wait(30)
+        yield 2
+
+    with ReadAhead(slow(), depth=1) as inner:
+        outer = ReadAhead(iter(inner), depth=1)
+        assert next(iter(outer)) == 1
+        started = time.monotonic()
+        outer.close()  # its thread waits on inner's second item, 30 s away
+        assert time.monotonic() - started < 5, "closing waited for the other's item"
+        release.set()

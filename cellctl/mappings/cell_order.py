@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, union_all
 
 from cellctl.cells.queries import visible_instances
-from cellctl.db import abandon_stream
+from cellctl.db import abandon_stream, wake_reader
 from cellctl.mappings.instances import mapping_columns
 from cellctl.prefetch import ReadAhead
 from cellctl.tables.cell import instances as i
@@ -200,7 +200,12 @@ def _rest_read(engine: Engine, after: Position, limit: int | None, batch: int
         try:
             yield itertools.chain(first, rows)
             rows.close()
+        except BaseException:
+            # A thread still waiting for the server's sort gives up now, not when the
+            # sort ends (seconds, at millions of instances): an interrupt is prompt.
+            wake_reader(conn.connection.dbapi_connection)
+            raise
         finally:
-            first.close()  # waits for the thread: a sort under way ends first
+            first.close()
             # Not back into the pool: a read left unfinished, or the session's timeout.
             _abandon(conn)
