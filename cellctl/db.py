@@ -165,6 +165,13 @@ def abandon_stream(dbapi_connection: Any) -> None:
         result.unbuffered_active = False
 
 
+def abandon_connection(conn: Connection) -> None:
+    """Drop ``conn`` in the middle of a streamed read (stopped early, or failed) rather
+    than read the rest of it: ``abandon_stream``, then the pool discards it."""
+    abandon_stream(conn.connection.dbapi_connection)
+    conn.invalidate()
+
+
 def wake_reader(dbapi_connection: Any) -> None:
     """End a PyMySQL connection's stream now, for a thread blocked reading it (a
     query the server is still sorting): its read sees the end and fails at once,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, union_all
 
 from cellctl.cells.queries import visible_instances
-from cellctl.db import abandon_stream, wake_reader
+from cellctl.db import abandon_connection, wake_reader
 from cellctl.mappings.instances import mapping_columns
 from cellctl.prefetch import ReadAhead
 from cellctl.tables.cell import instances as i
@@ -150,12 +150,6 @@ def stream(conn: Connection, query: Select, batch: int) -> Generator[Rows, None,
         cursor.close()
 
 
-def _abandon(conn: Connection) -> None:
-    """Drop ``conn`` in the middle of a streamed read, rather than read the rest of it."""
-    abandon_stream(conn.connection.dbapi_connection)
-    conn.invalidate()
-
-
 @contextlib.contextmanager
 def ordered_instances(engine: Engine, start: Position | None, limit: int | None, *,
                       batch: int, head: int) -> Iterator[Iterator[Rows]]:
@@ -182,7 +176,7 @@ def ordered_instances(engine: Engine, start: Position | None, limit: int | None,
                 yield itertools.chain(rows, rest)
                 rows.close()
         except BaseException:
-            _abandon(conn)
+            abandon_connection(conn)
             raise
 
 
@@ -208,4 +202,4 @@ def _rest_read(engine: Engine, after: Position, limit: int | None, batch: int
         finally:
             first.close()
             # Not back into the pool: a read left unfinished, or the session's timeout.
-            _abandon(conn)
+            abandon_connection(conn)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import LargeBinary, cast, func, literal, select, text, tuple_
 
-from cellctl.db import abandon_stream
+from cellctl.db import abandon_connection
 from cellctl.errors import CellctlError
 from cellctl.paging import chunks
 from cellctl.prefetch import prefetched
@@ -158,14 +158,11 @@ def _binary_mysql(conn: Connection, column: Column[str]) -> bool:
 
 def _streamed(engine: Engine, query: Any, size: int) -> Iterator[list[Any]]:
     with engine.connect() as conn:
-        reader = conn.connection.dbapi_connection
         try:
             rows = conn.execution_options(stream_results=True, yield_per=size).execute(query)
             yield from rows.partitions(size)  # type: ignore[misc]
         except BaseException:
-            # Stopped early (or failed): drop the connection rather than read the rest.
-            abandon_stream(reader)
-            conn.invalidate()
+            abandon_connection(conn)  # stopped early (or failed): not read to the end
             raise
 
 
