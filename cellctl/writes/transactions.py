@@ -41,19 +41,12 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
         name = engine.dialect.name
         got_lock = False
         try:
-            if lock and name in ("mysql", "mariadb"):
-                got = conn.execute(
-                    text("SELECT GET_LOCK(:name, :timeout)"),
-                    {"name": f"cellctl.{lock}", "timeout": LOCK_TIMEOUT},
-                ).scalar()
-                conn.commit()
-                if got != 1:
-                    raise DatabaseError(
-                        f"Timed out waiting for the {lock} lock held by another run"
-                    )
-                got_lock = True
             with conn.begin():
-                if lock and name == "postgresql":
+                # Taken as the transaction's first statement: GET_LOCK reads no table,
+                # so the transaction's snapshot still starts with its first read.
+                if lock and name in ("mysql", "mariadb"):
+                    got_lock = _get_lock(conn, lock)
+                elif lock and name == "postgresql":
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"),
                         {"key": zlib.crc32(f"cellctl.{lock}".encode())},
@@ -63,6 +56,19 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
             if got_lock:
                 conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": f"cellctl.{lock}"})
                 conn.commit()
+
+
+def _get_lock(conn: Connection, lock: str) -> bool:
+    """Take MySQL's named lock ``lock`` for this session, waiting ``LOCK_TIMEOUT`` at most."""
+    from sqlalchemy import text
+
+    got = conn.execute(
+        text("SELECT GET_LOCK(:name, :timeout)"),
+        {"name": f"cellctl.{lock}", "timeout": LOCK_TIMEOUT},
+    ).scalar()
+    if got != 1:
+        raise DatabaseError(f"Timed out waiting for the {lock} lock held by another run")
+    return True
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
