@@ -31,7 +31,7 @@ from cellctl.mappings.cell_order import (
     ordered_instances,
     position_of,
 )
-from cellctl.mappings.instances import MAPPING_ROW_BYTES, MappingWriter, Prepared
+from cellctl.mappings.instances import MAPPING_ROW_BYTES, MappingWriter, Prepared, Ready
 from cellctl.mappings.marker import move_marker, read_marker
 from cellctl.prefetch import prefetched, quick_handoffs
 from cellctl.progress import NO_PROGRESS, Progress
@@ -154,13 +154,13 @@ class _Batch:
     mappings: list[Prepared]
     marker: str | None  # where the resume marker goes with the batch's commit
     more: bool  # the last batch of a max_count run that stops with instances left
-    ordered: list[Any]  # MappingWriter.in_key_order(mappings), sorted while reading
+    ready: Ready  # MappingWriter.ready(mappings), made while reading
 
 
 def _batch(writer: MappingWriter, rows: Sequence[Sequence[Any]], marker: str | None,
            more: bool) -> _Batch:
     mappings = writer.prepare(rows)
-    return _Batch(mappings, marker, more, writer.in_key_order(mappings))
+    return _Batch(mappings, marker, more, writer.ready(mappings))
 
 
 def _batches(rows_read: Iterator[Rows], limit: int | None,
@@ -211,10 +211,10 @@ def _commit_batch(api: Engine, writer: MappingWriter, batch: _Batch, done: _Tall
 
     def write(part: Sequence[Prepared], last: bool) -> None:
         part_marker = batch.marker if last else part[-1][0]
-        # The whole batch (no Galera limit split it) was sorted on the reading thread.
-        ordered = batch.ordered if len(part) == len(batch.mappings) else None
+        # The whole batch (no Galera limit split it) was made ready on the reading thread.
+        ready = batch.ready if len(part) == len(batch.mappings) else None
         mapped, without_project = retried(
-            lambda: _commit_once(api, writer, part, ordered, part_marker),
+            lambda: _commit_once(api, writer, part, ready, part_marker),
             what="Mapping a batch of instances")
         done.processed += len(part)
         done.mapped += mapped
@@ -230,9 +230,9 @@ def _commit_batch(api: Engine, writer: MappingWriter, batch: _Batch, done: _Tall
 
 
 def _commit_once(api: Engine, writer: MappingWriter, part: Sequence[Prepared],
-                 ordered: list[Any] | None, marker: str | None) -> tuple[int, int]:
+                 ready: Ready | None, marker: str | None) -> tuple[int, int]:
     """One transaction: the mappings of ``part`` and the marker; (mapped, without project)."""
     with write_transaction(api, lock=MARKER_LOCK) as conn:
-        mapped, without_project = writer.insert(conn, part, ordered)
+        mapped, without_project = writer.insert(conn, part, ready)
         move_marker(conn, marker)
     return mapped, without_project

@@ -7,6 +7,7 @@ under ``writes.locks.MARKER_LOCK``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -85,30 +86,42 @@ class MappingWriter:
         made = iter(texts)
         return [(row[0], None if row[1] is None else next(made)) for row in batch]
 
-    @staticmethod
-    def in_key_order(part: Sequence[Prepared]) -> list[Any]:
-        """The mappings of ``part`` (those with a project), in instance UUID order: in
-        key order each index page is visited once per batch, not at random (measured
-        1.5-2x faster inserts once the indexes outgrow the cache)."""
-        return [mapping for _, mapping in sorted(
-            (p for p in part if p[1] is not None), key=itemgetter(0))]
+    def ready(self, part: Sequence[Prepared]) -> Ready:
+        """What ``insert`` sends for ``part``: its mappings (those with a project) in
+        instance UUID order, in key order each index page is visited once per batch,
+        not at random (measured 1.5-2x faster inserts once the indexes outgrow the
+        cache). On PyMySQL the statements themselves, so that a reading thread can
+        write them out while the last batch commits."""
+        payloads = list(map(itemgetter(1), sorted(
+            (p for p in part if p[1] is not None), key=itemgetter(0))))
+        if self._literal is None:
+            return Ready(payloads, len(payloads))
+        return Ready(self._literal.statements(payloads), len(payloads))
 
     def insert(self, conn: Connection, part: Sequence[Prepared],
-               ordered: list[Any] | None = None) -> tuple[int, int]:
+               ready: Ready | None = None) -> tuple[int, int]:
         """Insert ``part``'s mappings, skipping instances already mapped (by anyone):
-        (how many were mapped, how many have no project_id and cannot be). ``ordered``:
-        ``in_key_order(part)`` when the caller has it already. Call in
+        (how many were mapped, how many have no project_id and cannot be). ``ready``:
+        ``ready(part)`` when the caller has it already. Call in
         ``write_transaction(api, lock=MARKER_LOCK)``."""
         from cellctl.tables.api import instance_mappings
 
-        payloads = self.in_key_order(part) if ordered is None else ordered
-        if not payloads:
+        sent = self.ready(part) if ready is None else ready
+        if not sent.mappings:
             mapped = 0
         elif self._literal is not None:
-            mapped = self._literal.insert(conn, payloads)
+            mapped = self._literal.execute(conn, sent.sendable)
         else:
-            mapped = insert_ignoring_duplicates(conn, instance_mappings, payloads)
-        return mapped, len(part) - len(payloads)
+            mapped = insert_ignoring_duplicates(conn, instance_mappings, sent.sendable)
+        return mapped, len(part) - sent.mappings
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A part's mappings as ``MappingWriter.insert`` sends them."""
+
+    sendable: list[Any]  # INSERT statements on PyMySQL, elsewhere the rows
+    mappings: int  # how many mappings they hold
 
 
 _COLUMNS = ("instance_uuid", "cell_id", "project_id", "user_id", "queued_for_delete",

@@ -98,14 +98,24 @@ class LiteralRows:
             return [template.format()] * count
         return list(map(template.format, *varying))
 
-    def insert(self, conn: Connection, texts: Iterable[str]) -> int:
-        """Insert the rows of ``texts``, skipping duplicates; how many were new."""
+    def statements(self, texts: Sequence[str]) -> list[str]:
+        """The ``INSERT IGNORE`` statements of the rows of ``texts`` (one, when they fit)."""
+        room = max(self.limit - len(self.head), 1)
+        if sum(map(len, texts)) + len(texts) <= room:
+            return [self.head + ",".join(texts)] if texts else []
+        return [self.head + values for values in _chunks(iter(texts), room)]
+
+    @staticmethod
+    def execute(conn: Connection, statements: Iterable[str]) -> int:
+        """Run ``statements`` (of ``statements``); how many rows were new."""
         # no_parameters: the text goes to cursor.execute as is, with no %-formatting.
         raw = conn.execution_options(no_parameters=True)
-        inserted = 0
-        for values in _chunks(iter(texts), max(self.limit - len(self.head), 1)):
-            inserted += int(raw.exec_driver_sql(self.head + values).rowcount or 0)
-        return inserted
+        return sum(int(raw.exec_driver_sql(statement).rowcount or 0)
+                   for statement in statements)
+
+    def insert(self, conn: Connection, texts: Sequence[str]) -> int:
+        """Insert the rows of ``texts``, skipping duplicates; how many were new."""
+        return self.execute(conn, self.statements(texts))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
