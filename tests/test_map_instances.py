@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 
 import pytest
 from instance_helpers import (
+    BASE_TIME,
     add_instances,
     dead_cell,
     instance_mappings,
@@ -269,41 +271,56 @@ def test_mariadb_streams_the_cell_out_of_its_sort(make_cloud, mysql_factory):
     assert int(by_position) == 0
 
 
-def _head_first(monkeypatch) -> list[object]:
-    """Small batches and head; the places where each run's head ended (None: no split)."""
+def _head_first(monkeypatch) -> tuple[list[object], list[bool]]:
+    """Small batches and head; the places where each run's head ended (None: no split),
+    and whether each head had deleted instances to merge."""
     import cellctl.mappings.cell_order
 
     monkeypatch.setattr(cellctl.mappings.cell_instances, "WRITE_BATCH", 3)
     monkeypatch.setattr(cellctl.mappings.cell_instances, "HEAD_BATCHES", 2)
     ends: list[object] = []
+    merged: list[bool] = []
     head_end = cellctl.mappings.cell_order._head_end
+    any_deleted = cellctl.mappings.cell_order._any_deleted
 
     def recorded(*args):
         ends.append(head_end(*args))
         return ends[-1]
 
+    def seen(*args):
+        merged.append(any_deleted(*args))
+        return merged[-1]
+
     monkeypatch.setattr(cellctl.mappings.cell_order, "_head_end", recorded)
-    return ends
+    monkeypatch.setattr(cellctl.mappings.cell_order, "_any_deleted", seen)
+    return ends, merged
 
 
-def _plant_mixed_order(cloud) -> list[str]:
+def _plant_mixed_order(cloud, *, deletes_late: bool = False) -> list[str]:
     """40 instances whose ids do not follow created_at: equal and NULL created_at,
-    every third one deleted (``deleted = id``), one hidden; Nova's order of them."""
+    every third one deleted (``deleted = id``; with ``deletes_late`` only among the
+    newest), two hidden (one of them among the oldest); Nova's order of them."""
     add_instances(cloud, 40, created_at=[(n * 7) % 13 for n in range(40)])
     cloud.execute(cloud.cell_url, "UPDATE instances SET created_at = NULL WHERE MOD(id, 11) = 1")
-    cloud.execute(cloud.cell_url, "UPDATE instances SET deleted = id WHERE MOD(id, 3) = 0")
-    cloud.execute(cloud.cell_url, "UPDATE instances SET hidden = 1 WHERE id = 5")
+    late = BASE_TIME + datetime.timedelta(minutes=10 if deletes_late else -1)
+    cloud.execute(cloud.cell_url, "UPDATE instances SET deleted = id "
+                  "WHERE MOD(id, 3) = 0 AND created_at >= :late", {"late": late})
+    cloud.execute(cloud.cell_url, "UPDATE instances SET hidden = 1 WHERE id IN (5, 12)")
     return nova_order(cloud)
 
 
-def test_mariadb_reads_a_big_cell_head_first(make_cloud, mysql_factory, monkeypatch):
-    """A cell bigger than the head: its head (live and deleted instances merged) comes
-    through the index, the rest from the server's sort on a second connection; the
-    mappings and the marker follow Nova's order exactly, whole and in bounded runs."""
-    ends = _head_first(monkeypatch)
+@pytest.mark.parametrize("deletes_late", [False, True])
+def test_mariadb_reads_a_big_cell_head_first(make_cloud, mysql_factory, monkeypatch,
+                                             deletes_late):
+    """A cell bigger than the head: its head (its live instances through the index,
+    merged with its deleted ones when it has any) comes first, the rest from the
+    server's sort on a second connection; the mappings and the marker follow Nova's
+    order exactly, whole and in bounded runs, however many of the head's instances
+    are hidden."""
+    ends, merged = _head_first(monkeypatch)
     cloud = make_cloud(mysql_factory)
     cell = mapped_cell(cloud)
-    order = _plant_mixed_order(cloud)
+    order = _plant_mixed_order(cloud, deletes_late=deletes_late)
 
     done = 0
     for max_count, code in [(9, 1), (13, 1)]:
@@ -316,6 +333,7 @@ def test_mariadb_reads_a_big_cell_head_first(make_cloud, mysql_factory, monkeypa
     assert set(instance_mappings(cloud)) == set(order)
     assert markers(cloud) == []
     assert [end is not None for end in ends] == [True, True, True], "every run split"
+    assert merged[0] is not deletes_late, "the first head merged deleted instances"
 
 
 def test_mariadb_interrupted_head_first_drops_both_reads(make_cloud, mysql_factory,

@@ -1,14 +1,14 @@
 """map_instances' fast path against a slow, obviously correct reference on randomized cells.
 
-Each cell has every state planted at random: deleted and soft-deleted
-instances, hidden ones (True, False, NULL), no project_id or no user_id, equal
-and NULL created_at, instances already mapped to another cell or mapped with
-no cell, and sometimes a marker (at an instance of this cell, hidden ones
-included, or at an instance it does not have). The reference reads the rows
-with plain SQL and decides in Python, one instance at a time; the command runs
-in small batches (on MariaDB a cell bigger than a small head is read head
-first, through the index), whole or in random ``--max-count`` steps.
-"""
+Each cell has every state planted at random: deleted (anywhere, or only
+among the newest) and soft-deleted instances, hidden ones (True, False,
+NULL), no project_id or no user_id, equal and NULL created_at, instances
+already mapped to another cell or mapped with no cell, and sometimes a marker
+(at an instance of this cell, hidden ones included, or at an instance it
+does not have). The reference reads the rows with plain SQL and decides in
+Python, one instance at a time; the command runs in small batches (on MariaDB
+a cell bigger than a small head is read head first, through the index), whole
+or in random ``--max-count`` steps."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ SEEDS = range(6)
 def plant(cloud, rng: random.Random) -> dict[str, Any]:
     """A random cell and API database; what the reference needs to know about them."""
     rows = []
+    # Deleted instances anywhere, or only among the newest (MariaDB's head then has none).
+    deleted_from = rng.choice([None, 8])
     for n in range(rng.randint(40, 120)):
         minute = rng.choice([None, *range(12)])
         created_at = None if minute is None else BASE_TIME + datetime.timedelta(minutes=minute)
@@ -38,7 +40,8 @@ def plant(cloud, rng: random.Random) -> dict[str, Any]:
             "id": n + 1, "uuid": str(uuid.uuid4()),
             "project_id": None if rng.random() < 0.1 else f"project-{rng.randint(0, 3)}",
             "user_id": None if rng.random() < 0.1 else f"user-{rng.randint(0, 9)}",
-            "deleted": (n + 1) if rng.random() < 0.2 else 0,
+            "deleted": (n + 1) if rng.random() < 0.2 and (
+                deleted_from is None or (minute or 0) >= deleted_from) else 0,
             "vm_state": rng.choice(["active", "active", "stopped", "soft-delete", "deleted"]),
             "hidden": rng.choice([False, False, False, True, None]),
             "created_at": created_at,

@@ -59,7 +59,7 @@ class MapInstancesExit(IntEnum):
 WRITE_BATCH = 20_000
 # Batches read through the index before the rest of a big cell (cellctl.mappings.cell_order):
 # as many as are mapped in the time a MariaDB server takes to sort a million instances.
-HEAD_BATCHES = 5
+HEAD_BATCHES = 8
 MARKER_ROWS = 2  # the old marker deleted, the new one inserted
 
 

@@ -3,11 +3,13 @@
 One ordered query reads them everywhere. On MySQL and MariaDB that query is
 a sort of the whole table, and its first row comes only when the sort is done
 (measured: 2.2 s at a million instances, all of it before the first insert).
-There, when the cell is bigger than the head (``head`` rows), the head is
-read first through Nova's ``(deleted, created_at)`` index, which gives live
-instances in this order at once, while the rest (a keyset after the head's
-last instance) is sorted by the server on a second connection: the first
-batches are mapped while the server sorts the rest.
+There, when the cell has more live instances than the head (``head``), the
+head ends at the ``head``-th live instance, found in Nova's ``(deleted,
+created_at)`` index alone; the head (the instances up to that place) is read
+first, its live instances through that index, which gives them in this order
+at once, while the rest (a keyset after that place) is sorted by the server on
+a second connection: the first batches are mapped while the server sorts the
+rest.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ def _after(start: Position) -> ColumnElement[bool]:
                and_(i.c.created_at == start.created_at, i.c.id > start.id))
 
 
+def _up_to(end: Position) -> ColumnElement[bool]:
+    """Keyset condition: instances at or before ``end`` (``_after``'s complement)."""
+    if end.created_at is None:
+        return and_(i.c.created_at.is_(None), i.c.id <= end.id)
+    return or_(i.c.created_at.is_(None), i.c.created_at < end.created_at,
+               and_(i.c.created_at == end.created_at, i.c.id <= end.id))
+
+
 def _to_map(columns: Sequence[ColumnElement[Any]], start: Position | None) -> Select:
     """``columns`` of the instances to map after ``start``, unordered."""
     query = select(*columns).where(visible_instances())
@@ -86,26 +96,45 @@ def count_instances(conn: Connection, start: Position | None, limit: int | None)
     return total if limit is None else min(total, limit)
 
 
-def _by_deleted(conn: Connection, columns: Sequence[ColumnElement[Any]],
-                start: Position | None, rows: int) -> Select:
-    """The first ``rows`` instances after ``start`` (``columns`` and their place), as the
-    union of the first ``rows`` live ones, which the ``(deleted, created_at)`` index
-    gives in order, and the first ``rows`` deleted ones (few, or sorted)."""
+def _head(conn: Connection, start: Position | None, end: Position, live: int) -> Select:
+    """The instances to map after ``start`` up to ``end`` (the ``live``-th live one), in
+    order: the live ones, which the ``(deleted, created_at)`` index gives in order at
+    once, merged, when there are any, with the deleted ones (few, or sorted) by
+    sorting the union (the first rows then come when it is sorted)."""
+    columns = [*mapping_columns(), i.c.created_at, i.c.id]
+    deleted = or_(i.c.deleted != 0, i.c.deleted.is_(None))
     parts = [
-        _in_order(conn, _to_map([*columns, i.c.created_at, i.c.id], start).where(kind),
+        _in_order(conn, _to_map(columns, start).where(kind, _up_to(end)),
                   i.c.created_at, i.c.id).limit(rows)
-        for kind in (i.c.deleted == 0, or_(i.c.deleted != 0, i.c.deleted.is_(None)))
+        for kind, rows in ((i.c.deleted == 0, live), (deleted, None))
     ]
+    mapped = len(columns) - 2  # the mapping's columns, then their place
+    if not _any_deleted(conn, start, end, deleted):
+        return parts[0].with_only_columns(*columns[:mapped])
     head = union_all(*parts).subquery("head")
-    named = list(head.c)[:len(columns)]  # the columns asked for, then their place
-    return _in_order(conn, select(*named), head.c.created_at, head.c.id).limit(rows)
+    return _in_order(conn, select(*list(head.c)[:mapped]), head.c.created_at, head.c.id)
 
 
-def _head_end(conn: Connection, start: Position | None, rows: int) -> Position | None:
-    """The place of the ``rows``-th instance after ``start``; None when there are fewer."""
-    last = _by_deleted(conn, [i.c.created_at.label("at"), i.c.id.label("n")], start, rows)
-    found = conn.execute(last.offset(rows - 1)).first()
-    return None if found is None else Position(found.at, found.n)
+def _any_deleted(conn: Connection, start: Position | None, end: Position,
+                 deleted: ColumnElement[bool]) -> bool:
+    """Are there deleted instances after ``start`` up to ``end``, hidden ones counted?
+    Read from the ``(deleted, created_at)`` index alone."""
+    query = select(i.c.id).where(deleted, _up_to(end)).limit(1)
+    if start is not None:
+        query = query.where(_after(start))
+    return conn.execute(query).first() is not None
+
+
+def _head_end(conn: Connection, start: Position | None, live: int) -> Position | None:
+    """The place of the ``live``-th live instance after ``start``, hidden ones counted
+    (None when there are fewer): read from the ``(deleted, created_at)`` index alone,
+    which holds each instance's id too."""
+    query = select(i.c.created_at, i.c.id).where(i.c.deleted == 0)
+    if start is not None:
+        query = query.where(_after(start))
+    found = conn.execute(_in_order(conn, query, i.c.created_at, i.c.id)
+                         .offset(live - 1).limit(1)).first()
+    return None if found is None else Position(found.created_at, found.id)
 
 
 # MariaDB sorts rows whose columns could be wider than max_length_for_sort_data
@@ -170,9 +199,10 @@ def ordered_instances(engine: Engine, start: Position | None, limit: int | None,
                 yield rows
                 rows.close()
                 return
-            with _rest_read(engine, end, None if limit is None else limit - head,
-                            batch) as rest:
-                rows = stream(conn, _by_deleted(conn, mapping_columns(), start, head), batch)
+            # How many the head holds is not known (its hidden instances are left out,
+            # its deleted ones counted in): the rest is asked for up to ``limit`` + 1.
+            with _rest_read(engine, end, limit, batch) as rest:
+                rows = stream(conn, _head(conn, start, end, head), batch)
                 yield itertools.chain(rows, rest)
                 rows.close()
         except BaseException:
