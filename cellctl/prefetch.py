@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 _POLL = 0.1  # seconds between checks that the consumer still wants items
 # Seconds a thread back from the network waits at most for the GIL (Python's default: 5 ms).
-_QUICK_SWITCH = 0.0005
+_QUICK_SWITCH = 0.0001
 
 
 # The stop event of the ReadAhead whose thread this is, if any (for __iter__).
@@ -110,11 +110,12 @@ def prefetched(source: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
 @contextlib.contextmanager
 def quick_handoffs() -> Iterator[None]:
     """Within the block, a thread whose socket wait ends gets the GIL back within
-    0.5 ms rather than Python's 5 ms, then the interpreter's setting is restored.
+    0.1 ms rather than Python's 5 ms, then the interpreter's setting is restored.
 
-    A writer's short round trips (a lock, BEGIN, the statement, COMMIT) each wait
-    for the GIL when they return while the reading thread is busy making the
-    next batch, and the database waits with them.
+    A writer's short round trips (a lock, the statement, COMMIT) each wait for
+    the GIL when they return while the reading thread is busy making the next
+    batch, and the database waits with them (measured at a million instances:
+    the 51 lock round trips took 0.14 s with 0.5 ms, 0.09 s with 0.1 ms).
     """
     before = sys.getswitchinterval()
     sys.setswitchinterval(min(before, _QUICK_SWITCH))
