@@ -11,13 +11,15 @@ SQL text rendered beforehand so only the database's work is timed; once with
 each batch in the order read, once sorted by UUID as map_instances writes it.
 ``--repeat N`` alternates N runs of each (map_instances into a fresh API
 database each time) and keeps the best of each, for a loaded machine.
+``--raw-insert`` measures only the floor that map_instances is held to, the
+UUID-ordered raw INSERT (``--raw-insert read`` the other; both by default).
 
 ``--max-count N`` also times mapping the same cell by repeated bounded runs
 (``map_instances --max-count N`` until it exits 0): one ordered query per run
 with a keyset after the marker, instead of one streaming query.
 
     .venv/bin/python benchmarks/bench_map_instances.py [--instances 1000000]
-        [--backends sqlite,mysql] [--repeat 3] [--max-count 100000]
+        [--backends sqlite,mysql] [--repeat 3] [--raw-insert [uuid|read]] [--max-count 100000]
 
 MariaDB from CELLCTL_TEST_MYSQL (default root@127.0.0.1:3306). Not run by .ci/run.
 """
@@ -31,9 +33,11 @@ from pathlib import Path
 
 from measure import BATCH, Child, Server, cellctl, floor, new_cell, scalar
 
+RAW_ORDERS = ("read", "uuid")  # each batch as read, or sorted by UUID as map_instances writes it
+
 
 def bench_backend(backend: str, count: int, repeat: int, max_count: int | None,
-                  workdir: Path) -> None:
+                  orders: list[str], workdir: Path) -> None:
     server = Server(backend, workdir)
     try:
         cell_url = server.new("cell")
@@ -46,7 +50,7 @@ def bench_backend(backend: str, count: int, repeat: int, max_count: int | None,
               f"({count / seeded.seconds:,.0f}/s)", flush=True)
 
         runs: list[Child] = []
-        raw: dict[str, list[float]] = {"read": [], "uuid": []}
+        raw: dict[str, list[float]] = {order: [] for order in orders}
         for _ in range(repeat):  # alternated, so both see the same load
             # Each timed run starts on a settled server, without the databases (and
             # the page writes) of the runs before it.
@@ -118,12 +122,17 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,mysql")
     parser.add_argument("--repeat", type=int, default=1,
                         help="alternate this many runs of map_instances and the floor")
+    parser.add_argument("--raw-insert", choices=RAW_ORDERS, nargs="?", const="uuid",
+                        default=None, help="measure only this raw INSERT floor (uuid when "
+                        "given alone; both orders by default)")
     parser.add_argument("--max-count", type=int, default=None,
                         help="also time repeated bounded runs of this size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cellctl-bench-") as tmp:
         for backend in args.backends.split(","):
-            bench_backend(backend, args.instances, args.repeat, args.max_count, Path(tmp))
+            orders = [args.raw_insert] if args.raw_insert else list(RAW_ORDERS)
+            bench_backend(backend, args.instances, args.repeat, args.max_count, orders,
+                          Path(tmp))
 
 
 if __name__ == "__main__":
