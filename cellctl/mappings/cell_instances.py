@@ -58,7 +58,8 @@ class MapInstancesExit(IntEnum):
 # instances), while memory (a few batches) and lock times stay small.
 WRITE_BATCH = 20_000
 # Batches read through the index before the rest of a big cell (cellctl.mappings.cell_order):
-# as many as are mapped in the time a MariaDB server takes to sort a million instances.
+# more than are mapped in the time a MariaDB server takes to sort a million instances
+# (measured: 5 batches were mapped, and the 6th waited 0.23 s for the sort).
 HEAD_BATCHES = 8
 MARKER_ROWS = 2  # the old marker deleted, the new one inserted
 

@@ -107,7 +107,7 @@ class LiteralRows:
 
     @staticmethod
     def execute(conn: Connection, statements: Iterable[str]) -> int:
-        """Run ``statements`` (of ``statements``); how many rows were new."""
+        """Run ``statements`` (made by ``statements``); how many rows were new."""
         # no_parameters: the text goes to cursor.execute as is, with no %-formatting.
         raw = conn.execution_options(no_parameters=True)
         return sum(int(raw.exec_driver_sql(statement).rowcount or 0)
