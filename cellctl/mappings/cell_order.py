@@ -69,10 +69,14 @@ def _up_to(end: Position) -> ColumnElement[bool]:
                and_(i.c.created_at == end.created_at, i.c.id <= end.id))
 
 
+def _after_start(query: Select, start: Position | None) -> Select:
+    """``query`` kept to the instances after ``start`` (all of them when None)."""
+    return query if start is None else query.where(_after(start))
+
+
 def _to_map(columns: Sequence[ColumnElement[Any]], start: Position | None) -> Select:
     """``columns`` of the instances to map after ``start``, unordered."""
-    query = select(*columns).where(visible_instances())
-    return query if start is None else query.where(_after(start))
+    return _after_start(select(*columns).where(visible_instances()), start)
 
 
 def _in_order(conn: Connection, query: Select, created_at: Any, id_: Any) -> Select:
@@ -119,9 +123,7 @@ def _any_deleted(conn: Connection, start: Position | None, end: Position,
                  deleted: ColumnElement[bool]) -> bool:
     """Are there deleted instances after ``start`` up to ``end``, hidden ones counted?
     Read from the ``(deleted, created_at)`` index alone."""
-    query = select(i.c.id).where(deleted, _up_to(end)).limit(1)
-    if start is not None:
-        query = query.where(_after(start))
+    query = _after_start(select(i.c.id).where(deleted, _up_to(end)), start).limit(1)
     return conn.execute(query).first() is not None
 
 
@@ -129,9 +131,7 @@ def _head_end(conn: Connection, start: Position | None, live: int) -> Position |
     """The place of the ``live``-th live instance after ``start``, hidden ones counted
     (None when there are fewer): read from the ``(deleted, created_at)`` index alone,
     which holds each instance's id too."""
-    query = select(i.c.created_at, i.c.id).where(i.c.deleted == 0)
-    if start is not None:
-        query = query.where(_after(start))
+    query = _after_start(select(i.c.created_at, i.c.id).where(i.c.deleted == 0), start)
     found = conn.execute(_in_order(conn, query, i.c.created_at, i.c.id)
                          .offset(live - 1).limit(1)).first()
     return None if found is None else Position(found.created_at, found.id)
