@@ -45,7 +45,8 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
                 # Taken as the transaction's first statement: GET_LOCK reads no table,
                 # so the transaction's snapshot still starts with its first read.
                 if lock and name in ("mysql", "mariadb"):
-                    got_lock = _get_lock(conn, lock)
+                    _get_lock(conn, lock)
+                    got_lock = True
                 elif lock and name == "postgresql":
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"),
@@ -58,7 +59,7 @@ def write_transaction(engine: Engine, lock: str | None = None) -> Iterator[Conne
                 conn.commit()
 
 
-def _get_lock(conn: Connection, lock: str) -> bool:
+def _get_lock(conn: Connection, lock: str) -> None:
     """Take MySQL's named lock ``lock`` for this session, waiting ``LOCK_TIMEOUT`` at most."""
     from sqlalchemy import text
 
@@ -68,7 +69,6 @@ def _get_lock(conn: Connection, lock: str) -> bool:
     ).scalar()
     if got != 1:
         raise DatabaseError(f"Timed out waiting for the {lock} lock held by another run")
-    return True
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
